@@ -1,0 +1,134 @@
+"""The one place where Setlist settings are read: environment variables, then explicit overrides.
+
+Reads: environment variables prefixed ``SETLIST_`` (see :data:`ENV_VARS`). Writes: nothing.
+Importing this module is cheap (no Spark, no Airflow) so DAG files may use it at parse time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ALS_MODES = ("explicit", "implicit")
+
+
+class ConfigError(ValueError):
+    """Invalid user input: the message names the field and its allowed values."""
+
+
+def _default_lake() -> str:
+    return str(PROJECT_ROOT / "lake")
+
+
+def normalize_lake(root: str) -> str:
+    """Return the lake root as Spark expects it: URIs unchanged, local paths absolute, no trailing slash."""
+    root = root.strip()
+    if not root:
+        raise ConfigError("lake: must be a path or a URI such as s3a://bucket/setlist, got an empty value")
+    if "://" in root:
+        return root.rstrip("/")
+    return str(Path(root).expanduser().resolve())
+
+
+def parse_run_date(value: str, field: str = "run_date") -> dt.date:
+    """Parse YYYY-MM-DD or raise a :class:`ConfigError` naming ``field``."""
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{field}: expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, frozen settings for every Setlist job, command and DAG."""
+
+    lake: str = dataclasses.field(default_factory=_default_lake)
+    jars_dir: str = str(PROJECT_ROOT / ".jars")
+    spark_master: str = "local[*]"
+    shuffle_partitions: int = 8
+    als_mode: str = "implicit"
+    rank: int = 20
+    max_iter: int = 10
+    reg_param: float = 0.1
+    alpha: float = 10.0
+    top_k: int = 10
+    seed: int = 42
+    checkpoint_interval: int = 5
+    driver_memory: str = "2g"
+    pyspark_python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lake", normalize_lake(self.lake))
+        if self.als_mode not in ALS_MODES:
+            raise ConfigError(f"als_mode: must be one of {', '.join(ALS_MODES)}, got {self.als_mode!r}")
+        _check_range("rank", self.rank, 1, 500)
+        _check_range("max_iter", self.max_iter, 1, 100)
+        _check_range("reg_param", self.reg_param, 0.0, 100.0)
+        _check_range("alpha", self.alpha, 0.0, 10_000.0)
+        _check_range("top_k", self.top_k, 1, 1000)
+        _check_range("shuffle_partitions", self.shuffle_partitions, 1, 100_000)
+        _check_range("checkpoint_interval", self.checkpoint_interval, 1, 100)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return f"{self.lake}/_checkpoints"
+
+    def jar_paths(self) -> list[str]:
+        """The Delta jars resolved by ``make jars`` (empty when they are missing)."""
+        folder = Path(self.jars_dir)
+        return sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return from_mapping({**_as_strings(self), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def _check_range(field: str, value: float, low: float, high: float) -> None:
+    if not (low <= value <= high):
+        raise ConfigError(f"{field}: must be between {low:g} and {high:g}, got {value!r}")
+
+
+_INT_FIELDS = {"shuffle_partitions", "rank", "max_iter", "top_k", "seed", "checkpoint_interval"}
+_FLOAT_FIELDS = {"reg_param", "alpha"}
+FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
+ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}
+
+
+def _as_strings(settings: Settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def _coerce(field: str, value: Any) -> Any:
+    try:
+        if field in _INT_FIELDS:
+            return int(value)
+        if field in _FLOAT_FIELDS:
+            return float(value)
+    except (TypeError, ValueError):
+        kind = "an integer" if field in _INT_FIELDS else "a number"
+        raise ConfigError(f"{field}: must be {kind}, got {value!r}") from None
+    return str(value)
+
+
+def from_mapping(values: Mapping[str, Any]) -> Settings:
+    """Build settings from field names to raw values; unknown fields are an error."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting; allowed settings are {', '.join(FIELDS)}")
+    return Settings(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from ``SETLIST_*`` environment variables, then non-``None`` keyword overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {f: env[var] for f, var in ENV_VARS.items() if env.get(var, "") != ""}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return from_mapping(values)

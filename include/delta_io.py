@@ -1,0 +1,92 @@
+"""Every Delta read and write in Setlist goes through here, so that each write is scoped and atomic.
+
+Reads and writes the Delta tables named in :mod:`include.tables` under a lake root. Writes are either a
+``replaceWhere`` overwrite of one partition value or a ``MERGE`` on keys; both commit atomically, so a
+reader sees the table before or after a run, never between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from include.tables import ALL_TABLES, Table
+
+
+def exists(spark: SparkSession, table: Table, lake: str) -> bool:
+    return bool(DeltaTable.isDeltaTable(spark, table.path(lake)))
+
+
+def read(spark: SparkSession, table: Table, lake: str) -> DataFrame:
+    return spark.read.format("delta").load(table.path(lake))
+
+
+def read_or_empty(spark: SparkSession, table: Table, lake: str, schema: StructType | str) -> DataFrame:
+    """The table, or an empty frame of ``schema`` (a StructType or DDL string) before its first write."""
+    if exists(spark, table, lake):
+        return read(spark, table, lake)
+    return spark.createDataFrame([], schema)
+
+
+def read_partition(spark: SparkSession, table: Table, lake: str, value: str) -> DataFrame:
+    if table.partition_by is None:
+        raise ValueError(f"{table.sql_name} is not partitioned")
+    return read(spark, table, lake).where(f"{table.partition_by} = '{value}'")
+
+
+def overwrite_partition(df: DataFrame, table: Table, lake: str, value: str, where: str | None = None) -> None:
+    """Replace exactly one partition value (narrowed by ``where``), atomically; the rest is untouched."""
+    if table.partition_by is None:
+        raise ValueError(f"{table.sql_name} is not partitioned")
+    predicate = f"{table.partition_by} = '{value}'" + (f" AND ({where})" if where else "")
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .partitionBy(table.partition_by)
+        .save(table.path(lake))
+    )
+
+
+def merge(
+    df: DataFrame,
+    table: Table,
+    lake: str,
+    keys: Sequence[str],
+    update: bool = True,
+    newer_than: str | None = None,
+) -> None:
+    """Upsert ``df`` on ``keys``; matched rows are rewritten only when a value differs.
+
+    With ``update=False`` existing rows are never changed (insert-only), as dimension keys require.
+    With ``newer_than``, a matched row is updated only from a source row whose column is not older,
+    so a backfill of an old date does not roll a newer row back.
+    """
+    spark = df.sparkSession
+    if not exists(spark, table, lake):
+        df.write.format("delta").mode("errorifexists").save(table.path(lake))
+        return
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    builder = DeltaTable.forPath(spark, table.path(lake)).alias("t").merge(df.alias("s"), on)
+    if update:
+        changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in df.columns if c not in keys)
+        if changed:
+            if newer_than:
+                changed = f"({changed}) AND s.`{newer_than}` >= t.`{newer_than}`"
+            builder = builder.whenMatchedUpdateAll(condition=changed)
+    builder.whenNotMatchedInsertAll().execute()
+
+
+def register_tables(spark: SparkSession, lake: str) -> list[str]:
+    """Register every existing lake table by its SQL name (``gold.recommendations``) in this session."""
+    registered = []
+    for table in ALL_TABLES:
+        if not exists(spark, table, lake):
+            continue
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {table.sql_name} USING delta LOCATION '{table.path(lake)}'")
+        registered.append(table.sql_name)
+    return registered

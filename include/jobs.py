@@ -1,0 +1,79 @@
+"""Shared command-line plumbing for the Spark jobs: common arguments, progress lines, clear failures.
+
+Reads command-line arguments and ``SETLIST_*`` settings; writes progress lines to stdout and one
+error line to stderr when a job stops for a known reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from include.config import ConfigError, Settings, load_settings, parse_run_date
+
+EXIT_USAGE = 2
+EXIT_DATA = 3
+
+
+class LandingError(RuntimeError):
+    """Landing files are missing or do not follow the raw CSV contract."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every job needs: the step name, the run date, the Airflow run id and the settings."""
+
+    step: str
+    run_date: dt.date
+    run_id: str
+    settings: Settings
+
+    @property
+    def ds(self) -> str:
+        return self.run_date.isoformat()
+
+    def log(self, message: str) -> None:
+        print(f"[setlist] {self.step} {self.ds}: {message}", flush=True)
+
+
+MODEL_ARGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
+
+
+def parser(step: str, description: str, model_args: bool = False) -> argparse.ArgumentParser:
+    """Arguments every job takes; ``model_args`` adds the ALS settings (default: $SETLIST_* or built-in)."""
+    p = argparse.ArgumentParser(prog=step, description=description)
+    p.add_argument("--run-date", required=True, help="the partition to process, YYYY-MM-DD")
+    p.add_argument("--lake", default=None, help="lake root (default: $SETLIST_LAKE or ./lake)")
+    p.add_argument("--run-id", default="manual", help="the Airflow run id, recorded with the output")
+    if model_args:
+        for name in MODEL_ARGS:
+            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+    return p
+
+
+def context(step: str, args: argparse.Namespace) -> JobContext:
+    overrides = {k: getattr(args, k, None) for k in MODEL_ARGS}
+    settings = load_settings(lake=args.lake, **overrides)
+    return JobContext(step, parse_run_date(args.run_date, "--run-date"), args.run_id, settings)
+
+
+def run(step: str, body: Callable[[], None]) -> int:
+    """Run a job body; known failures end with one clear line and a non-zero exit, not a stack trace."""
+    from include.quality import DataQualityError
+    from include.spark_conf import MissingJarsError
+
+    started = time.monotonic()
+    try:
+        body()
+    except (ConfigError, MissingJarsError) as exc:
+        print(f"[setlist] {step}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except (DataQualityError, LandingError) as exc:
+        print(f"[setlist] {step}: FAILED: {exc}", file=sys.stderr, flush=True)
+        return EXIT_DATA
+    print(f"[setlist] {step}: done in {time.monotonic() - started:.1f}s", flush=True)
+    return 0

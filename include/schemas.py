@@ -1,0 +1,125 @@
+"""The raw CSV contract and the explicit Spark schemas of each layer (never inferred).
+
+Column lists here are the contract documented in the README; reads and writes nothing.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+INTERACTION_COLUMNS = (
+    "event_id",
+    "user_id",
+    "track_id",
+    "played_at",
+    "ms_played",
+    "skipped",
+    "liked",
+    "rating",
+)
+
+AUDIO_FEATURES_UNIT = (
+    "energy",
+    "danceability",
+    "valence",
+    "acousticness",
+    "instrumentalness",
+    "speechiness",
+    "liveness",
+)
+
+TRACK_COLUMNS = (
+    "track_id",
+    "title",
+    "artist",
+    "album",
+    "genre",
+    "release_year",
+    "duration_ms",
+    "tempo",
+    *AUDIO_FEATURES_UNIT,
+    "loudness",
+)
+
+CORRUPT_RECORD = "_corrupt_record"
+SOURCE_FILE = "_source_file"
+INGESTED_AT = "_ingested_at"
+BRONZE_RUN_DATE = "_run_date"
+BRONZE_AUDIT_COLUMNS = (CORRUPT_RECORD, SOURCE_FILE, INGESTED_AT, BRONZE_RUN_DATE)
+
+
+def raw_schema(columns: tuple[str, ...]) -> StructType:
+    """Landing files are read as strings, so that nothing is lost before typing in silver."""
+    return StructType(
+        [StructField(c, StringType(), True) for c in columns] + [StructField(CORRUPT_RECORD, StringType(), True)]
+    )
+
+
+RAW_INTERACTIONS = raw_schema(INTERACTION_COLUMNS)
+RAW_TRACKS = raw_schema(TRACK_COLUMNS)
+
+SILVER_INTERACTIONS = StructType(
+    [
+        StructField("event_id", StringType(), False),
+        StructField("user_id", StringType(), False),
+        StructField("track_id", StringType(), False),
+        StructField("user_key", IntegerType(), False),
+        StructField("track_key", IntegerType(), False),
+        StructField("played_at", TimestampType(), False),
+        StructField("ms_played", LongType(), False),
+        StructField("skipped", BooleanType(), False),
+        StructField("liked", BooleanType(), False),
+        StructField("rating", DoubleType(), True),
+        StructField("run_date", StringType(), False),
+    ]
+)
+
+SILVER_TRACKS = StructType(
+    [
+        StructField("track_id", StringType(), False),
+        StructField("title", StringType(), True),
+        StructField("artist", StringType(), True),
+        StructField("album", StringType(), True),
+        StructField("genre", StringType(), True),
+        StructField("release_year", IntegerType(), True),
+        StructField("duration_ms", LongType(), True),
+        StructField("tempo", DoubleType(), False),
+        *[StructField(c, DoubleType(), False) for c in AUDIO_FEATURES_UNIT],
+        StructField("loudness", DoubleType(), False),
+        StructField("run_date", StringType(), False),
+    ]
+)
+
+QUARANTINE = StructType(
+    [
+        StructField("source", StringType(), False),
+        StructField("reasons", StringType(), False),
+        StructField("raw", StringType(), True),
+        StructField("source_file", StringType(), True),
+        StructField("run_id", StringType(), True),
+        StructField("run_date", StringType(), False),
+    ]
+)
+
+RECOMMENDATIONS = StructType(
+    [
+        StructField("user_id", StringType(), False),
+        StructField("track_id", StringType(), False),
+        StructField("rank", IntegerType(), False),
+        StructField("score", DoubleType(), False),
+        StructField("source", StringType(), False),
+        StructField("model_version", StringType(), True),
+        StructField("run_id", StringType(), True),
+        StructField("run_date", StringType(), False),
+        StructField("generated_at", TimestampType(), False),
+    ]
+)

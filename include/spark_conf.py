@@ -1,0 +1,43 @@
+"""Spark configuration shared by in-process sessions and by ``spark-submit`` from the DAG.
+
+Reads nothing but the settings and the jar folder listing; imports no Spark, so DAG files may use it.
+"""
+
+from __future__ import annotations
+
+from include.config import PROJECT_ROOT, Settings
+
+JARS_COMMAND = "make jars"
+
+
+class MissingJarsError(RuntimeError):
+    """The Delta jars have not been resolved into the jar folder."""
+
+
+def delta_jars(settings: Settings) -> list[str]:
+    """The Delta jar paths, or a one-line error naming the command that fetches them."""
+    jars = settings.jar_paths()
+    if not any("delta-spark" in j for j in jars):
+        raise MissingJarsError(
+            f"Delta jars not found in {settings.jars_dir}: run `{JARS_COMMAND}` (Maven resolves them once)."
+        )
+    return jars
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Every Spark setting Setlist needs; the same for local[*] and a real cluster."""
+    return {
+        "spark.jars": ",".join(delta_jars(settings)),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": str(PROJECT_ROOT / ".build" / "spark-warehouse"),
+        # Kryo: ALS ships many small factor blocks between stages; Java serialization is slower and larger.
+        "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": settings.driver_memory,
+        "spark.pyspark.python": settings.pyspark_python,
+        "spark.databricks.delta.snapshotPartitions": "2",
+    }

@@ -1,0 +1,1 @@
+"""Spark jobs: one module per pipeline step, each a pure ``transform`` plus a thin ``main(argv)``."""

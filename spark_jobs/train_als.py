@@ -1,0 +1,105 @@
+"""Gold affinity -> an ALS model (Spark MLlib), explicit on ratings or implicit on plays.
+
+Reads ``gold.user_track_affinity`` (``as_of_date = <run_date>``).
+Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one row in
+``ops.models`` (MERGE on model_version). Uses ``<lake>/_checkpoints`` as the checkpoint directory:
+without one, long ALS lineages overflow the stack at around 20 iterations.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+from pyspark.ml.recommendation import ALS
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from include import delta_io, jobs, tables
+from include.config import Settings
+from include.model_version import als_params, model_version
+
+RATING_COLUMN = {"explicit": "latest_rating", "implicit": "strength"}
+
+
+def training_set(affinity: DataFrame, mode: str) -> DataFrame:
+    """(user_key, track_key, rating): explicit ratings only, or implicit play strength for every pair."""
+    column = RATING_COLUMN[mode]
+    return affinity.where(F.col(column).isNotNull()).select(
+        "user_key", "track_key", F.col(column).cast("float").alias("rating")
+    )
+
+
+def estimator(settings: Settings) -> ALS:
+    implicit = settings.als_mode == "implicit"
+    return ALS(
+        userCol="user_key",
+        itemCol="track_key",
+        ratingCol="rating",
+        rank=settings.rank,
+        maxIter=settings.max_iter,
+        regParam=settings.reg_param,
+        implicitPrefs=implicit,
+        alpha=settings.alpha if implicit else 1.0,
+        nonnegative=True,
+        coldStartStrategy="drop",
+        seed=settings.seed,
+        checkpointInterval=settings.checkpoint_interval,
+    )
+
+
+MODELS_SCHEMA = (
+    "model_version string, run_date string, mode string, params string, path string, training_rows long,"
+    " users long, tracks long, fit_seconds double, run_id string, trained_at timestamp"
+)
+
+
+def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
+    import json
+
+    lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
+    spark.sparkContext.setCheckpointDir(settings.checkpoint_dir)
+    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds)
+    data = training_set(affinity, settings.als_mode).cache()
+    stats = data.agg(
+        F.count("*").alias("rows"), F.countDistinct("user_key").alias("u"), F.countDistinct("track_key").alias("t")
+    ).first()
+    assert stats is not None
+    version = model_version(settings, ds)
+    if stats["rows"] == 0:
+        ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
+        return
+    started = time.monotonic()
+    model = estimator(settings).fit(data)
+    fit_seconds = time.monotonic() - started
+    path = tables.model_path(lake, version)
+    model.write().overwrite().save(path)
+    row = (
+        version, ds, settings.als_mode, json.dumps(als_params(settings), sort_keys=True), path,
+        stats["rows"], stats["u"], stats["t"], round(fit_seconds, 3), ctx.run_id,
+    )  # fmt: skip
+    record = spark.createDataFrame([row], MODELS_SCHEMA.replace(", trained_at timestamp", "")).withColumn(
+        "trained_at", F.current_timestamp()
+    )
+    delta_io.merge(record, tables.OPS_MODELS, lake, ["model_version"])
+    ctx.log(
+        f"{settings.als_mode} ALS rank={settings.rank} iter={settings.max_iter} on {stats['rows']} rows"
+        f" ({stats['u']} users x {stats['t']} tracks) in {fit_seconds:.1f}s -> {version}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = jobs.parser("train_als", __doc__ or "", model_args=True).parse_args(argv)
+
+    def body() -> None:
+        ctx = jobs.context("train_als", args)
+        from include.spark import get_spark
+
+        train(get_spark("setlist-train-als", ctx.settings), ctx)
+
+    return jobs.run("train_als", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
