@@ -53,7 +53,8 @@ class Settings:
     lake: str = dataclasses.field(default_factory=_default_lake)
     jars_dir: str = str(PROJECT_ROOT / ".jars")
     spark_master: str = "local[*]"
-    shuffle_partitions: int = 8
+    shuffle_partitions: int = 4
+    als_blocks: int = 0  # 0: one block per core of the cluster (defaultParallelism)
     als_mode: str = "implicit"
     rank: int = 20
     max_iter: int = 10
@@ -75,6 +76,7 @@ class Settings:
         _check_range("alpha", self.alpha, 0.0, 10_000.0)
         _check_range("top_k", self.top_k, 1, 1000)
         _check_range("shuffle_partitions", self.shuffle_partitions, 1, 100_000)
+        _check_range("als_blocks", self.als_blocks, 0, 10_000)
         _check_range("checkpoint_interval", self.checkpoint_interval, 1, 100)
 
     @property
@@ -96,7 +98,7 @@ def _check_range(field: str, value: float, low: float, high: float) -> None:
         raise ConfigError(f"{field}: must be between {low:g} and {high:g}, got {value!r}")
 
 
-_INT_FIELDS = {"shuffle_partitions", "rank", "max_iter", "top_k", "seed", "checkpoint_interval"}
+_INT_FIELDS = {"als_blocks", "shuffle_partitions", "rank", "max_iter", "top_k", "seed", "checkpoint_interval"}
 _FLOAT_FIELDS = {"reg_param", "alpha"}
 FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
 ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from include.config import PROJECT_ROOT, Settings
 
 JARS_COMMAND = "make jars"
+LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
 
 
 class MissingJarsError(RuntimeError):
@@ -24,10 +25,14 @@ def delta_jars(settings: Settings) -> list[str]:
     return jars
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
-    """Every Spark setting Setlist needs; the same for local[*] and a real cluster."""
+def spark_conf(settings: Settings, jars: str | None = None) -> dict[str, str]:
+    """Every Spark setting Setlist needs; the same for local[*] and a real cluster.
+
+    ``jars`` defaults to the resolved jar list (checked to exist); the DAG passes a glob instead,
+    which spark-submit expands, so that parsing the DAG touches no file.
+    """
     return {
-        "spark.jars": ",".join(delta_jars(settings)),
+        "spark.jars": jars if jars is not None else ",".join(delta_jars(settings)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.catalogImplementation": "in-memory",
@@ -40,4 +45,5 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.memory": settings.driver_memory,
         "spark.pyspark.python": settings.pyspark_python,
         "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{LOG4J_CONF}",
     }

@@ -1,0 +1,51 @@
+# Setlist: `make demo` runs the pipeline on sample data; `make test` runs the whole suite.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAKE ?= $(CURDIR)/lake
+DEMO_START ?= 2026-11-01
+DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
+
+.PHONY: setup venv jars demo test test-unit lint bench clean
+
+setup: venv jars
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Delta's JVM jars, resolved once by Maven into .jars/ (ignored); Spark gets them through spark.jars.
+jars: .jars/.resolved
+
+.jars/.resolved: jars/pom.xml
+	rm -rf .jars
+	cd jars && mvn -q -B dependency:copy-dependencies -DoutputDirectory=../.jars -DincludeGroupIds=io.delta -DincludeScope=runtime
+	touch $@
+
+demo: setup
+	$(BIN)/setlist generate --lake $(LAKE) --start $(DEMO_START) --days 3 --users 300 --tracks 1500 --events-per-day 10000
+	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
+	$(BIN)/setlist sql --lake $(LAKE) "$$(cat include/sql/demo_top10.sql)"
+
+test: setup
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench_pipeline.py --events-per-day 100000 --days 1
+
+clean:
+	rm -rf .build .airflow lake spark-warehouse

@@ -1,0 +1,59 @@
+"""Nightly Setlist pipeline: landing CSV -> bronze -> silver -> gold -> ALS -> gold.recommendations.
+
+Each step is a Spark job submitted with ``SparkSubmitOperator`` through the ``spark_default``
+connection; shared code ships with ``--py-files``. The run date is the ``run_date`` param, else the
+logical date. This file only wires tasks: the logic lives in ``spark_jobs/`` and ``include/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, Param, task
+
+from include.config import load_settings
+from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK, application_args, submit_conf
+
+settings = load_settings()
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Landing CSV to gold.recommendations on Delta Lake",
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "setlist", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    params={
+        "run_date": Param(None, type=["null", "string"], format="date", description="YYYY-MM-DD; default: ds"),
+        "als_mode": Param(settings.als_mode, enum=["explicit", "implicit"]),
+        "rank": Param(settings.rank, type="integer", minimum=1, maximum=500),
+        "max_iter": Param(settings.max_iter, type="integer", minimum=1, maximum=100),
+        "reg_param": Param(settings.reg_param, type="number", minimum=0, maximum=100),
+        "alpha": Param(settings.alpha, type="number", minimum=0, maximum=10000),
+        "top_k": Param(settings.top_k, type="integer", minimum=1, maximum=1000),
+    },
+    tags=["setlist", "spark", "delta"],
+) as dag:
+
+    @task(task_id=PY_FILES_TASK)
+    def package_code() -> str:
+        from include.packaging import build_py_files
+
+        return build_py_files()
+
+    previous = package_code()
+    for job in JOBS:
+        submit = SparkSubmitOperator(
+            task_id=job.task_id,
+            application=job.application,
+            conn_id="spark_default",
+            conf=submit_conf(settings),
+            py_files="{{ ti.xcom_pull(task_ids='" + PY_FILES_TASK + "') }}",
+            driver_memory=settings.driver_memory,
+            name=f"setlist-{job.task_id}",
+            application_args=application_args(job, settings),
+        )
+        previous >> submit
+        previous = submit

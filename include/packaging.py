@@ -1,0 +1,38 @@
+"""Zips the ``include`` and ``expectations`` packages for ``spark-submit --py-files``.
+
+Reads the package sources; writes ``<project>/.build/setlist-<hash>.zip`` (content-addressed, so an
+unchanged tree reuses the same file and executors on other machines can import the shared code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+from include.config import PROJECT_ROOT
+
+PACKAGES = ("include", "expectations")
+
+
+def _sources(root: Path) -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (root / pkg).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def build_py_files(root: Path = PROJECT_ROOT, out_dir: Path | None = None) -> str:
+    """Build (or reuse) the zip and return its path."""
+    files = _sources(root)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(root)).encode())
+        digest.update(f.read_bytes())
+    out_dir = out_dir or root / ".build"
+    target = out_dir / f"setlist-{digest.hexdigest()[:12]}.zip"
+    if not target.exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in files:
+                zf.write(f, f.relative_to(root).as_posix())
+        tmp.replace(target)
+    return str(target)
