@@ -31,7 +31,7 @@ def spark_conf(settings: Settings, jars: str | None = None) -> dict[str, str]:
     ``jars`` defaults to the resolved jar list (checked to exist); the DAG passes a glob instead,
     which spark-submit expands, so that parsing the DAG touches no file.
     """
-    return {
+    conf = {
         "spark.jars": jars if jars is not None else ",".join(delta_jars(settings)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -47,3 +47,8 @@ def spark_conf(settings: Settings, jars: str | None = None) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{LOG4J_CONF}",
     }
+    if settings.spark_master.startswith("local"):
+        # A local driver, its block manager and its UI listen on loopback only.
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        conf["spark.driver.host"] = "127.0.0.1"
+    return conf

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from include.config import ConfigError, load_settings, parse_run_date
+from include.model_version import model_version
+
+pytestmark = pytest.mark.unit
+
+
+def test_env_and_overrides_build_one_frozen_object(tmp_path):
+    s = load_settings(env={"SETLIST_RANK": "8", "SETLIST_LAKE": str(tmp_path)}, top_k="5")
+    assert (s.rank, s.top_k, s.lake) == (8, 5, str(tmp_path))
+    with pytest.raises(AttributeError):
+        s.rank = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "allowed"),
+    [
+        ({"als_mode": "sgd"}, "als_mode", "explicit, implicit"),
+        ({"rank": "0"}, "rank", "between 1 and 500"),
+        ({"rank": "ten"}, "rank", "an integer"),
+        ({"reg_param": "-1"}, "reg_param", "between 0 and 100"),
+        ({"top_k": "5000"}, "top_k", "between 1 and 1000"),
+    ],
+)
+def test_invalid_settings_name_the_field_and_allowed_values(overrides, field, allowed):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={}, **overrides)
+    assert str(err.value).startswith(f"{field}:")
+    assert allowed in str(err.value)
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(ConfigError, match="^colour: unknown setting"):
+        load_settings(env={}, colour="blue")
+
+
+def test_run_date_must_be_iso():
+    assert parse_run_date("2026-11-20").isoformat() == "2026-11-20"
+    with pytest.raises(ConfigError, match="--run-date: expected a date as YYYY-MM-DD"):
+        parse_run_date("20/11/2026", "--run-date")
+
+
+def test_uri_lakes_are_kept_as_uris():
+    assert load_settings(env={}, lake="s3a://bucket/setlist/").lake == "s3a://bucket/setlist"
+
+
+def test_model_version_is_deterministic_and_param_sensitive():
+    a = load_settings(env={})
+    assert model_version(a, "2026-11-20") == model_version(a, "2026-11-20")
+    assert model_version(a, "2026-11-20") != model_version(a.with_overrides(rank=8), "2026-11-20")
+    assert model_version(a, "2026-11-20").startswith("als-implicit-2026-11-20-")

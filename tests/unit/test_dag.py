@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from include.config import PROJECT_ROOT
+from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK
+
+pytestmark = pytest.mark.unit
+
+DAGS = PROJECT_ROOT / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_dags_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert DAG_ID in dagbag.dag_ids
+
+
+def test_nightly_dag_wires_one_spark_submit_per_job_in_order(dagbag):
+    dag = dagbag.dags[DAG_ID]
+    order = [PY_FILES_TASK, *[j.task_id for j in JOBS]]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    for job in JOBS:
+        task = dag.get_task(job.task_id)
+        assert type(task).__name__ == "SparkSubmitOperator"
+        assert task.conn_id == "spark_default"
+        assert Path(task.application).is_file()
+        assert "{{ params.run_date or ds }}" in task.application_args
+        assert task.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+        assert task.conf["spark.jars"].endswith("*.jar")
+
+
+def test_dag_policy_owner_retries_tags_catchup(dagbag):
+    for dag in dagbag.dags.values():
+        assert dag.tags and not dag.catchup
+        for task in dag.tasks:
+            assert task.owner not in ("", "airflow") and task.retries >= 1
+
+
+def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():
+    banned_modules = {"pyspark", "great_expectations", "pandas", "delta"}
+    banned_calls = {"open", "read_text", "read_bytes", "glob", "listdir", "iterdir", "exists"}
+    for path in DAGS.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only: task bodies may import what they need
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] in banned_modules for n in names), f"{path.name}: {names}"
+        top_level_calls = [
+            n for stmt in tree.body if not isinstance(stmt, ast.FunctionDef) for n in ast.walk(stmt)
+            if isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", "")) in banned_calls
+        ]  # fmt: skip
+        assert top_level_calls == [], path.name
