@@ -33,7 +33,7 @@ def test_nightly_dag_wires_one_spark_submit_per_job_in_order(dagbag):
     for job in JOBS:
         task = dag.get_task(job.task_id)
         assert type(task).__name__ == "SparkSubmitOperator"
-        assert task.conn_id == "spark_default"
+        assert task._conn_id == "spark_default"
         assert Path(task.application).is_file()
         assert "{{ params.run_date or ds }}" in task.application_args
         assert task.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
