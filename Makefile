@@ -33,7 +33,7 @@ demo: setup
 	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
 	$(BIN)/setlist sql --lake $(LAKE) "$$(cat include/sql/demo_top10.sql)"
 
-test: setup
+test: setup lint
 	$(BIN)/pytest
 
 test-unit: setup

@@ -8,6 +8,7 @@ logical date. This file only wires tasks: the logic lives in ``spark_jobs/`` and
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param, task
@@ -43,7 +44,7 @@ with DAG(
 
         return build_py_files()
 
-    previous = package_code()
+    previous: Any = package_code()
     for job in JOBS:
         submit = SparkSubmitOperator(
             task_id=job.task_id,

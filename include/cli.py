@@ -6,7 +6,6 @@ generate writes landing CSV; run drives Airflow (which submits the Spark jobs); 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import re
 import subprocess
@@ -114,7 +113,7 @@ def _sql(args: argparse.Namespace) -> int:
     delta_io.register_tables(spark, settings.lake)
     try:
         result = spark.sql(args.query)
-    except Exception as exc:  # noqa: BLE001 - a bad query is user input: one line, not a JVM trace
+    except Exception as exc:
         message = str(exc).splitlines()[0]
         print(f"setlist sql: {message}", file=sys.stderr)
         return 2

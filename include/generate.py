@@ -25,9 +25,19 @@ from include import schemas
 from include.config import ConfigError
 
 GENRES = (
-    "rock", "pop", "jazz", "hip-hop", "electronic", "classical",
-    "folk", "metal", "soul", "reggae", "latin", "ambient",
-)  # fmt: skip
+    "rock",
+    "pop",
+    "jazz",
+    "hip-hop",
+    "electronic",
+    "classical",
+    "folk",
+    "metal",
+    "soul",
+    "reggae",
+    "latin",
+    "ambient",
+)
 _SYLLABLES = ("la", "mo", "ri", "ka", "zen", "dor", "vi", "sol", "na", "tem", "quo", "bel", "ro", "shi", "an")
 CHUNK_EVENTS = 200_000
 ROWS_PER_FILE = 1_000_000
@@ -65,9 +75,7 @@ class World:
 
 
 def _name(rng: np.random.Generator, words: int) -> str:
-    return " ".join(
-        "".join(rng.choice(_SYLLABLES, size=rng.integers(2, 4))).capitalize() for _ in range(words)
-    )
+    return " ".join("".join(rng.choice(_SYLLABLES, size=rng.integers(2, 4))).capitalize() for _ in range(words))
 
 
 def build_world(spec: GenerateSpec) -> World:

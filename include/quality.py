@@ -81,7 +81,5 @@ def gate(df: DataFrame, suite: gx.ExpectationSuite) -> list[CheckResult]:
     print(f"[setlist] gate {suite.name}: {len(results)} expectations in {time.monotonic() - started:.1f}s", flush=True)
     failed = [r for r in results if not r.success]
     if failed:
-        raise DataQualityError(
-            f"data quality gate {suite.name} failed: " + "; ".join(r.describe() for r in failed)
-        )
+        raise DataQualityError(f"data quality gate {suite.name} failed: " + "; ".join(r.describe() for r in failed))
     return results

@@ -167,9 +167,7 @@ COUNTS_SCHEMA = (
 )
 
 
-def balance(
-    ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quarantined: int, duplicates: int
-) -> tuple:
+def balance(ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quarantined: int, duplicates: int) -> tuple:
     """The accounting row for one source; fails the job when rows in != out + quarantined + duplicates."""
     if rows_in != rows_out + quarantined + duplicates:
         raise jobs.LandingError(

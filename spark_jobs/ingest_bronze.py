@@ -74,7 +74,10 @@ def ingest(spark: SparkSession, ctx: jobs.JobContext, source: str) -> None:
     delta_io.overwrite_partition(bronze, table, ctx.settings.lake, ctx.ds)
     stats = bronze.agg(F.count("*").alias("rows"), F.count(schemas.CORRUPT_RECORD).alias("corrupt")).first()
     assert stats is not None
-    ctx.log(f"{source}: {stats['rows']} rows from {len(readable)} files -> {table.sql_name} ({stats['corrupt']} unparsable, kept)")
+    ctx.log(
+        f"{source}: {stats['rows']} rows from {len(readable)} files -> {table.sql_name}"
+        f" ({stats['corrupt']} unparsable, kept)"
+    )
     bronze.unpersist()
 
 

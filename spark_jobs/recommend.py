@@ -18,6 +18,7 @@ from include import delta_io, jobs, tables
 from include.landing import path_exists
 from include.model_version import model_version
 
+
 def exclude_seen(candidates: DataFrame, seen: DataFrame) -> DataFrame:
     return candidates.join(seen.select("user_key", "track_key"), ["user_key", "track_key"], "left_anti")
 

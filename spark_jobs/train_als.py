@@ -80,9 +80,17 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     path = tables.model_path(lake, version)
     model.write().overwrite().save(path)
     row = (
-        version, ds, settings.als_mode, json.dumps(als_params(settings), sort_keys=True), path,
-        stats["rows"], stats["u"], stats["t"], round(fit_seconds, 3), ctx.run_id,
-    )  # fmt: skip
+        version,
+        ds,
+        settings.als_mode,
+        json.dumps(als_params(settings), sort_keys=True),
+        path,
+        stats["rows"],
+        stats["u"],
+        stats["t"],
+        round(fit_seconds, 3),
+        ctx.run_id,
+    )
     record = spark.createDataFrame([row], MODELS_SCHEMA.replace(", trained_at timestamp", "")).withColumn(
         "trained_at", F.current_timestamp()
     )

@@ -33,7 +33,7 @@ def test_invalid_settings_name_the_field_and_allowed_values(overrides, field, al
 
 
 def test_unknown_setting_is_refused():
-    with pytest.raises(ConfigError, match="^colour: unknown setting"):
+    with pytest.raises(ConfigError, match=r"^colour: unknown setting"):
         load_settings(env={}, colour="blue")
 
 

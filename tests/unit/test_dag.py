@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_dags_import_without_errors(dagbag):
 def test_nightly_dag_wires_one_spark_submit_per_job_in_order(dagbag):
     dag = dagbag.dags[DAG_ID]
     order = [PY_FILES_TASK, *[j.task_id for j in JOBS]]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     for job in JOBS:
         task = dag.get_task(job.task_id)
@@ -60,7 +61,10 @@ def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():
                 names = [node.module or ""]
             assert not any(n.split(".")[0] in banned_modules for n in names), f"{path.name}: {names}"
         top_level_calls = [
-            n for stmt in tree.body if not isinstance(stmt, ast.FunctionDef) for n in ast.walk(stmt)
+            n
+            for stmt in tree.body
+            if not isinstance(stmt, ast.FunctionDef)
+            for n in ast.walk(stmt)
             if isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", "")) in banned_calls
-        ]  # fmt: skip
+        ]
         assert top_level_calls == [], path.name

@@ -22,8 +22,15 @@ def _digest(root) -> str:
 
 
 def _spec(tmp_path, name: str, seed: int = 7) -> GenerateSpec:
-    return GenerateSpec(lake=str(tmp_path / name), start=dt.date(2026, 11, 1), days=2, users=50, tracks=120,
-                        events_per_day=800, seed=seed)  # fmt: skip
+    return GenerateSpec(
+        lake=str(tmp_path / name),
+        start=dt.date(2026, 11, 1),
+        days=2,
+        users=50,
+        tracks=120,
+        events_per_day=800,
+        seed=seed,
+    )
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
@@ -74,5 +81,5 @@ def test_popularity_is_long_tailed(tmp_path):
 
 
 def test_invalid_sizes_name_the_field(tmp_path):
-    with pytest.raises(ConfigError, match="^users: must be at least 1"):
+    with pytest.raises(ConfigError, match=r"^users: must be at least 1"):
         GenerateSpec(lake=str(tmp_path), start=dt.date(2026, 1, 1), users=0)

@@ -35,8 +35,9 @@ def events(spark):
 
 def test_affinity_aggregates_plays_latest_rating_and_confidence(spark):
     aff = gold.affinity(events(spark), "2026-11-20", alpha=2.0)
-    got = aff.select("user_id", "track_id", "plays", "full_plays", "total_ms_played", "latest_rating", "liked",
-                     "confidence").orderBy("user_id", "track_id")  # fmt: skip
+    got = aff.select(
+        "user_id", "track_id", "plays", "full_plays", "total_ms_played", "latest_rating", "liked", "confidence"
+    ).orderBy("user_id", "track_id")
     assertDataFrameEqual(
         got,
         [
@@ -67,8 +68,11 @@ def _snapshots(spark):
     pop = gold.popularity(
         aff.select("user_key", "track_key", "track_id", F.lit(False).alias("skipped")), "2026-11-20"
     ).unionByName(
-        spark.createDataFrame([(7, "t7", 0, 0, 0, 99, "2026-11-20")], "track_key int, track_id string, plays long,"
-                              " full_plays long, listeners long, popularity_rank int, as_of_date string")  # fmt: skip
+        spark.createDataFrame(
+            [(7, "t7", 0, 0, 0, 99, "2026-11-20")],
+            "track_key int, track_id string, plays long,"
+            " full_plays long, listeners long, popularity_rank int, as_of_date string",
+        )
     )
     return aff, pop
 
@@ -95,8 +99,17 @@ def test_popularity_fallback_without_a_model(spark):
 
 def test_als_recommendations_exclude_seen_and_fill_to_k(spark):
     aff, pop = _snapshots(spark)
-    model = ALS(userCol="user_key", itemCol="track_key", ratingCol="strength", implicitPrefs=True, rank=3,
-                maxIter=5, seed=1, numUserBlocks=1, numItemBlocks=1).fit(aff)  # fmt: skip
+    model = ALS(
+        userCol="user_key",
+        itemCol="track_key",
+        ratingCol="strength",
+        implicitPrefs=True,
+        rank=3,
+        maxIter=5,
+        seed=1,
+        numUserBlocks=1,
+        numItemBlocks=1,
+    ).fit(aff)
     recs = rec.transform(aff, pop, model, 4, "v1", "run-1", "2026-11-20")
     _check(recs, aff, 4)
     rows = recs.collect()

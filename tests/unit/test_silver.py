@@ -76,10 +76,14 @@ def test_unknown_tracks_are_flagged_not_dropped(spark):
 
 def test_dedupe_keeps_first_and_drops_earlier_days(spark):
     rows = spark.createDataFrame(
-        [("e1", "2026-11-20 10:00:00", "b"), ("e1", "2026-11-20 09:00:00", "a"), ("e2", "2026-11-20 08:00:00", "c"),
-         ("e3", "2026-11-20 08:00:00", "d")],
+        [
+            ("e1", "2026-11-20 10:00:00", "b"),
+            ("e1", "2026-11-20 09:00:00", "a"),
+            ("e2", "2026-11-20 08:00:00", "c"),
+            ("e3", "2026-11-20 08:00:00", "d"),
+        ],
         "event_id string, played_at string, tag string",
-    )  # fmt: skip
+    )
     earlier = spark.createDataFrame([("e3",)], "event_id string")
     out = silver.dedupe(rows, "event_id", ["played_at"], earlier)
     assertDataFrameEqual(out, [("e1", "2026-11-20 09:00:00", "a"), ("e2", "2026-11-20 08:00:00", "c")])
