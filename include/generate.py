@@ -18,6 +18,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -194,6 +195,45 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: object) -> None:
     os.replace(tmp, path)  # a reader never sees a half-written landing file
 
 
+class _PartWriter:
+    """Writes rows to ``part-NNNNN.csv`` files of about ROWS_PER_FILE rows, each renamed into place when full."""
+
+    def __init__(self, folder: Path, header: tuple[str, ...]) -> None:
+        self.folder, self.header = folder, header
+        self.part, self.rows_in_part = 0, 0
+        self.fh: Any = None
+
+    def __enter__(self) -> _PartWriter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def _target(self) -> Path:
+        return self.folder / f"part-{self.part:05d}.csv"
+
+    def _close_part(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            os.replace(self._target().with_suffix(".csv.tmp"), self._target())
+            self.fh, self.part, self.rows_in_part = None, self.part + 1, 0
+
+    def write(self, rows: list[list[object]]) -> None:
+        if self.fh is None:
+            self.fh = open(self._target().with_suffix(".csv.tmp"), "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self.writer = csv.writer(self.fh, lineterminator="\n")
+            self.writer.writerow(self.header)
+        self.writer.writerows(rows)
+        self.rows_in_part += len(rows)
+        if self.rows_in_part >= ROWS_PER_FILE:
+            self._close_part()
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is not None and self.fh is not None:
+            self.fh.close()
+            self._target().with_suffix(".csv.tmp").unlink()
+            self.fh = None
+        self._close_part()
+
+
 def generate(spec: GenerateSpec, log: object = print) -> dict[str, int]:
     """Write the catalog and every day's events; returns counts written."""
     world = build_world(spec)
@@ -207,33 +247,34 @@ def generate(spec: GenerateSpec, log: object = print) -> dict[str, int]:
         ds = date.isoformat()
         _write_csv(lake / "landing" / "tracks" / f"date={ds}" / "tracks.csv", schemas.TRACK_COLUMNS, catalog)
         rng = np.random.default_rng([spec.seed, day])
-        written, part, rows = 0, 0, []  # type: ignore[var-annotated]
         out_dir = lake / "landing" / "interactions" / f"date={ds}"
-        seq = 0
-        while written < spec.events_per_day:
-            n = min(CHUNK_EVENTS, spec.events_per_day - written)
-            c = _chunk(rng, world, tables, n, durations, spec.duplicate_rate, spec.rating_rate)
-            base = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC)
-            for i in range(n):
-                seq += 1
-                ts = (base + dt.timedelta(seconds=int(c["seconds"][i]))).strftime("%Y-%m-%dT%H:%M:%SZ")
-                row = [
-                    f"ev_{ds.replace('-', '')}_{seq:09d}",
-                    user_id(int(c["users"][i])),
-                    track_id(int(c["tracks"][i])),
-                    ts,
-                    int(c["ms_played"][i]),
-                    "true" if c["skipped"][i] else "false",
-                    "true" if c["liked"][i] else "false",
-                    f"{c['rating'][i]:.1f}" if c["rated"][i] else "",
-                ]
-                rows.append(row)
-                if c["duplicate"][i]:
-                    rows.append(row)  # delivered twice, as at-least-once pipelines do
-            written += n
-            if len(rows) >= ROWS_PER_FILE or written >= spec.events_per_day:
-                _write_csv(out_dir / f"part-{part:05d}.csv", schemas.INTERACTION_COLUMNS, rows)
-                part, rows = part + 1, []
+        for stale in out_dir.glob("part-*.csv"):
+            stale.unlink()  # a rerun with other sizes must not leave an earlier run's files behind
+        written, seq = 0, 0
+        with _PartWriter(out_dir, schemas.INTERACTION_COLUMNS) as parts:
+            while written < spec.events_per_day:
+                n = min(CHUNK_EVENTS, spec.events_per_day - written)
+                c = _chunk(rng, world, tables, n, durations, spec.duplicate_rate, spec.rating_rate)
+                base = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC)
+                rows = []
+                for i in range(n):
+                    seq += 1
+                    ts = (base + dt.timedelta(seconds=int(c["seconds"][i]))).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    row = [
+                        f"ev_{ds.replace('-', '')}_{seq:09d}",
+                        user_id(int(c["users"][i])),
+                        track_id(int(c["tracks"][i])),
+                        ts,
+                        int(c["ms_played"][i]),
+                        "true" if c["skipped"][i] else "false",
+                        "true" if c["liked"][i] else "false",
+                        f"{c['rating'][i]:.1f}" if c["rated"][i] else "",
+                    ]
+                    rows.append(row)
+                    if c["duplicate"][i]:
+                        rows.append(row)  # delivered twice, as at-least-once pipelines do
+                parts.write(rows)
+                written += n
         total += written
         if callable(log):
             log(f"generated {ds}: {written} events, {len(catalog)} tracks -> {out_dir}")

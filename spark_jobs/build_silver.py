@@ -23,8 +23,12 @@ TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 
 
+WHITESPACE = " \t\r\n"
+
+
 def _text(name: str) -> Column:
-    return F.trim(F.col(name))
+    """The value without surrounding whitespace, CR included (CRLF files leave it on the last column)."""
+    return F.btrim(F.col(name), F.lit(WHITESPACE))
 
 
 def _blank(name: str) -> Column:

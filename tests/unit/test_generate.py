@@ -83,3 +83,24 @@ def test_popularity_is_long_tailed(tmp_path):
 def test_invalid_sizes_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"^users: must be at least 1"):
         GenerateSpec(lake=str(tmp_path), start=dt.date(2026, 1, 1), users=0)
+
+
+def test_large_days_are_split_into_part_files_and_reruns_replace_them(tmp_path, monkeypatch):
+    import include.generate as gen
+
+    monkeypatch.setattr(gen, "ROWS_PER_FILE", 300)
+    monkeypatch.setattr(gen, "CHUNK_EVENTS", 100)
+    spec = GenerateSpec(
+        lake=str(tmp_path), start=dt.date(2026, 11, 1), days=1, users=10, tracks=30, events_per_day=1000
+    )
+    generate(spec, log=None)
+    day = tmp_path / "landing" / "interactions" / "date=2026-11-01"
+    parts = sorted(day.glob("part-*.csv"))
+    assert len(parts) == 4 and not list(day.glob("*.tmp"))
+    ids = [r["event_id"] for p in parts for r in csv.DictReader(p.read_text().splitlines())]
+    assert len(set(ids)) == 1000
+    generate(
+        GenerateSpec(lake=str(tmp_path), start=dt.date(2026, 11, 1), days=1, users=10, tracks=30, events_per_day=200),
+        log=None,
+    )
+    assert len(list(day.glob("part-*.csv"))) == 1

@@ -1,0 +1,66 @@
+"""Job entry points on bad input: one clear line and a non-zero exit, never a bare stack trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from include import jobs, schemas
+from spark_jobs import build_silver, ingest_bronze
+
+pytestmark = pytest.mark.integration
+
+
+def _land(lake, source: str, header: str, *lines: str) -> None:
+    folder = lake / "landing" / source / "date=2026-11-20"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "part-00000.csv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+
+
+def test_missing_delta_jars_name_the_command(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SETLIST_JARS_DIR", str(tmp_path / "no-jars"))
+    code = ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == jobs.EXIT_USAGE
+    assert len(err) == 1 and "Delta jars not found" in err[0] and "make jars" in err[0]
+
+
+def test_invalid_run_date_names_the_argument(tmp_path, capsys):
+    code = build_silver.main(["--run-date", "2026-13-01", "--lake", str(tmp_path)])
+    assert code == jobs.EXIT_USAGE
+    assert "--run-date: expected a date as YYYY-MM-DD, got '2026-13-01'" in capsys.readouterr().err
+
+
+def test_schema_drift_fails_naming_the_columns(spark, tmp_path, capsys):
+    header = ",".join(c if c != "ms_played" else "duration" for c in schemas.INTERACTION_COLUMNS)
+    _land(tmp_path, "interactions", header, "e1,u1,t1,2026-11-20T10:00:00Z,1,false,false,")
+    code = ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == jobs.EXIT_DATA
+    assert "missing columns ['ms_played'], unexpected columns ['duration']" in err
+    assert not (tmp_path / "bronze").exists()
+
+
+def test_a_day_without_interactions_fails_clearly(spark, tmp_path, capsys):
+    code = ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)])
+    assert code == jobs.EXIT_DATA
+    assert "no interactions files for 2026-11-20" in capsys.readouterr().err
+
+
+def test_bom_crlf_quotes_and_bad_lines_all_reach_bronze(spark, tmp_path):
+    header = "\ufeff" + ",".join(schemas.INTERACTION_COLUMNS)
+    lines = [
+        "e1,u1,t1,2026-11-20T10:00:00Z,1000,false,true,4.0\r",
+        'e2,"u,2",t1,2026-11-20T10:00:00Z,5,true,false,\r',
+        "e3,u3,t1\r",
+    ]
+    _land(tmp_path, "interactions", header, *lines)
+    _land(tmp_path, "tracks", ",".join(schemas.TRACK_COLUMNS))  # header only: an empty catalog day
+    assert ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)]) == 0
+    rows = spark.read.format("delta").load(str(tmp_path / "bronze" / "interactions")).orderBy("event_id").collect()
+    assert [r["event_id"] for r in rows] == ["e1", "e2", "e3"]
+    assert rows[1]["user_id"] == "u,2"  # bronze keeps values as they came, CR included
+    assert rows[0][schemas.CORRUPT_RECORD] is None and rows[2][schemas.CORRUPT_RECORD] is not None
+    assert all(r[schemas.SOURCE_FILE].endswith("part-00000.csv") for r in rows)
+    typed = build_silver.type_interactions(spark.createDataFrame(rows)).orderBy("event_id").collect()
+    assert [r[build_silver.REASONS] for r in typed] == [[], [], ["malformed_row"]]
+    assert (typed[0]["rating"], typed[1]["rating"], typed[1]["skipped"]) == (4.0, None, True)
