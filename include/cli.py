@@ -109,7 +109,7 @@ def _sql(args: argparse.Namespace) -> int:
     from include.spark import get_spark
 
     settings = load_settings(lake=args.lake)
-    spark = get_spark("setlist-sql", settings)
+    spark = get_spark("setlist-sql", settings, log_level="ERROR")
     delta_io.register_tables(spark, settings.lake)
     try:
         result = spark.sql(args.query)

@@ -57,7 +57,8 @@ def _batch(df: DataFrame, name: str) -> Any:
 
 def run_suite(df: DataFrame, suite: gx.ExpectationSuite) -> list[CheckResult]:
     """Validate ``df`` against ``suite`` and return one result per expectation."""
-    validation = _batch(df, suite.name).validate(suite)
+    # BASIC gives counts without SUMMARY's per-value histograms, which cost an extra query per expectation.
+    validation = _batch(df, suite.name).validate(suite, result_format="BASIC")
     results = []
     for r in validation.results:
         config = r.expectation_config

@@ -13,7 +13,7 @@ from include.config import Settings
 from include.spark_conf import spark_conf
 
 
-def get_spark(app_name: str, settings: Settings) -> SparkSession:
+def get_spark(app_name: str, settings: Settings, log_level: str = "WARN") -> SparkSession:
     """The active session, or a new one with Setlist's configuration.
 
     Under ``spark-submit`` the master and jars come from the submit command (the DAG's connection);
@@ -29,5 +29,5 @@ def get_spark(app_name: str, settings: Settings) -> SparkSession:
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel(log_level)
     return spark

@@ -171,6 +171,13 @@ COUNTS_SCHEMA = (
 )
 
 
+def split_counts(typed: DataFrame) -> tuple[int, int]:
+    """(rows, rows breaking a rule) in one pass."""
+    row = typed.agg(F.count("*"), F.count(F.when(F.size(REASONS) > 0, 1))).first()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def balance(ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quarantined: int, duplicates: int) -> tuple:
     """The accounting row for one source; fails the job when rows in != out + quarantined + duplicates."""
     if rows_in != rows_out + quarantined + duplicates:
@@ -197,10 +204,9 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     )
     gate(tracks_today, suites.silver_tracks())
     tracks_q = quarantine(typed_tracks, "tracks", ctx.run_id, ds)
-    valid_tracks = valid(typed_tracks).count()
-    track_counts = balance(
-        ctx, "tracks", typed_tracks.count(), tracks_today.count(), tracks_q.count(), valid_tracks - tracks_today.count()
-    )
+    t_in, t_bad = split_counts(typed_tracks)
+    t_out = tracks_today.count()
+    track_counts = balance(ctx, "tracks", t_in, t_out, t_bad, t_in - t_bad - t_out)
 
     known = delta_io.read_or_empty(spark, tables.SILVER_TRACKS, lake, schemas.SILVER_TRACKS).select("track_id")
     typed = flag_unknown_tracks(
@@ -219,8 +225,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     silver = with_keys(kept, dim_user.unionByName(user_rows), dim_track.unionByName(track_rows), ds).cache()
     gate(silver, suites.silver_interactions())
     events_q = quarantine(typed, "interactions", ctx.run_id, ds)
-    duplicates = valid(typed).count() - kept.count()
-    event_counts = balance(ctx, "interactions", typed.count(), silver.count(), events_q.count(), duplicates)
+    e_in, e_bad = split_counts(typed)
+    event_counts = balance(ctx, "interactions", e_in, silver.count(), e_bad, e_in - e_bad - kept.count())
     ctx.log(f"new keys: {user_rows.count()} users, {track_rows.count()} tracks")
 
     delta_io.merge(tracks_today, tables.SILVER_TRACKS, lake, ["track_id"], newer_than="run_date")
