@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from include.airflow_env import airflow_env  # noqa: E402
 from include.config import load_settings  # noqa: E402
 from include.dag_spec import JOBS, submit_conf  # noqa: E402
 from include.generate import GenerateSpec, generate  # noqa: E402
@@ -53,7 +54,7 @@ def main() -> int:
     settings = load_settings(lake=str(lake))
     conf = submit_conf(settings)
     py_files = build_py_files()
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = airflow_env(settings)
     spark_submit = str(Path(sys.executable).parent / "spark-submit")
     rows = []
     for day in range(args.days):

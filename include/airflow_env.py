@@ -1,4 +1,4 @@
-"""The environment in which Setlist runs Airflow with embedded defaults (SQLite, local[*]).
+"""The environment in which Setlist runs Airflow and spark-submit with embedded defaults (SQLite, local[*]).
 
 Reads settings and the current environment; writes nothing. Values already set by the user win, so
 a PostgreSQL metadata database or a real Spark master is configuration only.
@@ -6,6 +6,7 @@ a PostgreSQL metadata database or a real Spark master is configuration only.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -31,6 +32,10 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": f"{home}/logs",
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": settings.spark_master}),
     }
+    spec = importlib.util.find_spec("pyspark")
+    if spec and spec.submodule_search_locations:
+        # spark-submit locates its jars through SPARK_HOME; pip's pyspark is a complete Spark home.
+        defaults["SPARK_HOME"] = spec.submodule_search_locations[0]
     if settings.spark_master.startswith("local"):
         defaults["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local driver listens on loopback only
     for key, value in defaults.items():

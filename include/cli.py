@@ -42,7 +42,8 @@ def _airflow(settings: Settings, *airflow_args: str, log_file: Path | None = Non
     airflow = str(Path(sys.executable).parent / "airflow")
     env = airflow_env(settings)
     if log_file is None:
-        return subprocess.call([airflow, *airflow_args], env=env, stdout=subprocess.DEVNULL)
+        quiet = subprocess.DEVNULL
+        return subprocess.call([airflow, *airflow_args], env=env, stdout=quiet, stderr=quiet)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     with open(log_file, "w", encoding="utf-8") as log:
@@ -79,8 +80,13 @@ def progress_line(line: str) -> str | None:
 
 
 def ensure_airflow_db(settings: Settings) -> None:
-    """Create or upgrade the Airflow metadata database (idempotent)."""
-    code = _airflow(settings, "db", "migrate")
+    """Create or upgrade the Airflow metadata database (idempotent; skipped when it is current)."""
+    if _airflow(settings, "db", "check-migrations", "--migration-wait-timeout", "0") == 0:
+        return
+    from include.airflow_env import airflow_home
+
+    print("[setlist] creating the Airflow metadata database (once)", flush=True)
+    code = _airflow(settings, "db", "migrate", log_file=airflow_home() / "logs" / "db-migrate.log")
     if code != 0:
         raise ConfigError(f"airflow db migrate failed with exit code {code}")
 
