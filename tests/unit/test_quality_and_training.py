@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from expectations import suites
+from include.cli import format_table
+from include.config import load_settings
+from include.quality import DataQualityError, gate
+from spark_jobs import train_als
+
+pytestmark = pytest.mark.unit
+
+AFFINITY = "user_key int, track_key int, latest_rating double, strength double"
+
+
+def test_gate_passes_good_frames_and_names_each_failed_expectation(spark):
+    good = spark.createDataFrame([(1, 2, 1.5), (1, 3, 1.0)], "user_key int, track_key int, confidence double")
+    results = gate(good, suites.gold_affinity())
+    assert results and all(r.success for r in results)
+    bad = spark.createDataFrame(
+        [(1, None, 1.5), (1, 3, 0.5), (2, 4, 2.0)], "user_key int, track_key int, confidence double"
+    )
+    with pytest.raises(DataQualityError) as err:
+        gate(bad, suites.gold_affinity())
+    message = str(err.value)
+    assert "gold_user_track_affinity failed" in message
+    assert "expect_column_values_to_not_be_null on track_key (1 of 3 rows)" in message
+    assert "expect_column_values_to_be_between on confidence (1 of 3 rows)" in message
+
+
+def test_gate_catches_schema_drift(spark):
+    df = spark.createDataFrame([("e1",)], "event_id string")
+    with pytest.raises(DataQualityError, match="expect_table_columns_to_match_set"):
+        gate(df, suites.silver_interactions())
+
+
+def test_training_set_explicit_uses_ratings_implicit_uses_strength(spark):
+    aff = spark.createDataFrame([(1, 10, 4.0, 0.7), (1, 11, None, 1.1)], AFFINITY)
+    assertDataFrameEqual(train_als.training_set(aff, "explicit"), [(1, 10, 4.0)])
+    implicit = train_als.training_set(aff, "implicit").orderBy("track_key").collect()
+    assert [(r.track_key, round(r.rating, 4)) for r in implicit] == [(10, 0.7), (11, 1.1)]
+
+
+def test_explicit_model_fits_and_predicts_in_the_rating_range(spark):
+    rows = [(u, t, float(1 + (u + t) % 5), 0.0) for u in range(6) for t in range(6) if (u * t) % 4 != 1]
+    data = train_als.training_set(spark.createDataFrame(rows, AFFINITY), "explicit")
+    settings = load_settings(env={}, als_mode="explicit", rank=4, max_iter=5)
+    spark.sparkContext.setCheckpointDir(str(spark.conf.get("spark.sql.warehouse.dir")) + "/ckpt")
+    model = train_als.estimator(settings, blocks=2).fit(data)
+    preds = model.transform(data).select("prediction").collect()
+    assert len(preds) == data.count() and all(0 <= p[0] <= 6 for p in preds)
+
+
+def test_format_table_aligns_columns_and_counts_rows():
+    out = format_table(["user_id", "rank"], [["user_1", 1], ["u", None]]).splitlines()
+    assert out[1] == "| user_id | rank |"
+    assert out[3] == "| user_1  | 1    |" and out[4] == "| u       | NULL |"
+    assert out[-1] == "(2 rows)"
