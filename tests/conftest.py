@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from include.config import Settings, load_settings
 
 # Airflow state for the whole test run lives in a throwaway folder, never in the developer's ~/airflow.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="setlist-airflow-")
+logging.getLogger("py4j").setLevel(logging.WARNING)  # its shutdown messages hit closed capture streams
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
