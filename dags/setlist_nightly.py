@@ -14,7 +14,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Param, task
 
 from include.config import load_settings
-from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK, application_args, submit_conf
+from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK, application_args, param_schemas, submit_conf
 
 settings = load_settings()
 
@@ -26,15 +26,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "setlist", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
-    params={
-        "run_date": Param(None, type=["null", "string"], format="date", description="YYYY-MM-DD; default: ds"),
-        "als_mode": Param(settings.als_mode, enum=["explicit", "implicit"]),
-        "rank": Param(settings.rank, type="integer", minimum=1, maximum=500),
-        "max_iter": Param(settings.max_iter, type="integer", minimum=1, maximum=100),
-        "reg_param": Param(settings.reg_param, type="number", minimum=0, maximum=100),
-        "alpha": Param(settings.alpha, type="number", minimum=0, maximum=10000),
-        "top_k": Param(settings.top_k, type="integer", minimum=1, maximum=1000),
-    },
+    params={name: Param(**schema) for name, schema in param_schemas(settings).items()},
     tags=["setlist", "spark", "delta"],
 ) as dag:
 

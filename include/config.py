@@ -19,6 +19,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ALS_MODES = ("explicit", "implicit")
 
+# Allowed ranges, checked here and offered as the DAG's JSON-schema params: one source for both.
+RANGES: dict[str, tuple[float, float]] = {
+    "rank": (1, 500),
+    "max_iter": (1, 100),
+    "reg_param": (0.0, 100.0),
+    "alpha": (0.0, 10_000.0),
+    "top_k": (1, 1000),
+    "shuffle_partitions": (1, 100_000),
+    "als_blocks": (0, 10_000),
+    "checkpoint_interval": (1, 100),
+}
+# Settings a run may override per job or per DAG trigger.
+MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
+
 
 class ConfigError(ValueError):
     """Invalid user input: the message names the field and its allowed values."""
@@ -70,14 +84,8 @@ class Settings:
         object.__setattr__(self, "lake", normalize_lake(self.lake))
         if self.als_mode not in ALS_MODES:
             raise ConfigError(f"als_mode: must be one of {', '.join(ALS_MODES)}, got {self.als_mode!r}")
-        _check_range("rank", self.rank, 1, 500)
-        _check_range("max_iter", self.max_iter, 1, 100)
-        _check_range("reg_param", self.reg_param, 0.0, 100.0)
-        _check_range("alpha", self.alpha, 0.0, 10_000.0)
-        _check_range("top_k", self.top_k, 1, 1000)
-        _check_range("shuffle_partitions", self.shuffle_partitions, 1, 100_000)
-        _check_range("als_blocks", self.als_blocks, 0, 10_000)
-        _check_range("checkpoint_interval", self.checkpoint_interval, 1, 100)
+        for field, (low, high) in RANGES.items():
+            _check_range(field, getattr(self, field), low, high)
 
     @property
     def checkpoint_dir(self) -> str:

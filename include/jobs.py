@@ -10,10 +10,14 @@ import argparse
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 from dataclasses import dataclass
 
-from include.config import ConfigError, Settings, load_settings, parse_run_date
+from include.config import MODEL_SETTINGS, ConfigError, Settings, load_settings, parse_run_date
 
 EXIT_USAGE = 2
 EXIT_DATA = 3
@@ -40,9 +44,6 @@ class JobContext:
         print(f"[setlist] {self.step} {self.ds}: {message}", flush=True)
 
 
-MODEL_ARGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
-
-
 def parser(step: str, description: str, model_args: bool = False) -> argparse.ArgumentParser:
     """Arguments every job takes; ``model_args`` adds the ALS settings (default: $SETLIST_* or built-in)."""
     p = argparse.ArgumentParser(prog=step, description=description)
@@ -50,13 +51,13 @@ def parser(step: str, description: str, model_args: bool = False) -> argparse.Ar
     p.add_argument("--lake", default=None, help="lake root (default: $SETLIST_LAKE or ./lake)")
     p.add_argument("--run-id", default="manual", help="the Airflow run id, recorded with the output")
     if model_args:
-        for name in MODEL_ARGS:
+        for name in MODEL_SETTINGS:
             p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
     return p
 
 
 def context(step: str, args: argparse.Namespace) -> JobContext:
-    overrides = {k: getattr(args, k, None) for k in MODEL_ARGS}
+    overrides = {k: getattr(args, k, None) for k in MODEL_SETTINGS}
     settings = load_settings(lake=args.lake, **overrides)
     return JobContext(step, parse_run_date(args.run_date, "--run-date"), args.run_id, settings)
 
@@ -77,3 +78,22 @@ def run(step: str, body: Callable[[], None]) -> int:
         return EXIT_DATA
     print(f"[setlist] {step}: done in {time.monotonic() - started:.1f}s", flush=True)
     return 0
+
+
+def main(
+    step: str,
+    description: str,
+    work: Callable[[SparkSession, JobContext], None],
+    argv: Sequence[str] | None,
+    model_args: bool = False,
+) -> int:
+    """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``."""
+    args = parser(step, description, model_args=model_args).parse_args(argv)
+
+    def body() -> None:
+        ctx = context(step, args)
+        from include.spark import get_spark
+
+        work(get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings), ctx)
+
+    return run(step, body)

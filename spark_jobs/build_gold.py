@@ -118,15 +118,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = jobs.parser("build_gold", __doc__ or "").parse_args(argv)
-
-    def body() -> None:
-        ctx = jobs.context("build_gold", args)
-        from include.spark import get_spark
-
-        build(get_spark("setlist-build-gold", ctx.settings), ctx)
-
-    return jobs.run("build_gold", body)
+    return jobs.main("build_gold", __doc__ or "", build, argv)
 
 
 if __name__ == "__main__":

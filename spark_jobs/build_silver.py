@@ -239,15 +239,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = jobs.parser("build_silver", __doc__ or "").parse_args(argv)
-
-    def body() -> None:
-        ctx = jobs.context("build_silver", args)
-        from include.spark import get_spark
-
-        build(get_spark("setlist-build-silver", ctx.settings), ctx)
-
-    return jobs.run("build_silver", body)
+    return jobs.main("build_silver", __doc__ or "", build, argv)
 
 
 if __name__ == "__main__":

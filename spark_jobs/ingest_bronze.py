@@ -81,18 +81,13 @@ def ingest(spark: SparkSession, ctx: jobs.JobContext, source: str) -> None:
     bronze.unpersist()
 
 
+def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
+    for source in SOURCES:
+        ingest(spark, ctx, source)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = jobs.parser("ingest_bronze", __doc__ or "").parse_args(argv)
-
-    def body() -> None:
-        ctx = jobs.context("ingest_bronze", args)
-        from include.spark import get_spark
-
-        spark = get_spark("setlist-ingest-bronze", ctx.settings)
-        for source in SOURCES:
-            ingest(spark, ctx, source)
-
-    return jobs.run("ingest_bronze", body)
+    return jobs.main("ingest_bronze", __doc__ or "", ingest_all, argv)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include import delta_io, jobs, tables
 from include.landing import path_exists
 from include.model_version import model_version
+
+
+def _als_first() -> Column:
+    """Sort key that puts ALS rows before popularity rows."""
+    return F.when(F.col("source") == "als", 0).otherwise(1)
 
 
 def exclude_seen(candidates: DataFrame, seen: DataFrame) -> DataFrame:
@@ -25,8 +30,7 @@ def exclude_seen(candidates: DataFrame, seen: DataFrame) -> DataFrame:
 
 def top_k(candidates: DataFrame, k: int) -> DataFrame:
     """Rank 1..k per user: ALS before popular, then by score, ties by track_key (deterministic)."""
-    priority = F.when(F.col("source") == "als", 0).otherwise(1)
-    order = Window.partitionBy("user_key").orderBy(priority, F.desc("score"), F.asc("track_key"))
+    order = Window.partitionBy("user_key").orderBy(_als_first(), F.desc("score"), F.asc("track_key"))
     return candidates.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
 
 
@@ -72,7 +76,7 @@ def transform(
     if model is not None:
         candidates = als_candidates(model, users, seen, n).unionByName(candidates)
     # A track may come from both sources: keep its ALS row.
-    first = Window.partitionBy("user_key", "track_key").orderBy(F.when(F.col("source") == "als", 0).otherwise(1))
+    first = Window.partitionBy("user_key", "track_key").orderBy(_als_first())
     unique = candidates.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
     ranked = top_k(unique, k)
     track_ids = popularity.select("track_key", "track_id")
@@ -119,15 +123,7 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = jobs.parser("recommend", __doc__ or "", model_args=True).parse_args(argv)
-
-    def body() -> None:
-        ctx = jobs.context("recommend", args)
-        from include.spark import get_spark
-
-        recommend(get_spark("setlist-recommend", ctx.settings), ctx)
-
-    return jobs.run("recommend", body)
+    return jobs.main("recommend", __doc__ or "", recommend, argv, model_args=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ without one, long ALS lineages overflow the stack at around 20 iterations.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -59,8 +60,6 @@ MODELS_SCHEMA = (
 
 
 def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
-    import json
-
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
     spark.sparkContext.setCheckpointDir(settings.checkpoint_dir)
     affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds)
@@ -102,15 +101,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = jobs.parser("train_als", __doc__ or "", model_args=True).parse_args(argv)
-
-    def body() -> None:
-        ctx = jobs.context("train_als", args)
-        from include.spark import get_spark
-
-        train(get_spark("setlist-train-als", ctx.settings), ctx)
-
-    return jobs.run("train_als", body)
+    return jobs.main("train_als", __doc__ or "", train, argv, model_args=True)
 
 
 if __name__ == "__main__":
