@@ -26,6 +26,8 @@ def get_spark(app_name: str, settings: Settings, log_level: str = "WARN") -> Spa
     builder = SparkSession.builder.appName(app_name)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
         builder = builder.master(settings.spark_master)
+        if settings.spark_master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM before any conf
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
