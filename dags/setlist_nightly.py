@@ -2,7 +2,9 @@
 
 Each step is a Spark job submitted with ``SparkSubmitOperator`` through the ``spark_default``
 connection; shared code ships with ``--py-files``. The run date is the ``run_date`` param, else the
-logical date. This file only wires tasks: the logic lives in ``spark_jobs/`` and ``include/``.
+logical date. Training and recommendations run behind the ``newest_day`` gate (param ``train``): a
+backfill trains once, on its newest day. This file only wires tasks: the logic lives in ``spark_jobs/``
+and ``include/``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Param, task
 
 from include.config import load_settings
-from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK, application_args, param_schemas, submit_conf
+from include.dag_spec import (
+    DAG_ID,
+    JOBS,
+    PY_FILES_TASK,
+    TRAIN_GATE_TASK,
+    TRAINING_JOBS,
+    application_args,
+    param_schemas,
+    submit_conf,
+)
 
 settings = load_settings()
 
@@ -36,8 +47,18 @@ with DAG(
 
         return build_py_files()
 
+    @task.short_circuit(task_id=TRAIN_GATE_TASK)
+    def newest_day(**context: Any) -> bool:
+        from include.dag_spec import train_gate
+
+        return train_gate(context)
+
     previous: Any = package_code()
     for job in JOBS:
+        if job.task_id == TRAINING_JOBS[0]:
+            gate = newest_day()
+            previous >> gate
+            previous = gate
         submit = SparkSubmitOperator(
             task_id=job.task_id,
             application=job.application,

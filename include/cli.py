@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from include.config import ConfigError, Settings, load_settings, parse_run_date
+from include.dag_spec import TRAIN_POLICIES
 
 FORMATS = ("table", "csv", "json")
 
@@ -66,6 +67,7 @@ def _airflow(settings: Settings, *airflow_args: str, log_file: Path | None = Non
 
 _PROGRESS = re.compile(r"(\[setlist\].*?)\s*(\[airflow[^\]]*\]\s*loc=\S+)?$")
 _TASK = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+_SKIPPED = re.compile(r"\[DAG TEST\] .*task_id=(\S+).*(?:skipped|SKIPPED)")
 
 
 def progress_line(line: str) -> str | None:
@@ -74,6 +76,8 @@ def progress_line(line: str) -> str | None:
         return "    " + m.group(1)
     if m := _TASK.search(line):
         return f"  task {m.group(1)}"
+    if m := _SKIPPED.search(line):
+        return f"  task {m.group(1)} skipped"
     if "Marking task as FAILED" in line or "Task failed with exception" in line:
         return "  " + line.strip()[:300]
     return None
@@ -98,8 +102,10 @@ def _run(args: argparse.Namespace) -> int:
     from include.dag_spec import DAG_ID
 
     for day in dates:
-        print(f"[setlist] run {DAG_ID} for {day} through Airflow (lake {settings.lake})", flush=True)
-        conf = json.dumps({"run_date": day.isoformat()})
+        # Like a backfill, several dates train once: on the newest one (--train overrides for all dates).
+        train = args.train or ("auto" if day == max(dates) else "never")
+        print(f"[setlist] run {DAG_ID} for {day} through Airflow (lake {settings.lake}, train={train})", flush=True)
+        conf = json.dumps({"run_date": day.isoformat(), "train": train})
         from include.airflow_env import airflow_home
 
         log_file = airflow_home() / "logs" / f"setlist-run-{day.isoformat()}.log"
@@ -116,7 +122,7 @@ def _sql(args: argparse.Namespace) -> int:
 
     settings = load_settings(lake=args.lake)
     spark = get_spark("setlist-sql", settings, log_level="ERROR")
-    delta_io.register_tables(spark, settings.lake)
+    delta_io.register_tables(spark, settings.lake, only=delta_io.referenced_tables(args.query))
     try:
         result = spark.sql(args.query)
     except Exception as exc:
@@ -165,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the nightly DAG through Airflow for one or more dates")
     r.add_argument("--lake", default=None)
     r.add_argument("--date", required=True, nargs="+", help="YYYY-MM-DD (several: one run each, in order)")
+    r.add_argument(
+        "--train",
+        choices=TRAIN_POLICIES,
+        default=None,
+        help="the DAG's train param for every date (default: auto for the newest date, never for the others)",
+    )
     r.set_defaults(func=_run)
 
     q = sub.add_parser("sql", help="run SQL over bronze.*, silver.*, gold.*, ops.* and print the result")

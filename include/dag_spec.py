@@ -5,15 +5,22 @@ Reads settings from the environment (cheap: no Spark, no I/O) so the DAG file st
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from include.config import ALS_MODES, MODEL_SETTINGS, PROJECT_ROOT, RANGES, Settings
+from include.config import ALS_MODES, MODEL_SETTINGS, PROJECT_ROOT, RANGES, ConfigError, Settings, parse_run_date
 from include.spark_conf import spark_conf
 
 DAG_ID = "setlist_nightly"
 RUN_DATE_TEMPLATE = "{{ params.run_date or ds }}"
 PY_FILES_TASK = "package_code"
+TRAIN_GATE_TASK = "newest_day"
+# auto: train unless this DAG already has a run for the next day (a backfill or a rerun of an old day:
+# the newer run's model supersedes it); always / never: as named.
+TRAIN_POLICIES = ("auto", "always", "never")
+TRAINING_JOBS = ("train_als", "recommend")  # behind the gate, in this order, last in the DAG
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,11 @@ def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "description": "YYYY-MM-DD; default: the logical date",
         },
         "als_mode": {"default": settings.als_mode, "enum": list(ALS_MODES)},
+        "train": {
+            "default": "auto",
+            "enum": list(TRAIN_POLICIES),
+            "description": "train ALS and rewrite gold.recommendations: auto skips a day a newer run supersedes",
+        },
     }
     for name in MODEL_SETTINGS[1:]:
         low, high = RANGES[name]
@@ -68,3 +80,32 @@ def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         kind = "integer" if isinstance(value, int) else "number"
         schemas[name] = {"default": value, "type": kind, "minimum": low, "maximum": high}
     return schemas
+
+
+def should_train(policy: str, run_date: dt.date, runs_on: Callable[[dt.datetime], int]) -> tuple[bool, str]:
+    """Whether this run trains and recommends, and why; ``runs_on`` counts this DAG's runs at a logical date.
+
+    Training uses all history up to the run date, so in a backfill or a rerun of an old day only the newest
+    day's model matters: the others would be overwritten by the newer run's model at once.
+    """
+    if policy not in TRAIN_POLICIES:
+        raise ConfigError(f"train: must be one of {', '.join(TRAIN_POLICIES)}, got {policy!r}")
+    if policy != "auto":
+        return policy == "always", f"train={policy}"
+    next_day = dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    if runs_on(next_day):
+        return False, f"train=auto: a run for {next_day.date()} exists, so its model supersedes this day's"
+    return True, "train=auto: no newer run"
+
+
+def train_gate(context: Mapping[str, Any]) -> bool:
+    """The body of the DAG's short-circuit task: decide from params and the DAG's other runs, and log it."""
+    params = context["params"]
+    run_date = parse_run_date(params.get("run_date") or context["ds"], "run_date")
+    decision, why = should_train(
+        params.get("train", "auto"),
+        run_date,
+        lambda when: int(context["ti"].get_dr_count(dag_id=DAG_ID, logical_dates=[when])),
+    )
+    print(f"[setlist] {TRAIN_GATE_TASK} {run_date}: {'train' if decision else 'skip training'} ({why})", flush=True)
+    return decision

@@ -7,10 +7,12 @@ reader sees the table before or after a run, never between.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from include.tables import ALL_TABLES, Table
@@ -58,32 +60,47 @@ def merge(
     keys: Sequence[str],
     update: bool = True,
     newer_than: str | None = None,
-) -> None:
-    """Upsert ``df`` on ``keys``; matched rows are rewritten only when a value differs.
+) -> int:
+    """Upsert ``df`` on ``keys`` and return how many source rows were new or changed.
 
-    With ``update=False`` existing rows are never changed (insert-only), as dimension keys require.
-    With ``newer_than``, a matched row is updated only from a source row whose column is not older,
-    so a backfill of an old date does not roll a newer row back.
+    Only rows that are new, or (with ``update``) differ in a column other than ``keys`` and
+    ``newer_than``, reach the MERGE; when there are none nothing is committed, so an unchanged daily
+    snapshot costs one join instead of a table rewrite. With ``update=False`` existing rows are never
+    changed (insert-only), as dimension keys require. With ``newer_than``, a row is updated only from a
+    source row whose column is not older, so a backfill of an old date does not roll a newer row back.
     """
     spark = df.sparkSession
     if not exists(spark, table, lake):
         df.write.format("delta").mode("errorifexists").save(table.path(lake))
-        return
-    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    builder = DeltaTable.forPath(spark, table.path(lake)).alias("t").merge(df.alias("s"), on)
-    if update:
-        changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in df.columns if c not in keys)
-        if changed:
-            if newer_than:
-                changed = f"({changed}) AND s.`{newer_than}` >= t.`{newer_than}`"
-            builder = builder.whenMatchedUpdateAll(condition=changed)
-    builder.whenNotMatchedInsertAll().execute()
+        return df.count()
+    target = DeltaTable.forPath(spark, table.path(lake))
+    compared = [*keys, *([c for c in df.columns if c not in keys and c != newer_than] if update else [])]
+    same = [F.col(f"s.`{c}`").eqNullSafe(F.col(f"t.`{c}`")) for c in compared]
+    pending = df.alias("s").join(target.toDF().alias("t"), same, "left_anti").cache()
+    count = pending.count()
+    if count:
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        builder = target.alias("t").merge(pending.alias("s"), on)
+        if update:
+            builder = builder.whenMatchedUpdateAll(condition=f"s.`{newer_than}` >= t.`{newer_than}`" if newer_than else None)
+        builder.whenNotMatchedInsertAll().execute()
+    pending.unpersist()
+    return count
 
 
-def register_tables(spark: SparkSession, lake: str) -> list[str]:
-    """Register every existing lake table by its SQL name (``gold.recommendations``) in this session."""
+def referenced_tables(query: str) -> list[Table]:
+    """The lake tables a query names (``gold.recommendations``); all of them when it names none."""
+    named = [t for t in ALL_TABLES if re.search(rf"(?<![\w.`]){t.layer}\.{t.name}(?![\w`])", query, re.IGNORECASE)]
+    return named or list(ALL_TABLES)
+
+
+def register_tables(spark: SparkSession, lake: str, only: Sequence[Table] = ALL_TABLES) -> list[str]:
+    """Register existing lake tables by their SQL names (``gold.recommendations``) in this session.
+
+    Each registration reads the table's Delta log, so callers that know their query pass ``only``.
+    """
     registered = []
-    for table in ALL_TABLES:
+    for table in only:
         if not exists(spark, table, lake):
             continue
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -25,6 +27,10 @@ EXIT_DATA = 3
 
 class LandingError(RuntimeError):
     """Landing files are missing or do not follow the raw CSV contract."""
+
+
+class DataQualityError(RuntimeError):
+    """A gate between layers failed; the message names each failed expectation and its counts."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +68,13 @@ def context(step: str, args: argparse.Namespace) -> JobContext:
     return JobContext(step, parse_run_date(args.run_date, "--run-date"), args.run_id, settings)
 
 
+def _preload(modules: Sequence[str]) -> None:
+    for name in modules:
+        threading.Thread(target=importlib.import_module, args=(name,), name=f"preload-{name}", daemon=True).start()
+
+
 def run(step: str, body: Callable[[], None]) -> int:
     """Run a job body; known failures end with one clear line and a non-zero exit, not a stack trace."""
-    from include.quality import DataQualityError
     from include.spark_conf import MissingJarsError
 
     started = time.monotonic()
@@ -86,14 +96,20 @@ def main(
     work: Callable[[SparkSession, JobContext], None],
     argv: Sequence[str] | None,
     model_args: bool = False,
+    preload: Sequence[str] = ("include.quality",),
 ) -> int:
-    """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``."""
+    """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``.
+
+    ``preload`` modules are imported in the background while the session starts: Great Expectations
+    takes about 5 s to import, and starting a session is mostly waiting for the JVM.
+    """
     args = parser(step, description, model_args=model_args).parse_args(argv)
 
     def body() -> None:
         ctx = context(step, args)
         from include.spark import get_spark
 
+        _preload(preload)
         work(get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings), ctx)
 
     return run(step, body)

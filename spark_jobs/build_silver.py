@@ -229,7 +229,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     event_counts = balance(ctx, "interactions", e_in, silver.count(), e_bad, e_in - e_bad - kept.count())
     ctx.log(f"new keys: {user_rows.count()} users, {track_rows.count()} tracks")
 
-    delta_io.merge(tracks_today, tables.SILVER_TRACKS, lake, ["track_id"], newer_than="run_date")
+    changed = delta_io.merge(tracks_today, tables.SILVER_TRACKS, lake, ["track_id"], newer_than="run_date")
+    ctx.log(f"catalog: {changed} new or changed tracks")
     delta_io.merge(track_rows, tables.SILVER_DIM_TRACK, lake, ["track_id"], update=False)
     delta_io.merge(user_rows, tables.SILVER_DIM_USER, lake, ["user_id"], update=False)
     delta_io.overwrite_partition(silver, tables.SILVER_INTERACTIONS, lake, ds)

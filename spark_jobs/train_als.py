@@ -101,7 +101,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return jobs.main("train_als", __doc__ or "", train, argv, model_args=True)
+    return jobs.main("train_als", __doc__ or "", train, argv, model_args=True, preload=())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from include.config import PROJECT_ROOT
-from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK
+import datetime as dt
+
+from include.config import ConfigError
+from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK, TRAIN_GATE_TASK, TRAINING_JOBS, should_train
 
 pytestmark = pytest.mark.unit
 
@@ -29,6 +32,7 @@ def test_dags_import_without_errors(dagbag):
 def test_nightly_dag_wires_one_spark_submit_per_job_in_order(dagbag):
     dag = dagbag.dags[DAG_ID]
     order = [PY_FILES_TASK, *[j.task_id for j in JOBS]]
+    order.insert(order.index(TRAINING_JOBS[0]), TRAIN_GATE_TASK)
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     for job in JOBS:
@@ -68,3 +72,27 @@ def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():
             if isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", "")) in banned_calls
         ]
         assert top_level_calls == [], path.name
+
+
+def test_training_gate_skips_a_day_that_a_newer_run_supersedes():
+    day = dt.date(2026, 11, 1)
+    asked: list[dt.datetime] = []
+
+    def runs_on(when: dt.datetime) -> int:
+        asked.append(when)
+        return 1 if when.date() == dt.date(2026, 11, 2) else 0
+
+    assert should_train("auto", day, runs_on)[0] is False
+    assert asked == [dt.datetime(2026, 11, 2, tzinfo=dt.UTC)]
+    assert should_train("auto", dt.date(2026, 11, 2), runs_on)[0] is True
+    assert should_train("always", day, runs_on)[0] is True
+    assert should_train("never", dt.date(2026, 11, 2), runs_on)[0] is False
+    with pytest.raises(ConfigError, match="train: must be one of auto, always, never"):
+        should_train("sometimes", day, runs_on)
+
+
+def test_train_param_is_validated_by_the_dag(dagbag):
+    param = dagbag.dags[DAG_ID].params.get_param("train")
+    assert param.resolve("never") == "never"
+    with pytest.raises(Exception, match="sometimes"):
+        param.resolve("sometimes")
