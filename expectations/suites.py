@@ -1,83 +1,203 @@
-"""Expectation suites that gate each layer boundary: a failing expectation stops the run before the write.
+"""The data-quality contract between layers: one suite per boundary, every check with a default severity.
 
-Each function returns a fresh ``ExpectationSuite`` for the frame a job is about to write. Reads and
-writes nothing. The full per-rule severity contract (warn/drop/fail) builds on these.
+warn: the row is kept and counted; drop: the row goes to ``silver.quarantine`` under the check's name;
+fail: the job stops before writing, naming the check and its counts. Override a default with the
+``dq_severity`` setting (``SETLIST_DQ_SEVERITY="played_at_late=fail,unknown_track=warn"``).
+Every result lands in ``ops.dq_results``. Reads and writes nothing.
 """
 
 from __future__ import annotations
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
+import datetime as dt
 
+from expectations.checks import (
+    WARN,
+    Suite,
+    between,
+    columns_are,
+    in_set,
+    is_null,
+    matches,
+    max_length,
+    not_matches,
+    not_null,
+    parse_severities,
+    table_between,
+    table_in_set,
+    table_not_null,
+    unique,
+)
 from include import schemas
 from include.quality import context
 
-
-def _suite(name: str, expectations: list[gxe.Expectation]) -> gx.ExpectationSuite:
-    context()
-    suite = gx.ExpectationSuite(name=name)
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    return suite
+MAX_ID_LENGTH = 256
+REPLACEMENT_CHAR = "\ufffd"  # what invalid UTF-8 bytes decode to
+NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 
 
-def _not_null(columns: tuple[str, ...]) -> list[gxe.Expectation]:
-    return [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
+def _finish(suite: Suite, overrides: str) -> Suite:
+    context()  # GX expectations need a context to exist
+    return suite.with_severities(parse_severities(overrides, [c.name for c in suite.checks]))
 
 
-def bronze(source: str, columns: tuple[str, ...]) -> gx.ExpectationSuite:
-    """landing -> bronze: the contract's columns plus lineage columns, lineage never null."""
-    return _suite(
-        f"bronze_{source}",
-        [
-            gxe.ExpectTableColumnsToMatchSet(column_set=[*columns, *schemas.BRONZE_AUDIT_COLUMNS], exact_match=True),
-            *_not_null((schemas.SOURCE_FILE, schemas.INGESTED_AT, schemas.BRONZE_RUN_DATE)),
-        ],
+def _row_basics(id_columns: tuple[str, ...]) -> list:
+    checks = [
+        is_null("malformed_row", schemas.CORRUPT_RECORD),
+        not_matches("invalid_utf8", "_raw", REPLACEMENT_CHAR),
+    ]
+    for column in id_columns:
+        checks += [not_null(f"{column}_missing", column), max_length(f"{column}_too_long", column, MAX_ID_LENGTH)]
+    return checks
+
+
+def bronze(source: str, columns: tuple[str, ...], overrides: str = "") -> Suite:
+    """landing -> bronze: the contract's header and lineage; unreadable UTF-8 is counted (rows are kept)."""
+    return _finish(
+        Suite(
+            f"bronze_{source}",
+            "bronze",
+            (
+                columns_are("bronze_columns", [*columns, *schemas.BRONZE_AUDIT_COLUMNS, "_raw"]),
+                *[
+                    table_not_null(f"{c.strip('_')}_present", c)
+                    for c in (schemas.SOURCE_FILE, schemas.INGESTED_AT, schemas.BRONZE_RUN_DATE)
+                ],
+                not_matches("file_utf8", "_raw", REPLACEMENT_CHAR, severity=WARN),
+            ),
+        ),
+        overrides,
     )
 
 
-def silver_interactions() -> gx.ExpectationSuite:
-    """bronze -> silver: typed schema, keys present, event_id unique (value rules quarantine rows first)."""
-    return _suite(
-        "silver_interactions",
-        [
-            gxe.ExpectTableColumnsToMatchSet(column_set=schemas.SILVER_INTERACTIONS.fieldNames(), exact_match=True),
-            *_not_null(("event_id", "user_key", "track_key", "played_at")),
-            gxe.ExpectColumnValuesToBeUnique(column="event_id"),
-        ],
+def silver_interaction_rows(run_date: dt.date, overrides: str = "") -> Suite:
+    """bronze -> silver, row by row: keys present, types parse, values in range, track in the catalog."""
+    day_start = dt.datetime.combine(run_date, dt.time())
+    day_end = day_start + dt.timedelta(days=1)
+    return _finish(
+        Suite(
+            "silver_interaction_rows",
+            "silver",
+            (
+                *_row_basics(("event_id", "user_id", "track_id")),
+                not_null("played_at_invalid", "played_at"),
+                between("played_at_in_future", "played_at", high=day_end, strict_max=True),
+                between("played_at_late", "played_at", low=day_start, severity=WARN),
+                not_null("ms_played_invalid", "ms_played"),
+                between("ms_played_negative", "ms_played", low=0),
+                not_null("skipped_invalid", "skipped"),
+                not_null("liked_invalid", "liked"),
+                matches("rating_invalid", "rating_text", NUMBER),
+                between("rating_out_of_range", "rating", 0.5, 5.0),
+                in_set("unknown_track", "known_track", [True]),
+            ),
+        ),
+        overrides,
     )
 
 
-def silver_tracks() -> gx.ExpectationSuite:
-    return _suite(
-        "silver_tracks",
-        [
-            gxe.ExpectTableColumnsToMatchSet(column_set=schemas.SILVER_TRACKS.fieldNames(), exact_match=True),
-            *_not_null(("track_id",)),
-            gxe.ExpectColumnValuesToBeUnique(column="track_id"),
-        ],
+def silver_interactions(overrides: str = "") -> Suite:
+    """The silver.interactions frame about to be written: schema, keys, one row per event_id."""
+    return _finish(
+        Suite(
+            "silver_interactions",
+            "silver",
+            (
+                columns_are("silver_interactions_columns", schemas.SILVER_INTERACTIONS.fieldNames()),
+                *[table_not_null(f"{c}_present", c) for c in ("event_id", "user_key", "track_key", "played_at")],
+                unique("event_id_unique", "event_id"),
+            ),
+        ),
+        overrides,
     )
 
 
-def gold_affinity() -> gx.ExpectationSuite:
-    """silver -> gold: every affinity row has both keys and a finite confidence."""
-    return _suite(
-        "gold_user_track_affinity",
-        [
-            *_not_null(("user_key", "track_key", "confidence")),
-            gxe.ExpectColumnValuesToBeBetween(column="confidence", min_value=1),
-        ],
+def silver_track_rows(overrides: str = "") -> Suite:
+    """bronze -> silver for the catalog: audio features present and in range."""
+    features = []
+    for c in schemas.AUDIO_FEATURES_UNIT:
+        features += [not_null(f"{c}_missing", c), between(f"{c}_out_of_range", c, 0.0, 1.0)]
+    return _finish(
+        Suite(
+            "silver_track_rows",
+            "silver",
+            (
+                *_row_basics(("track_id",)),
+                not_null("tempo_missing", "tempo"),
+                between("tempo_not_positive", "tempo", low=0.0, strict_min=True),
+                *features,
+                not_null("loudness_missing", "loudness"),
+                between("loudness_out_of_range", "loudness", -60.0, 5.0),
+                matches("release_year_invalid", "release_year_text", r"^[0-9]{1,4}$"),
+                matches("duration_ms_invalid", "duration_ms_text", r"^[0-9]+$"),
+                not_null("title_missing", "title", severity=WARN),
+            ),
+        ),
+        overrides,
     )
 
 
-def gold_recommendations(top_k: int) -> gx.ExpectationSuite:
-    """gold.recommendations: the published schema, nothing null, ranks within 1..K."""
-    return _suite(
-        "gold_recommendations",
-        [
-            gxe.ExpectTableColumnsToMatchSet(column_set=schemas.RECOMMENDATIONS.fieldNames(), exact_match=True),
-            *_not_null(("user_id", "track_id", "score")),
-            gxe.ExpectColumnValuesToBeBetween(column="rank", min_value=1, max_value=top_k),
-            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=["als", "popular"]),
-        ],
+def silver_tracks(overrides: str = "") -> Suite:
+    return _finish(
+        Suite(
+            "silver_tracks",
+            "silver",
+            (
+                columns_are("silver_tracks_columns", schemas.SILVER_TRACKS.fieldNames()),
+                unique("track_id_unique", "track_id"),
+            ),
+        ),
+        overrides,
+    )
+
+
+def gold_affinity(overrides: str = "") -> Suite:
+    """silver -> gold: every affinity row references existing dimension keys; confidence finite and >= 1."""
+    return _finish(
+        Suite(
+            "gold_user_track_affinity",
+            "gold",
+            (
+                table_not_null("user_key_in_dim_user", "dim_user_key"),
+                table_not_null("track_key_in_dim_track", "dim_track_key"),
+                table_not_null("confidence_present", "confidence"),
+                table_between("confidence_at_least_one", "confidence", low=1),
+                table_in_set("confidence_finite", "confidence_finite", [True]),
+            ),
+        ),
+        overrides,
+    )
+
+
+def gold_recommendations(top_k: int, overrides: str = "") -> Suite:
+    """gold.recommendations rows: schema, ids and finite scores, ranks in 1..K, never a played track."""
+    return _finish(
+        Suite(
+            "gold_recommendations",
+            "gold",
+            (
+                columns_are("recommendations_columns", [*schemas.RECOMMENDATIONS.fieldNames(), "played", "finite"]),
+                *[table_not_null(f"{c}_present", c) for c in ("user_id", "track_id", "score")],
+                table_in_set("score_finite", "finite", [True]),
+                table_between("rank_in_range", "rank", 1, top_k),
+                table_in_set("source_known", "source", ["als", "popular"]),
+                table_in_set("not_already_played", "played", [False]),
+            ),
+        ),
+        overrides,
+    )
+
+
+def gold_recommendations_per_user(top_k: int, overrides: str = "") -> Suite:
+    """One row per user: exactly K rows with the ranks 1..K (no gap, no repeat)."""
+    return _finish(
+        Suite(
+            "gold_recommendations_per_user",
+            "gold",
+            (
+                table_between("k_rows_per_user", "rows", top_k, top_k),
+                table_between("k_distinct_ranks", "distinct_ranks", top_k, top_k),
+                table_between("max_rank_is_k", "max_rank", top_k, top_k),
+            ),
+        ),
+        overrides,
     )

@@ -18,6 +18,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ALS_MODES = ("explicit", "implicit")
+MISSING_DAY_POLICIES = ("fail", "empty")  # a day with no interactions file: stop, or warn and write an empty day
 
 # Allowed ranges, checked here and offered as the DAG's JSON-schema params: one source for both.
 RANGES: dict[str, tuple[float, float]] = {
@@ -79,11 +80,17 @@ class Settings:
     checkpoint_interval: int = 5
     driver_memory: str = "2g"
     pyspark_python: str = sys.executable
+    missing_day: str = "fail"
+    dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lake", normalize_lake(self.lake))
         if self.als_mode not in ALS_MODES:
             raise ConfigError(f"als_mode: must be one of {', '.join(ALS_MODES)}, got {self.als_mode!r}")
+        if self.missing_day not in MISSING_DAY_POLICIES:
+            raise ConfigError(
+                f"missing_day: must be one of {', '.join(MISSING_DAY_POLICIES)}, got {self.missing_day!r}"
+            )
         for field, (low, high) in RANGES.items():
             _check_range(field, getattr(self, field), low, high)
 

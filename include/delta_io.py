@@ -82,7 +82,9 @@ def merge(
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
         builder = target.alias("t").merge(pending.alias("s"), on)
         if update:
-            builder = builder.whenMatchedUpdateAll(condition=f"s.`{newer_than}` >= t.`{newer_than}`" if newer_than else None)
+            builder = builder.whenMatchedUpdateAll(
+                condition=f"s.`{newer_than}` >= t.`{newer_than}`" if newer_than else None
+            )
         builder.whenNotMatchedInsertAll().execute()
     pending.unpersist()
     return count

@@ -54,7 +54,9 @@ CORRUPT_RECORD = "_corrupt_record"
 SOURCE_FILE = "_source_file"
 INGESTED_AT = "_ingested_at"
 BRONZE_RUN_DATE = "_run_date"
-BRONZE_AUDIT_COLUMNS = (CORRUPT_RECORD, SOURCE_FILE, INGESTED_AT, BRONZE_RUN_DATE)
+REASONS = "_reasons"  # the names of the drop checks a row broke (empty: the row is kept)
+SOURCE_ROW = "_source_row"  # the record's number in its file, 1 = the first row after the header
+BRONZE_AUDIT_COLUMNS = (CORRUPT_RECORD, SOURCE_FILE, SOURCE_ROW, INGESTED_AT, BRONZE_RUN_DATE)
 
 
 def raw_schema(columns: tuple[str, ...]) -> StructType:
@@ -105,6 +107,7 @@ QUARANTINE = StructType(
         StructField("reasons", StringType(), False),
         StructField("raw", StringType(), True),
         StructField("source_file", StringType(), True),
+        StructField("source_row", LongType(), True),
         StructField("run_id", StringType(), True),
         StructField("run_date", StringType(), False),
     ]

@@ -39,6 +39,7 @@ GOLD_DAILY_METRICS = Table("gold", "daily_metrics", RUN_DATE)
 GOLD_RECOMMENDATIONS = Table("gold", "recommendations", RUN_DATE)
 OPS_MODELS = Table("ops", "models")
 OPS_LAYER_COUNTS = Table("ops", "layer_counts", RUN_DATE)
+OPS_DQ_RESULTS = Table("ops", "dq_results", RUN_DATE)
 
 ALL_TABLES = (
     BRONZE_INTERACTIONS,
@@ -54,6 +55,7 @@ ALL_TABLES = (
     GOLD_RECOMMENDATIONS,
     OPS_MODELS,
     OPS_LAYER_COUNTS,
+    OPS_DQ_RESULTS,
 )
 
 LANDING_SOURCES = ("interactions", "tracks")

@@ -93,16 +93,30 @@ def daily_metrics(day: DataFrame, quarantined: DataFrame, run_date: str) -> Data
     )
 
 
+def with_references(aff: DataFrame, dim_user: DataFrame, dim_track: DataFrame) -> DataFrame:
+    """The affinity rows with the dimension keys they reference (null when missing) and a finiteness flag:
+    the frame the silver -> gold suite checks."""
+    users = dim_user.select(F.col("user_key").alias("dim_user_key"))
+    tracks = dim_track.select(F.col("track_key").alias("dim_track_key"))
+    return (
+        aff.join(users, aff["user_key"] == users["dim_user_key"], "left")
+        .join(tracks, aff["track_key"] == tracks["dim_track_key"], "left")
+        .withColumn("confidence_finite", ~F.isnan("confidence") & (F.abs("confidence") < float("inf")))
+    )
+
+
 def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from expectations import suites
-    from include.quality import gate
+    from include import quality
 
     lake, ds = ctx.settings.lake, ctx.ds
     history = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") <= ds).cache()
     quarantined = delta_io.read_partition(spark, tables.SILVER_QUARANTINE, lake, ds)
 
     aff = affinity(history, ds, ctx.settings.alpha).cache()
-    gate(aff, suites.gold_affinity())
+    dims = (delta_io.read(spark, tables.SILVER_DIM_USER, lake), delta_io.read(spark, tables.SILVER_DIM_TRACK, lake))
+    results = quality.validate(with_references(aff, *dims), suites.gold_affinity(ctx.settings.dq_severity))
+    quality.record(spark, ctx, results)
     pop = popularity(history, ds)
     metrics = daily_metrics(history.where(F.col("run_date") == ds), quarantined, ds)
 

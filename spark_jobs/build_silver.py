@@ -17,26 +17,23 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include import delta_io, jobs, schemas, tables
+from include.schemas import REASONS
 
-REASONS = "_reasons"
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
-
-
 WHITESPACE = " \t\r\n"
+NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 
 
 def _text(name: str) -> Column:
-    """The value without surrounding whitespace, CR included (CRLF files leave it on the last column)."""
-    return F.btrim(F.col(name), F.lit(WHITESPACE))
-
-
-def _blank(name: str) -> Column:
-    return F.col(name).isNull() | (_text(name) == "")
+    """The value without surrounding whitespace (CR included: CRLF files leave it on the last column);
+    null when nothing is left."""
+    trimmed = F.btrim(F.col(name), F.lit(WHITESPACE))
+    return F.when(trimmed != "", trimmed)
 
 
 def _number(name: str, kind: str) -> Column:
-    return F.when(~_blank(name), _text(name).try_cast(kind))
+    return F.when(_text(name).rlike(NUMBER), _text(name).try_cast(kind))
 
 
 def _bool(name: str) -> Column:
@@ -44,94 +41,63 @@ def _bool(name: str) -> Column:
     return F.when(value.isin(*TRUE_VALUES), True).when(value.isin(*FALSE_VALUES), False)
 
 
-def _reasons(rules: list[tuple[str, Column]]) -> Column:
-    """The names of the rules a row breaks (an empty array when it breaks none)."""
-    corrupt = F.col(schemas.CORRUPT_RECORD).isNotNull()
-    named = [F.when(corrupt, F.lit("malformed_row"))] + [F.when(~corrupt & cond, F.lit(n)) for n, cond in rules]
-    return F.array_compact(F.array(*named))
-
-
-def type_interactions(bronze: DataFrame) -> DataFrame:
-    """Typed interaction columns plus ``_reasons``, the rules each row breaks."""
-    played_at = _text("played_at").try_cast("timestamp")
-    ms_played = _number("ms_played", "long")
-    rating = _number("rating", "double")
-    rules = [
-        ("event_id_missing", _blank("event_id")),
-        ("user_id_missing", _blank("user_id")),
-        ("track_id_missing", _blank("track_id")),
-        ("played_at_invalid", played_at.isNull()),
-        ("ms_played_invalid", ms_played.isNull() | (ms_played < 0)),
-        ("skipped_invalid", _bool("skipped").isNull()),
-        ("liked_invalid", _bool("liked").isNull()),
-        ("rating_out_of_range", ~_blank("rating") & (rating.isNull() | (rating < 0.5) | (rating > 5.0))),
+def _lineage(columns: tuple[str, ...]) -> list[Column]:
+    return [
+        F.to_json(F.struct(*columns, schemas.CORRUPT_RECORD)).alias("_raw"),
+        F.col(schemas.CORRUPT_RECORD),
+        F.col(schemas.SOURCE_FILE),
+        F.col(schemas.SOURCE_ROW),
     ]
-    return bronze.select(
+
+
+def type_interactions(bronze: DataFrame, known_track_ids: DataFrame) -> DataFrame:
+    """Typed interaction columns (null where a value is missing or does not parse), the raw rating text,
+    ``known_track`` (the track is in the catalog) and lineage: what the row-level suite checks."""
+    known = known_track_ids.select(F.col("track_id").alias("_known")).distinct()
+    typed = bronze.select(
         _text("event_id").alias("event_id"),
         _text("user_id").alias("user_id"),
         _text("track_id").alias("track_id"),
-        played_at.alias("played_at"),
-        ms_played.alias("ms_played"),
+        _text("played_at").try_cast("timestamp").alias("played_at"),
+        F.when(_text("ms_played").rlike("^[+-]?[0-9]+$"), _text("ms_played").try_cast("long")).alias("ms_played"),
         _bool("skipped").alias("skipped"),
         _bool("liked").alias("liked"),
-        rating.alias("rating"),
-        _reasons(rules).alias(REASONS),
-        F.to_json(F.struct(*schemas.INTERACTION_COLUMNS, schemas.CORRUPT_RECORD)).alias("_raw"),
-        F.col(schemas.SOURCE_FILE),
+        _text("rating").alias("rating_text"),
+        _number("rating", "double").alias("rating"),
+        *_lineage(schemas.INTERACTION_COLUMNS),
     )
+    joined = typed.join(F.broadcast(known), typed["track_id"] == known["_known"], "left")
+    return joined.withColumn("known_track", F.col("_known").isNotNull()).drop("_known")
 
 
 def type_tracks(bronze: DataFrame) -> DataFrame:
-    """Typed catalog columns plus ``_reasons`` (audio features out of range, tempo not positive, ...)."""
+    """Typed catalog columns plus the raw text of the optional numbers, and lineage."""
     unit = {c: _number(c, "double") for c in schemas.AUDIO_FEATURES_UNIT}
-    tempo = _number("tempo", "double")
-    loudness = _number("loudness", "double")
-    rules = [
-        ("track_id_missing", _blank("track_id")),
-        ("tempo_invalid", tempo.isNull() | (tempo <= 0)),
-        ("loudness_out_of_range", loudness.isNull() | (loudness < -60) | (loudness > 5)),
-        ("release_year_invalid", ~_blank("release_year") & _number("release_year", "int").isNull()),
-        ("duration_ms_invalid", ~_blank("duration_ms") & _number("duration_ms", "long").isNull()),
-        *[(f"{c}_out_of_range", v.isNull() | (v < 0) | (v > 1)) for c, v in unit.items()],
-    ]
     return bronze.select(
         _text("track_id").alias("track_id"),
-        *[F.col(c).alias(c) for c in ("title", "artist", "album", "genre")],
+        *[_text(c).alias(c) for c in ("title", "artist", "album", "genre")],
         _number("release_year", "int").alias("release_year"),
         _number("duration_ms", "long").alias("duration_ms"),
-        tempo.alias("tempo"),
+        _number("tempo", "double").alias("tempo"),
         *[v.alias(c) for c, v in unit.items()],
-        loudness.alias("loudness"),
-        _reasons(rules).alias(REASONS),
-        F.to_json(F.struct(*schemas.TRACK_COLUMNS, schemas.CORRUPT_RECORD)).alias("_raw"),
-        F.col(schemas.SOURCE_FILE),
+        _number("loudness", "double").alias("loudness"),
+        _text("release_year").alias("release_year_text"),
+        _text("duration_ms").alias("duration_ms_text"),
+        *_lineage(schemas.TRACK_COLUMNS),
     )
 
 
-def flag_unknown_tracks(typed: DataFrame, known_track_ids: DataFrame) -> DataFrame:
-    """Add ``unknown_track`` to rows whose track_id is not in the catalog."""
-    known = known_track_ids.select(F.col("track_id").alias("_known")).distinct()
-    joined = typed.join(known, typed["track_id"] == known["_known"], "left")
-    unknown = (F.size(REASONS) == 0) & F.col("_known").isNull()
-    return joined.withColumn(
-        REASONS, F.when(unknown, F.array_append(F.col(REASONS), F.lit("unknown_track"))).otherwise(F.col(REASONS))
-    ).drop("_known")
-
-
-def quarantine(typed: DataFrame, source: str, run_id: str, run_date: str) -> DataFrame:
-    """Rows that broke a rule, with their raw values, rule names and source file."""
-    return typed.where(F.size(REASONS) > 0).select(
+def quarantine(rejected: DataFrame, source: str, run_id: str, run_date: str) -> DataFrame:
+    """Rows that broke a drop check: raw values, the checks' names, source file and row."""
+    return rejected.select(
         F.lit(source).alias("source"),
         F.array_join(REASONS, ",").alias("reasons"),
         F.col("_raw").alias("raw"),
         F.col(schemas.SOURCE_FILE).alias("source_file"),
+        F.col(schemas.SOURCE_ROW).alias("source_row"),
         F.lit(run_id).alias("run_id"),
         F.lit(run_date).alias("run_date"),
     )
-
-
-def valid(typed: DataFrame) -> DataFrame:
-    return typed.where(F.size(REASONS) == 0).drop(REASONS, "_raw")
 
 
 def dedupe(rows: DataFrame, key: str, order: list[Column | str], earlier_keys: DataFrame | None = None) -> DataFrame:
@@ -171,13 +137,6 @@ COUNTS_SCHEMA = (
 )
 
 
-def split_counts(typed: DataFrame) -> tuple[int, int]:
-    """(rows, rows breaking a rule) in one pass."""
-    row = typed.agg(F.count("*"), F.count(F.when(F.size(REASONS) > 0, 1))).first()
-    assert row is not None
-    return int(row[0]), int(row[1])
-
-
 def balance(ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quarantined: int, duplicates: int) -> tuple:
     """The accounting row for one source; fails the job when rows in != out + quarantined + duplicates."""
     if rows_in != rows_out + quarantined + duplicates:
@@ -191,50 +150,61 @@ def balance(ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quar
 
 def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from expectations import suites
-    from include.quality import gate
+    from include import quality
 
-    lake, ds = ctx.settings.lake, ctx.ds
+    lake, ds, severities = ctx.settings.lake, ctx.ds, ctx.settings.dq_severity
 
     typed_tracks = type_tracks(delta_io.read_partition(spark, tables.BRONZE_TRACKS, lake, ds)).cache()
+    tracks = quality.apply(typed_tracks, suites.silver_track_rows(severities))
     tracks_today = (
-        dedupe(valid(typed_tracks), "track_id", [F.col(schemas.SOURCE_FILE).desc(), "title"])
+        dedupe(tracks.kept, "track_id", [F.col(schemas.SOURCE_FILE).desc(), "title"])
         .withColumn("run_date", F.lit(ds))
         .select(*schemas.SILVER_TRACKS.fieldNames())
         .cache()
     )
-    gate(tracks_today, suites.silver_tracks())
-    tracks_q = quarantine(typed_tracks, "tracks", ctx.run_id, ds)
-    t_in, t_bad = split_counts(typed_tracks)
+    results = tracks.results + quality.validate(tracks_today, suites.silver_tracks(severities))
     t_out = tracks_today.count()
-    track_counts = balance(ctx, "tracks", t_in, t_out, t_bad, t_in - t_bad - t_out)
+    track_counts = balance(
+        ctx, "tracks", tracks.rows, t_out, tracks.quarantined_rows, tracks.rows - tracks.quarantined_rows - t_out
+    )
 
     known = delta_io.read_or_empty(spark, tables.SILVER_TRACKS, lake, schemas.SILVER_TRACKS).select("track_id")
-    typed = flag_unknown_tracks(
-        type_interactions(delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, lake, ds)),
-        known.unionByName(tracks_today.select("track_id")),
-    ).cache()
+    bronze = delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, lake, ds)
+    typed = type_interactions(bronze, known.unionByName(tracks_today.select("track_id"))).cache()
+    events = quality.apply(typed, suites.silver_interaction_rows(ctx.run_date, severities))
     earlier = None
     if delta_io.exists(spark, tables.SILVER_INTERACTIONS, lake):
         earlier = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") < ds)
-    kept = dedupe(valid(typed), "event_id", ["played_at", schemas.SOURCE_FILE, "user_id", "track_id"], earlier).cache()
+    order: list[Column | str] = ["played_at", schemas.SOURCE_FILE, schemas.SOURCE_ROW, "user_id", "track_id"]
+    kept = dedupe(events.kept, "event_id", order, earlier).cache()
 
     dim_user = delta_io.read_or_empty(spark, tables.SILVER_DIM_USER, lake, USER_DIM_SCHEMA)
     dim_track = delta_io.read_or_empty(spark, tables.SILVER_DIM_TRACK, lake, TRACK_DIM_SCHEMA)
     user_rows = new_keys(kept, dim_user, "user_id", "user_key", ds).cache()
     track_rows = new_keys(tracks_today, dim_track, "track_id", "track_key", ds).cache()
     silver = with_keys(kept, dim_user.unionByName(user_rows), dim_track.unionByName(track_rows), ds).cache()
-    gate(silver, suites.silver_interactions())
-    events_q = quarantine(typed, "interactions", ctx.run_id, ds)
-    e_in, e_bad = split_counts(typed)
-    event_counts = balance(ctx, "interactions", e_in, silver.count(), e_bad, e_in - e_bad - kept.count())
+    results += events.results + quality.validate(silver, suites.silver_interactions(severities))
+    out = silver.count()
+    event_counts = balance(
+        ctx,
+        "interactions",
+        events.rows,
+        out,
+        events.quarantined_rows,
+        events.rows - events.quarantined_rows - kept.count(),
+    )
     ctx.log(f"new keys: {user_rows.count()} users, {track_rows.count()} tracks")
+    quality.record(spark, ctx, results)  # stops here, before any silver write, if a fail check failed
 
     changed = delta_io.merge(tracks_today, tables.SILVER_TRACKS, lake, ["track_id"], newer_than="run_date")
     ctx.log(f"catalog: {changed} new or changed tracks")
     delta_io.merge(track_rows, tables.SILVER_DIM_TRACK, lake, ["track_id"], update=False)
     delta_io.merge(user_rows, tables.SILVER_DIM_USER, lake, ["user_id"], update=False)
     delta_io.overwrite_partition(silver, tables.SILVER_INTERACTIONS, lake, ds)
-    delta_io.overwrite_partition(events_q.unionByName(tracks_q), tables.SILVER_QUARANTINE, lake, ds)
+    rejected = quarantine(events.quarantined, "interactions", ctx.run_id, ds).unionByName(
+        quarantine(tracks.quarantined, "tracks", ctx.run_id, ds)
+    )
+    delta_io.overwrite_partition(rejected, tables.SILVER_QUARANTINE, lake, ds)
     counts = spark.createDataFrame([event_counts, track_counts], COUNTS_SCHEMA)
     delta_io.overwrite_partition(counts, tables.OPS_LAYER_COUNTS, lake, ds, where="layer = 'silver'")
 

@@ -97,11 +97,28 @@ def transform(
     )
 
 
+def checked_frames(recs: DataFrame, affinity: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """What the gold suites check: each row with ``played`` (the user played the track) and ``finite``
+    (the score is a finite number), and one row per user with its row count, distinct and largest rank."""
+    played = affinity.select("user_id", "track_id", F.lit(True).alias("played"))
+    rows = (
+        recs.join(played, ["user_id", "track_id"], "left")
+        .withColumn("played", F.coalesce("played", F.lit(False)))
+        .withColumn("finite", ~F.isnan("score") & (F.abs("score") < float("inf")))
+    )
+    per_user = recs.groupBy("user_id").agg(
+        F.count("*").alias("rows"),
+        F.countDistinct("rank").alias("distinct_ranks"),
+        F.max("rank").alias("max_rank"),
+    )
+    return rows, per_user
+
+
 def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from pyspark.ml.recommendation import ALSModel
 
     from expectations import suites
-    from include.quality import gate
+    from include import quality
 
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
     affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds).cache()
@@ -115,7 +132,10 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
         ctx.log(f"no model at {path}: popularity fallback for every user")
         version = None
     recs = transform(affinity, popularity, model, settings.top_k, version, ctx.run_id, ds).cache()
-    gate(recs, suites.gold_recommendations(settings.top_k))
+    rows, per_user = checked_frames(recs, affinity)
+    results = quality.validate(rows, suites.gold_recommendations(settings.top_k, settings.dq_severity))
+    results += quality.validate(per_user, suites.gold_recommendations_per_user(settings.top_k, settings.dq_severity))
+    quality.record(spark, ctx, results)  # a failed check leaves the previous recommendations in place
     delta_io.overwrite_partition(recs, tables.GOLD_RECOMMENDATIONS, lake, ds)
     by_source = {r["source"]: r["count"] for r in recs.groupBy("source").count().collect()}
     users = recs.select("user_id").distinct().count()

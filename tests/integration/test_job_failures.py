@@ -61,6 +61,8 @@ def test_bom_crlf_quotes_and_bad_lines_all_reach_bronze(spark, tmp_path):
     assert rows[1]["user_id"] == "u,2"  # bronze keeps values as they came, CR included
     assert rows[0][schemas.CORRUPT_RECORD] is None and rows[2][schemas.CORRUPT_RECORD] is not None
     assert all(r[schemas.SOURCE_FILE].endswith("part-00000.csv") for r in rows)
-    typed = build_silver.type_interactions(spark.createDataFrame(rows)).orderBy("event_id").collect()
-    assert [r[build_silver.REASONS] for r in typed] == [[], [], ["malformed_row"]]
+    known = spark.createDataFrame([("t1",)], "track_id string")
+    typed = build_silver.type_interactions(spark.createDataFrame(rows), known).orderBy("event_id").collect()
+    assert [r[schemas.CORRUPT_RECORD] is not None for r in typed] == [False, False, True]
+    assert [r[schemas.SOURCE_ROW] for r in typed] == [1, 2, 3]
     assert (typed[0]["rating"], typed[1]["rating"], typed[1]["skipped"]) == (4.0, None, True)

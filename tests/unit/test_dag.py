@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import itertools
 from pathlib import Path
 
 import pytest
 
-from include.config import PROJECT_ROOT
-import datetime as dt
-
-from include.config import ConfigError
+from include.config import PROJECT_ROOT, ConfigError
 from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK, TRAIN_GATE_TASK, TRAINING_JOBS, should_train
 
 pytestmark = pytest.mark.unit

@@ -1,38 +1,61 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from expectations import suites
+from include import quality
 from include.cli import format_table
 from include.config import load_settings
-from include.quality import DataQualityError, gate
-from spark_jobs import train_als
+from include.jobs import DataQualityError, JobContext
+from spark_jobs import build_gold, train_als
 
 pytestmark = pytest.mark.unit
 
 AFFINITY = "user_key int, track_key int, latest_rating double, strength double"
 
 
-def test_gate_passes_good_frames_and_names_each_failed_expectation(spark):
-    good = spark.createDataFrame([(1, 2, 1.5), (1, 3, 1.0)], "user_key int, track_key int, confidence double")
-    results = gate(good, suites.gold_affinity())
-    assert results and all(r.success for r in results)
-    bad = spark.createDataFrame(
-        [(1, None, 1.5), (1, 3, 0.5), (2, 4, 2.0)], "user_key int, track_key int, confidence double"
+def affinity_frame(spark, rows):
+    aff = spark.createDataFrame(rows, "user_key int, track_key int, confidence double")
+    dims = (
+        spark.createDataFrame([(1,), (2,)], "user_key int"),
+        spark.createDataFrame([(2,), (3,), (4,)], "track_key int"),
     )
+    return build_gold.with_references(aff, *dims)
+
+
+def test_gold_suite_passes_good_frames_and_names_each_failed_check(spark):
+    results = quality.gate(affinity_frame(spark, [(1, 2, 1.5), (1, 3, 1.0)]), suites.gold_affinity())
+    assert results and all(r.success for r in results)
+    bad = affinity_frame(spark, [(1, 9, 1.5), (1, 3, 0.5), (2, 4, float("nan")), (7, 4, 2.0)])
     with pytest.raises(DataQualityError) as err:
-        gate(bad, suites.gold_affinity())
+        quality.gate(bad, suites.gold_affinity())
     message = str(err.value)
     assert "gold_user_track_affinity failed" in message
-    assert "expect_column_values_to_not_be_null on track_key (1 of 3 rows)" in message
-    assert "expect_column_values_to_be_between on confidence (1 of 3 rows)" in message
+    assert "user_key_in_dim_user (expect_column_values_to_not_be_null on dim_user_key): 1 of 4 rows" in message
+    assert "track_key_in_dim_track" in message and "confidence_finite" in message
 
 
 def test_gate_catches_schema_drift(spark):
     df = spark.createDataFrame([("e1",)], "event_id string")
-    with pytest.raises(DataQualityError, match="expect_table_columns_to_match_set"):
-        gate(df, suites.silver_interactions())
+    with pytest.raises(DataQualityError, match="silver_interactions_columns"):
+        quality.gate(df, suites.silver_interactions())
+
+
+def test_record_writes_dq_results_then_stops_on_a_failed_check(spark, settings, tmp_path):
+    ctx = JobContext("build_gold", dt.date(2026, 11, 20), "run-1", settings.with_overrides(lake=str(tmp_path)))
+    bad = affinity_frame(spark, [(1, 9, 1.5)])
+    results = quality.validate(bad, suites.gold_affinity("track_key_in_dim_track=warn"))
+    quality.record(spark, ctx, results)  # a warning only: no error
+    results = quality.validate(bad, suites.gold_affinity())
+    with pytest.raises(DataQualityError, match="track_key_in_dim_track"):
+        quality.record(spark, ctx, results)
+    rows = spark.read.format("delta").load(f"{tmp_path}/ops/dq_results").collect()
+    assert len(rows) == len(results)  # the rerun replaced the first run's rows
+    failed = [(r["check"], r["severity"], r["action"], r["unexpected_count"]) for r in rows if not r["success"]]
+    assert failed == [("track_key_in_dim_track", "fail", "failed", 1)]
 
 
 def test_training_set_explicit_uses_ratings_implicit_uses_strength(spark):

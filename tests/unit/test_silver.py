@@ -3,75 +3,103 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from include import schemas
+from expectations import suites
+from include import quality, schemas
+from include.config import ConfigError
 from spark_jobs import build_silver as silver
 
 pytestmark = pytest.mark.unit
 
-GOOD = ("e1", "u1", "t1", "2026-11-20T10:00:00Z", "1000", "false", "true", "4.5", None, "f.csv")
+GOOD = ("e1", "u1", "t1", "2026-11-20T10:00:00Z", "1000", "false", "true", "4.5", None, "f.csv", 1)
+DAY = dt.date(2026, 11, 20)
 
 
 def bronze(spark, rows):
     cols = [*schemas.INTERACTION_COLUMNS, schemas.CORRUPT_RECORD, schemas.SOURCE_FILE]
-    return spark.createDataFrame(rows, ", ".join(f"{c} string" for c in cols))
+    return spark.createDataFrame(rows, ", ".join(f"{c} string" for c in cols) + f", {schemas.SOURCE_ROW} long")
 
 
-def reasons(df):
-    return {r["event_id"]: r[silver.REASONS] for r in df.collect()}
+def typed(spark, rows, catalog=("t1",)):
+    known = spark.createDataFrame([(t,) for t in catalog], "track_id string")
+    return silver.type_interactions(bronze(spark, rows), known).cache()
+
+
+def route(spark, rows, catalog=("t1",), severities=""):
+    """The row-level suite applied as the job applies it: event_id -> the drop checks it broke."""
+    frame = typed(spark, rows, catalog)
+    outcome = quality.apply(frame, suites.silver_interaction_rows(DAY, severities))
+    got = {r["event_id"]: [] for r in outcome.kept.collect()}
+    got.update({r["event_id"]: r[schemas.REASONS] for r in outcome.quarantined.collect()})
+    return got, outcome
 
 
 def test_types_a_good_row(spark):
-    typed = silver.type_interactions(bronze(spark, [GOOD]))
-    row = typed.first()
-    assert row[silver.REASONS] == []
+    row = typed(spark, [GOOD]).first()
     assert row["played_at"] == dt.datetime(2026, 11, 20, 10, 0)  # session time zone is UTC
     assert (row["ms_played"], row["skipped"], row["liked"], row["rating"]) == (1000, False, True, 4.5)
+    assert row["known_track"] is True
+    assert route(spark, [GOOD])[0] == {"e1": []}
 
 
 def test_offsets_and_numeric_booleans_parse(spark):
-    row = ("e2", "u1", "t1", "2026-11-20T12:00:00+02:00", "0", "1", "0", "", None, "f.csv")
-    typed = silver.type_interactions(bronze(spark, [row])).first()
-    assert typed[silver.REASONS] == []
-    assert typed["played_at"] == dt.datetime(2026, 11, 20, 10, 0)
-    assert (typed["skipped"], typed["liked"], typed["rating"]) == (True, False, None)
+    row = ("e2", "u1", "t1", "2026-11-20T12:00:00+02:00", "0", "1", "0", "", None, "f.csv", 1)
+    got = typed(spark, [row]).first()
+    assert got["played_at"] == dt.datetime(2026, 11, 20, 10, 0)
+    assert (got["skipped"], got["liked"], got["rating"]) == (True, False, None)
+    assert route(spark, [row])[0] == {"e2": []}
 
 
 @pytest.mark.parametrize(
-    ("change", "rule"),
+    ("change", "checks"),
     [
-        ({1: " "}, "user_id_missing"),
-        ({2: None}, "track_id_missing"),
-        ({3: "yesterday"}, "played_at_invalid"),
-        ({4: "-5"}, "ms_played_invalid"),
-        ({4: "12abc"}, "ms_played_invalid"),
-        ({5: "maybe"}, "skipped_invalid"),
-        ({7: "5.5"}, "rating_out_of_range"),
-        ({7: "0"}, "rating_out_of_range"),
-        ({7: "five"}, "rating_out_of_range"),
+        ({1: " "}, ["user_id_missing"]),
+        ({1: "u" * 300}, ["user_id_too_long"]),
+        ({2: None}, ["track_id_missing", "unknown_track"]),
+        ({2: "t404"}, ["unknown_track"]),
+        ({3: "yesterday"}, ["played_at_invalid"]),
+        ({3: "2026-11-21T00:00:00Z"}, ["played_at_in_future"]),
+        ({4: "-5"}, ["ms_played_negative"]),
+        ({4: "12abc"}, ["ms_played_invalid"]),
+        ({5: "maybe"}, ["skipped_invalid"]),
+        ({7: "5.5"}, ["rating_out_of_range"]),
+        ({7: "0"}, ["rating_out_of_range"]),
+        ({7: "five"}, ["rating_invalid"]),
+        ({6: "tru\ufffd"}, ["invalid_utf8", "liked_invalid"]),
     ],
 )
-def test_each_rule_names_the_bad_value(spark, change, rule):
+def test_each_check_names_the_bad_value(spark, change, checks):
     row = list(GOOD)
     for i, v in change.items():
         row[i] = v
-    assert reasons(silver.type_interactions(bronze(spark, [tuple(row)]))) == {"e1": [rule]}
+    got, outcome = route(spark, [("ok", *GOOD[1:]), tuple(row)])
+    assert got == {"ok": [], "e1": checks}
+    assert (outcome.rows, outcome.quarantined_rows) == (2, 1)
+    failed = {r.check: r.unexpected_count for r in outcome.results if not r.success}
+    assert failed == dict.fromkeys(checks, 1)
 
 
-def test_unparsable_line_is_quarantined_with_its_text(spark):
-    row = ("e9", None, None, None, None, None, None, None, "e9,u1,too,many,fields,x,y,z,w", "f.csv")
-    typed = silver.type_interactions(bronze(spark, [row]))
-    q = silver.quarantine(typed, "interactions", "run-1", "2026-11-20").first()
-    assert q["reasons"] == "malformed_row"
-    assert "too,many" in q["raw"] and q["source_file"] == "f.csv" and q["run_id"] == "run-1"
+def test_warn_checks_keep_the_row_and_severities_can_be_overridden(spark):
+    late = ("e3", "u1", "t1", "2026-11-19T23:00:00Z", *GOOD[4:])
+    got, outcome = route(spark, [late])
+    assert got == {"e3": []}
+    assert [(r.check, r.action) for r in outcome.results if not r.success] == [("played_at_late", "warned")]
+    got, outcome = route(spark, [late], severities="played_at_late=drop, unknown_track=warn")
+    assert got == {"e3": ["played_at_late"]}
+    with pytest.raises(ConfigError, match="dq_severity: unknown check 'nope'"):
+        suites.silver_interaction_rows(DAY, "nope=drop")
+    with pytest.raises(ConfigError, match="allowed severities are warn, fail"):
+        suites.silver_interactions("event_id_unique=drop")
 
 
-def test_unknown_tracks_are_flagged_not_dropped(spark):
-    typed = silver.type_interactions(bronze(spark, [GOOD, ("e2", *GOOD[1:2], "t404", *GOOD[3:])]))
-    flagged = silver.flag_unknown_tracks(typed, spark.createDataFrame([("t1",)], "track_id string"))
-    assert reasons(flagged) == {"e1": [], "e2": ["unknown_track"]}
+def test_unparsable_line_is_quarantined_with_its_text_file_and_row(spark):
+    row = ("e9", None, None, None, None, None, None, None, "e9,u1,too,many,fields,x,y,z,w", "f.csv", 7)
+    _, outcome = route(spark, [row])
+    q = silver.quarantine(outcome.quarantined, "interactions", "run-1", "2026-11-20").first()
+    assert q["reasons"].split(",")[0] == "malformed_row"
+    assert "too,many" in q["raw"] and q["source_file"] == "f.csv" and q["source_row"] == 7
+    assert q["run_id"] == "run-1"
 
 
 def test_dedupe_keeps_first_and_drops_earlier_days(spark):
@@ -101,8 +129,9 @@ def test_tracks_out_of_range_features_are_quarantined(spark):
     good = ["t1", "Song, Part 2", "A", "B", "rock", "1999", "200000", "120", *["0.5"] * 7, "-8", None, "f"]
     bad = list(good)
     bad[0], bad[8], bad[15] = "t2", "1.5", "9"
-    df = spark.createDataFrame([tuple(good), tuple(bad)], ", ".join(f"{c} string" for c in cols))
-    typed = silver.type_tracks(df)
-    got = {r["track_id"]: r[silver.REASONS] for r in typed.collect()}
-    assert got == {"t1": [], "t2": ["loudness_out_of_range", "energy_out_of_range"]}
-    assert silver.valid(typed).select(F.col("title")).first()[0] == "Song, Part 2"
+    schema = ", ".join(f"{c} string" for c in cols) + f", {schemas.SOURCE_ROW} long"
+    df = spark.createDataFrame([(*good, 1), (*bad, 2)], schema)
+    outcome = quality.apply(silver.type_tracks(df).cache(), suites.silver_track_rows())
+    got = {r["track_id"]: r[schemas.REASONS] for r in outcome.quarantined.collect()}
+    assert got == {"t2": ["energy_out_of_range", "loudness_out_of_range"]}
+    assert [r["title"] for r in outcome.kept.collect()] == ["Song, Part 2"]
