@@ -1,7 +1,8 @@
 """Applies Setlist's data-quality suites to Spark frames: GX validation, severities, quarantine routing.
 
 Reads the frame it is given. :func:`record` writes ``ops.dq_results`` (partition ``run_date``,
-replaceWhere on the run's suites); nothing else here writes. A suite is one GX validation over a cached
+replaceWhere on the run's suites) and a GX Data Docs site per job and run date under
+``<lake>/_data_docs/run_date=<date>/<step>/``; nothing else here writes. A suite is one GX validation over a cached
 frame: GX bundles the counts of all its expectations into a few aggregate queries, and the rows that
 break ``drop`` checks are found in the same pass that counts them.
 """
@@ -9,6 +10,7 @@ break ``drop`` checks are found in the same pass that counts them.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include import delta_io, tables
+from include.config import PROJECT_ROOT
 from include.jobs import DataQualityError, JobContext
 from include.schemas import REASONS
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 # Counts only: a list of sample values would add one query per expectation; quarantine keeps the rows.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
+DOCS_SITE = "setlist"
 ACTIONS = {"warn": "warned", "drop": "quarantined", "fail": "failed"}
 DQ_RESULTS_SCHEMA = (
     "run_date string, run_id string, layer string, suite string, check string, expectation string,"
@@ -87,20 +91,26 @@ def context() -> Any:
     return _context
 
 
-def _batch(df: DataFrame, name: str) -> Any:
-    source = context().data_sources.get("setlist")
+def _definition(name: str, suite: Any) -> Any:
+    """A stored validation definition, so GX keeps its results for the Data Docs site."""
+    ctx = context()
+    source = ctx.data_sources.get("setlist")
     try:
         asset = source.get_asset(name)
     except LookupError:
         asset = source.add_dataframe_asset(name=name)
         asset.add_batch_definition_whole_dataframe("whole")
-    return asset.get_batch_definition("whole").get_batch(batch_parameters={"dataframe": df})
+    stored = ctx.suites.add_or_update(suite)
+    definition = gx.ValidationDefinition(name=name, data=asset.get_batch_definition("whole"), suite=stored)
+    return ctx.validation_definitions.add_or_update(definition)
 
 
 def validate(df: DataFrame, suite: Suite) -> list[CheckResult]:
     """Run the suite's expectations on ``df`` with GX; one result per check, in suite order."""
     started = time.monotonic()
-    validation = _batch(df, suite.name).validate(suite.gx_suite(), result_format=RESULT_FORMAT)
+    validation = _definition(suite.name, suite.gx_suite()).run(
+        batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT
+    )
     print(
         f"[setlist] validate {suite.name}: {len(suite.checks)} checks in {time.monotonic() - started:.1f}s",
         flush=True,
@@ -156,6 +166,34 @@ def apply(df: DataFrame, suite: Suite) -> Outcome:
     )
 
 
+def docs_dir(ctx: JobContext) -> str:
+    """Where this job's Data Docs site goes: under the lake when it is a local path, else under .build/."""
+    lake = ctx.settings.lake
+    root = lake if "://" not in lake or lake.startswith("file:") else str(PROJECT_ROOT / ".build")
+    return f"{root.removeprefix('file:')}/_data_docs/run_date={ctx.ds}/{ctx.step}"
+
+
+def build_docs(ctx: JobContext) -> str:
+    """Render a GX Data Docs site of every validation this process ran; returns its index.html path."""
+    started = time.monotonic()
+    site = docs_dir(ctx)
+    shutil.rmtree(site, ignore_errors=True)  # a rerun replaces the run date's site
+    gx_context = context()
+    config = {
+        "class_name": "SiteBuilder",
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": site},
+    }
+    if DOCS_SITE in (gx_context.config.data_docs_sites or {}):
+        gx_context.update_data_docs_site(DOCS_SITE, config)
+    else:
+        gx_context.add_data_docs_site(DOCS_SITE, config)
+    gx_context.build_data_docs(site_names=[DOCS_SITE])
+    index = f"{site}/index.html"
+    ctx.log(f"data docs: {index} ({time.monotonic() - started:.1f}s)")
+    return index
+
+
 def summarize(ctx: JobContext, results: list[CheckResult]) -> None:
     """One log line per check that did not pass, naming its action and counts."""
     for r in results:
@@ -194,6 +232,7 @@ def record(spark: SparkSession, ctx: JobContext, results: list[CheckResult]) -> 
     frame = spark.createDataFrame(rows, DQ_RESULTS_SCHEMA)
     delta_io.overwrite_partition(frame, tables.OPS_DQ_RESULTS, ctx.settings.lake, ctx.ds, where=where)
     summarize(ctx, results)
+    build_docs(ctx)
     failed = [r for r in results if r.action == "failed"]
     if failed:
         raise DataQualityError("; ".join(f"{r.suite}.{r.describe()}" for r in failed))

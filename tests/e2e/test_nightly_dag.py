@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 DAYS = ("2026-11-01", "2026-11-02")
 K = 10
-AUDIT_COLUMNS = {"_ingested_at", "run_id", "generated_at", "trained_at", "fit_seconds"}
+AUDIT_COLUMNS = {"_ingested_at", "run_id", "generated_at", "trained_at", "fit_seconds", "validated_at"}
 BAD_LINE = "ev_bad_1,user_000001,trk_0000001,not-a-time,100,false,false,\n"
 SHORT_LINE = "ev_bad_2,user_000001\n"
 

@@ -52,6 +52,8 @@ def test_record_writes_dq_results_then_stops_on_a_failed_check(spark, settings, 
     results = quality.validate(bad, suites.gold_affinity())
     with pytest.raises(DataQualityError, match="track_key_in_dim_track"):
         quality.record(spark, ctx, results)
+    index = tmp_path / "_data_docs" / "run_date=2026-11-20" / "build_gold" / "index.html"
+    assert index.is_file() and "gold_user_track_affinity" in index.read_text()
     rows = spark.read.format("delta").load(f"{tmp_path}/ops/dq_results").collect()
     assert len(rows) == len(results)  # the rerun replaced the first run's rows
     failed = [(r["check"], r["severity"], r["action"], r["unexpected_count"]) for r in rows if not r["success"]]
