@@ -5,6 +5,8 @@ Column lists here are the contract documented in the README; reads and writes no
 
 from __future__ import annotations
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
     DoubleType,
@@ -126,3 +128,9 @@ RECOMMENDATIONS = StructType(
         StructField("generated_at", TimestampType(), False),
     ]
 )
+
+
+def raw_text(columns: tuple[str, ...]) -> Column:
+    """A row's raw values (and unparsable text) as one JSON string: what quarantine keeps and what
+    whole-row checks such as UTF-8 validity look at."""
+    return F.to_json(F.struct(*columns, CORRUPT_RECORD))

@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include import delta_io, jobs, schemas, tables
-from include.schemas import REASONS
+from include.schemas import REASONS, raw_text
 
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
@@ -43,7 +43,7 @@ def _bool(name: str) -> Column:
 
 def _lineage(columns: tuple[str, ...]) -> list[Column]:
     return [
-        F.to_json(F.struct(*columns, schemas.CORRUPT_RECORD)).alias("_raw"),
+        raw_text(columns).alias("_raw"),
         F.col(schemas.CORRUPT_RECORD),
         F.col(schemas.SOURCE_FILE),
         F.col(schemas.SOURCE_ROW),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from include import delta_io, jobs, schemas, tables
 from include.landing import header_problems, list_files
+from include.schemas import raw_text
 
 SOURCES: dict[str, tuple[tables.Table, tuple[str, ...], StructType]] = {
     "interactions": (tables.BRONZE_INTERACTIONS, schemas.INTERACTION_COLUMNS, schemas.RAW_INTERACTIONS),
@@ -46,11 +47,6 @@ def read_raw_csv(spark: SparkSession, paths: list[str], schema: StructType) -> D
     )
 
 
-def raw_text(columns: tuple[str, ...]) -> Column:
-    """The row's raw values as one JSON string: what checks on the whole row (UTF-8) look at."""
-    return F.to_json(F.struct(*columns, schemas.CORRUPT_RECORD))
-
-
 def transform(raw: DataFrame, run_date: str) -> DataFrame:
     """Add ingestion lineage; the raw columns are kept as they are."""
     return raw.withColumn(schemas.INGESTED_AT, F.current_timestamp()).withColumn(
@@ -58,8 +54,12 @@ def transform(raw: DataFrame, run_date: str) -> DataFrame:
     )
 
 
-def ingest(spark: SparkSession, ctx: jobs.JobContext, source: str) -> None:
-    table, columns, schema = SOURCES[source]
+def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFrame, int]:
+    """The day's landing files of one source as a bronze frame (cached), and how many files were read.
+
+    Stops with a clear message on schema drift or a missing day (unless ``missing_day=empty``).
+    """
+    _, columns, schema = SOURCES[source]
     folder = tables.landing_dir(ctx.settings.lake, source, ctx.run_date)
     files = list_files(spark, folder)
     if not files and source == "interactions":
@@ -78,35 +78,36 @@ def ingest(spark: SparkSession, ctx: jobs.JobContext, source: str) -> None:
             raise jobs.LandingError(f"{source} file {f.path} does not match the contract: {problem}")
         readable.append(f.path)
     if readable:
-        bronze = transform(read_raw_csv(spark, readable, schema), ctx.ds)
+        raw = read_raw_csv(spark, readable, schema)
     else:
-        bronze = spark.createDataFrame([], schema).select(
+        raw = spark.createDataFrame([], schema).select(
             "*",
             F.lit(None).cast("string").alias(schemas.SOURCE_FILE),
             F.lit(None).cast("long").alias(schemas.SOURCE_ROW),
         )
-        bronze = transform(bronze, ctx.ds)
-    bronze = bronze.cache()
-    from expectations import suites
-    from include import quality
-
-    results = quality.validate(
-        bronze.withColumn("_raw", raw_text(columns)), suites.bronze(source, columns, ctx.settings.dq_severity)
-    )
-    quality.record(spark, ctx, results)
-    delta_io.overwrite_partition(bronze, table, ctx.settings.lake, ctx.ds)
-    stats = bronze.agg(F.count("*").alias("rows"), F.count(schemas.CORRUPT_RECORD).alias("corrupt")).first()
-    assert stats is not None
-    ctx.log(
-        f"{source}: {stats['rows']} rows from {len(readable)} files -> {table.sql_name}"
-        f" ({stats['corrupt']} unparsable, kept)"
-    )
-    bronze.unpersist()
+    return transform(raw, ctx.ds).cache(), len(readable)
 
 
 def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
-    for source in SOURCES:
-        ingest(spark, ctx, source)
+    from expectations import suites
+    from include import quality
+
+    landed = {source: land(spark, ctx, source) for source in SOURCES}
+    results = []
+    for source, (bronze, _) in landed.items():
+        columns = SOURCES[source][1]
+        suite = suites.bronze(source, columns, ctx.settings.dq_severity)
+        results += quality.validate(bronze.withColumn("_raw", raw_text(columns)), suite)
+    quality.record(spark, ctx, results)  # one failed check stops the day before either table is written
+    for source, (bronze, n_files) in landed.items():
+        table = SOURCES[source][0]
+        delta_io.overwrite_partition(bronze, table, ctx.settings.lake, ctx.ds)
+        stats = bronze.agg(F.count("*").alias("rows"), F.count(schemas.CORRUPT_RECORD).alias("corrupt")).first()
+        assert stats is not None
+        ctx.log(
+            f"{source}: {stats['rows']} rows from {n_files} files -> {table.sql_name}"
+            f" ({stats['corrupt']} unparsable, kept)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
