@@ -46,6 +46,7 @@ lint: venv
 
 bench: setup
 	$(BIN)/python bench/bench_pipeline.py --events-per-day 100000 --days 1
+	$(BIN)/python bench/bench_validation.py --events-per-day 1000000
 
 clean:
 	rm -rf .build .airflow lake spark-warehouse

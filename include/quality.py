@@ -138,18 +138,20 @@ def validate(df: DataFrame, suite: Suite) -> list[CheckResult]:
 def apply(df: DataFrame, suite: Suite) -> Outcome:
     """Validate ``df`` (cached by the caller) and split it: rows breaking a ``drop`` check go to quarantine.
 
+    The routing counts run first, so they are the pass that computes the frame; GX validates the cache.
+
     The rows each row-level check flags are counted in one aggregation and must equal GX's unexpected
     count for that check, so quarantine routing and the validation report cannot disagree.
     """
-    results = validate(df, suite)
     row_checks = [(c, c.violation) for c in suite.checks if c.violation is not None]
     drop = [F.when(v(), F.lit(c.name)) for c, v in row_checks if c.severity == "drop"]
     reasons = F.array_compact(F.array(*drop)) if drop else F.array().cast("array<string>")
     flagged = df.withColumn(REASONS, reasons)
     aggs = [F.count(F.lit(1)).alias("_rows"), F.count(F.when(F.size(REASONS) > 0, 1)).alias("_bad")]
     aggs += [F.count(F.when(v(), 1)).alias(f"_n{i}") for i, (_, v) in enumerate(row_checks)]
-    counts = flagged.agg(*aggs).first()
+    counts = flagged.agg(*aggs).first()  # the one pass over the data; GX then reads the cached frame
     assert counts is not None
+    results = validate(df, suite)
     by_name = {r.check: r for r in results}
     for i, (c, _) in enumerate(row_checks):
         gx_count = by_name[c.name].unexpected_count

@@ -114,6 +114,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     quarantined = delta_io.read_partition(spark, tables.SILVER_QUARANTINE, lake, ds)
 
     aff = affinity(history, ds, ctx.settings.alpha).cache()
+    n_aff = aff.count()
     dims = (delta_io.read(spark, tables.SILVER_DIM_USER, lake), delta_io.read(spark, tables.SILVER_DIM_TRACK, lake))
     results = quality.validate(with_references(aff, *dims), suites.gold_affinity(ctx.settings.dq_severity))
     quality.record(spark, ctx, results)
@@ -126,7 +127,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     row = metrics.first()
     assert row is not None
     ctx.log(
-        f"{history.count()} silver rows up to {ds} -> {aff.count()} affinity rows; day: {row['events']} events,"
+        f"{history.count()} silver rows up to {ds} -> {n_aff} affinity rows; day: {row['events']} events,"
         f" {row['unique_users']} users, {row['unique_tracks']} tracks, {row['ratings']} ratings"
     )
 

@@ -162,8 +162,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
         .select(*schemas.SILVER_TRACKS.fieldNames())
         .cache()
     )
-    results = tracks.results + quality.validate(tracks_today, suites.silver_tracks(severities))
     t_out = tracks_today.count()
+    results = tracks.results + quality.validate(tracks_today, suites.silver_tracks(severities))
     track_counts = balance(
         ctx, "tracks", tracks.rows, t_out, tracks.quarantined_rows, tracks.rows - tracks.quarantined_rows - t_out
     )
@@ -183,8 +183,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     user_rows = new_keys(kept, dim_user, "user_id", "user_key", ds).cache()
     track_rows = new_keys(tracks_today, dim_track, "track_id", "track_key", ds).cache()
     silver = with_keys(kept, dim_user.unionByName(user_rows), dim_track.unionByName(track_rows), ds).cache()
-    results += events.results + quality.validate(silver, suites.silver_interactions(severities))
     out = silver.count()
+    results += events.results + quality.validate(silver, suites.silver_interactions(severities))
     event_counts = balance(
         ctx,
         "interactions",

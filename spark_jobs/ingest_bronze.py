@@ -93,6 +93,11 @@ def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from include import quality
 
     landed = {source: land(spark, ctx, source) for source in SOURCES}
+    stats = {}
+    for source, (bronze, _) in landed.items():  # the pass that reads the files and fills the cache
+        row = bronze.agg(F.count("*").alias("rows"), F.count(schemas.CORRUPT_RECORD).alias("corrupt")).first()
+        assert row is not None
+        stats[source] = row
     results = []
     for source, (bronze, _) in landed.items():
         columns = SOURCES[source][1]
@@ -102,11 +107,9 @@ def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
     for source, (bronze, n_files) in landed.items():
         table = SOURCES[source][0]
         delta_io.overwrite_partition(bronze, table, ctx.settings.lake, ctx.ds)
-        stats = bronze.agg(F.count("*").alias("rows"), F.count(schemas.CORRUPT_RECORD).alias("corrupt")).first()
-        assert stats is not None
         ctx.log(
-            f"{source}: {stats['rows']} rows from {n_files} files -> {table.sql_name}"
-            f" ({stats['corrupt']} unparsable, kept)"
+            f"{source}: {stats[source]['rows']} rows from {n_files} files -> {table.sql_name}"
+            f" ({stats[source]['corrupt']} unparsable, kept)"
         )
 
 

@@ -132,6 +132,7 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
         ctx.log(f"no model at {path}: popularity fallback for every user")
         version = None
     recs = transform(affinity, popularity, model, settings.top_k, version, ctx.run_id, ds).cache()
+    n_recs = recs.count()
     rows, per_user = checked_frames(recs, affinity)
     results = quality.validate(rows, suites.gold_recommendations(settings.top_k, settings.dq_severity))
     results += quality.validate(per_user, suites.gold_recommendations_per_user(settings.top_k, settings.dq_severity))
@@ -139,7 +140,7 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     delta_io.overwrite_partition(recs, tables.GOLD_RECOMMENDATIONS, lake, ds)
     by_source = {r["source"]: r["count"] for r in recs.groupBy("source").count().collect()}
     users = recs.select("user_id").distinct().count()
-    ctx.log(f"{users} users -> {recs.count()} recommendations (top {settings.top_k}) {by_source} model={version}")
+    ctx.log(f"{users} users -> {n_recs} recommendations (top {settings.top_k}) {by_source} model={version}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
