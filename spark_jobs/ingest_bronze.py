@@ -55,7 +55,8 @@ def transform(raw: DataFrame, run_date: str) -> DataFrame:
 
 
 def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFrame, int]:
-    """The day's landing files of one source as a bronze frame (cached), and how many files were read.
+    """The day's landing files of one source as a bronze frame (cached, with the ``_raw`` text the checks
+    read), and how many files were read.
 
     Stops with a clear message on schema drift or a missing day (unless ``missing_day=empty``).
     """
@@ -85,7 +86,8 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
             F.lit(None).cast("string").alias(schemas.SOURCE_FILE),
             F.lit(None).cast("long").alias(schemas.SOURCE_ROW),
         )
-    return transform(raw, ctx.ds).cache(), len(readable)
+    # The raw-text column the whole-row checks read is computed once, in the pass that fills the cache.
+    return transform(raw, ctx.ds).withColumn("_raw", raw_text(columns)).cache(), len(readable)
 
 
 def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
@@ -102,11 +104,11 @@ def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
     for source, (bronze, _) in landed.items():
         columns = SOURCES[source][1]
         suite = suites.bronze(source, columns, ctx.settings.dq_severity)
-        results += quality.validate(bronze.withColumn("_raw", raw_text(columns)), suite)
+        results += quality.validate(bronze, suite)
     quality.record(spark, ctx, results)  # one failed check stops the day before either table is written
     for source, (bronze, n_files) in landed.items():
         table = SOURCES[source][0]
-        delta_io.overwrite_partition(bronze, table, ctx.settings.lake, ctx.ds)
+        delta_io.overwrite_partition(bronze.drop("_raw"), table, ctx.settings.lake, ctx.ds)
         ctx.log(
             f"{source}: {stats[source]['rows']} rows from {n_files} files -> {table.sql_name}"
             f" ({stats[source]['corrupt']} unparsable, kept)"
