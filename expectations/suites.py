@@ -12,6 +12,7 @@ import datetime as dt
 
 from expectations.checks import (
     WARN,
+    Check,
     Suite,
     between,
     columns_are,
@@ -35,12 +36,14 @@ REPLACEMENT_CHAR = "\ufffd"  # what invalid UTF-8 bytes decode to
 NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 
 
-def _finish(suite: Suite, overrides: str) -> Suite:
+def _suite(name: str, layer: str, checks: list[Check], overrides: str) -> Suite:
+    """A suite with the ``dq_severity`` overrides applied (checked against its check names)."""
     context()  # GX expectations need a context to exist
+    suite = Suite(name, layer, tuple(checks))
     return suite.with_severities(parse_severities(overrides, [c.name for c in suite.checks]))
 
 
-def _row_basics(id_columns: tuple[str, ...]) -> list:
+def _row_basics(id_columns: tuple[str, ...]) -> list[Check]:
     checks = [
         is_null("malformed_row", schemas.CORRUPT_RECORD),
         not_matches("invalid_utf8", "_raw", REPLACEMENT_CHAR),
@@ -52,19 +55,17 @@ def _row_basics(id_columns: tuple[str, ...]) -> list:
 
 def bronze(source: str, columns: tuple[str, ...], overrides: str = "") -> Suite:
     """landing -> bronze: the contract's header and lineage; unreadable UTF-8 is counted (rows are kept)."""
-    return _finish(
-        Suite(
-            f"bronze_{source}",
-            "bronze",
-            (
-                columns_are("bronze_columns", [*columns, *schemas.BRONZE_AUDIT_COLUMNS, "_raw"]),
-                *[
-                    table_not_null(f"{c.strip('_')}_present", c)
-                    for c in (schemas.SOURCE_FILE, schemas.INGESTED_AT, schemas.BRONZE_RUN_DATE)
-                ],
-                not_matches("file_utf8", "_raw", REPLACEMENT_CHAR, severity=WARN),
-            ),
-        ),
+    return _suite(
+        f"bronze_{source}",
+        "bronze",
+        [
+            columns_are("bronze_columns", [*columns, *schemas.BRONZE_AUDIT_COLUMNS, "_raw"]),
+            *[
+                table_not_null(f"{c.strip('_')}_present", c)
+                for c in (schemas.SOURCE_FILE, schemas.INGESTED_AT, schemas.BRONZE_RUN_DATE)
+            ],
+            not_matches("file_utf8", "_raw", REPLACEMENT_CHAR, severity=WARN),
+        ],
         overrides,
     )
 
@@ -73,40 +74,36 @@ def silver_interaction_rows(run_date: dt.date, overrides: str = "") -> Suite:
     """bronze -> silver, row by row: keys present, types parse, values in range, track in the catalog."""
     day_start = dt.datetime.combine(run_date, dt.time())
     day_end = day_start + dt.timedelta(days=1)
-    return _finish(
-        Suite(
-            "silver_interaction_rows",
-            "silver",
-            (
-                *_row_basics(("event_id", "user_id", "track_id")),
-                not_null("played_at_invalid", "played_at"),
-                between("played_at_in_future", "played_at", high=day_end, strict_max=True),
-                between("played_at_late", "played_at", low=day_start, severity=WARN),
-                not_null("ms_played_invalid", "ms_played"),
-                between("ms_played_negative", "ms_played", low=0),
-                not_null("skipped_invalid", "skipped"),
-                not_null("liked_invalid", "liked"),
-                matches("rating_invalid", "rating_text", NUMBER),
-                between("rating_out_of_range", "rating", 0.5, 5.0),
-                in_set("unknown_track", "known_track", [True]),
-            ),
-        ),
+    return _suite(
+        "silver_interaction_rows",
+        "silver",
+        [
+            *_row_basics(("event_id", "user_id", "track_id")),
+            not_null("played_at_invalid", "played_at"),
+            between("played_at_in_future", "played_at", high=day_end, strict_max=True),
+            between("played_at_late", "played_at", low=day_start, severity=WARN),
+            not_null("ms_played_invalid", "ms_played"),
+            between("ms_played_negative", "ms_played", low=0),
+            not_null("skipped_invalid", "skipped"),
+            not_null("liked_invalid", "liked"),
+            matches("rating_invalid", "rating_text", NUMBER),
+            between("rating_out_of_range", "rating", 0.5, 5.0),
+            in_set("unknown_track", "known_track", [True]),
+        ],
         overrides,
     )
 
 
 def silver_interactions(overrides: str = "") -> Suite:
     """The silver.interactions frame about to be written: schema, keys, one row per event_id."""
-    return _finish(
-        Suite(
-            "silver_interactions",
-            "silver",
-            (
-                columns_are("silver_interactions_columns", schemas.SILVER_INTERACTIONS.fieldNames()),
-                *[table_not_null(f"{c}_present", c) for c in ("event_id", "user_key", "track_key", "played_at")],
-                unique("event_id_unique", "event_id"),
-            ),
-        ),
+    return _suite(
+        "silver_interactions",
+        "silver",
+        [
+            columns_are("silver_interactions_columns", schemas.SILVER_INTERACTIONS.fieldNames()),
+            *[table_not_null(f"{c}_present", c) for c in ("event_id", "user_key", "track_key", "played_at")],
+            unique("event_id_unique", "event_id"),
+        ],
         overrides,
     )
 
@@ -116,88 +113,78 @@ def silver_track_rows(overrides: str = "") -> Suite:
     features = []
     for c in schemas.AUDIO_FEATURES_UNIT:
         features += [not_null(f"{c}_missing", c), between(f"{c}_out_of_range", c, 0.0, 1.0)]
-    return _finish(
-        Suite(
-            "silver_track_rows",
-            "silver",
-            (
-                *_row_basics(("track_id",)),
-                not_null("tempo_missing", "tempo"),
-                between("tempo_not_positive", "tempo", low=0.0, strict_min=True),
-                *features,
-                not_null("loudness_missing", "loudness"),
-                between("loudness_out_of_range", "loudness", -60.0, 5.0),
-                matches("release_year_invalid", "release_year_text", r"^[0-9]{1,4}$"),
-                matches("duration_ms_invalid", "duration_ms_text", r"^[0-9]+$"),
-                not_null("title_missing", "title", severity=WARN),
-            ),
-        ),
+    return _suite(
+        "silver_track_rows",
+        "silver",
+        [
+            *_row_basics(("track_id",)),
+            not_null("tempo_missing", "tempo"),
+            between("tempo_not_positive", "tempo", low=0.0, strict_min=True),
+            *features,
+            not_null("loudness_missing", "loudness"),
+            between("loudness_out_of_range", "loudness", -60.0, 5.0),
+            matches("release_year_invalid", "release_year_text", r"^[0-9]{1,4}$"),
+            matches("duration_ms_invalid", "duration_ms_text", r"^[0-9]+$"),
+            not_null("title_missing", "title", severity=WARN),
+        ],
         overrides,
     )
 
 
 def silver_tracks(overrides: str = "") -> Suite:
-    return _finish(
-        Suite(
-            "silver_tracks",
-            "silver",
-            (
-                columns_are("silver_tracks_columns", schemas.SILVER_TRACKS.fieldNames()),
-                unique("track_id_unique", "track_id"),
-            ),
-        ),
+    return _suite(
+        "silver_tracks",
+        "silver",
+        [
+            columns_are("silver_tracks_columns", schemas.SILVER_TRACKS.fieldNames()),
+            unique("track_id_unique", "track_id"),
+        ],
         overrides,
     )
 
 
 def gold_affinity(overrides: str = "") -> Suite:
     """silver -> gold: every affinity row references existing dimension keys; confidence finite and >= 1."""
-    return _finish(
-        Suite(
-            "gold_user_track_affinity",
-            "gold",
-            (
-                table_not_null("user_key_in_dim_user", "dim_user_key"),
-                table_not_null("track_key_in_dim_track", "dim_track_key"),
-                table_not_null("confidence_present", "confidence"),
-                table_between("confidence_at_least_one", "confidence", low=1),
-                table_in_set("confidence_finite", "confidence_finite", [True]),
-            ),
-        ),
+    return _suite(
+        "gold_user_track_affinity",
+        "gold",
+        [
+            table_not_null("user_key_in_dim_user", "dim_user_key"),
+            table_not_null("track_key_in_dim_track", "dim_track_key"),
+            table_not_null("confidence_present", "confidence"),
+            table_between("confidence_at_least_one", "confidence", low=1),
+            table_in_set("confidence_finite", "confidence_finite", [True]),
+        ],
         overrides,
     )
 
 
 def gold_recommendations(top_k: int, overrides: str = "") -> Suite:
     """gold.recommendations rows: schema, ids and finite scores, ranks in 1..K, never a played track."""
-    return _finish(
-        Suite(
-            "gold_recommendations",
-            "gold",
-            (
-                columns_are("recommendations_columns", [*schemas.RECOMMENDATIONS.fieldNames(), "played", "finite"]),
-                *[table_not_null(f"{c}_present", c) for c in ("user_id", "track_id", "score")],
-                table_in_set("score_finite", "finite", [True]),
-                table_between("rank_in_range", "rank", 1, top_k),
-                table_in_set("source_known", "source", ["als", "popular"]),
-                table_in_set("not_already_played", "played", [False]),
-            ),
-        ),
+    return _suite(
+        "gold_recommendations",
+        "gold",
+        [
+            columns_are("recommendations_columns", [*schemas.RECOMMENDATIONS.fieldNames(), "played", "finite"]),
+            *[table_not_null(f"{c}_present", c) for c in ("user_id", "track_id", "score")],
+            table_in_set("score_finite", "finite", [True]),
+            table_between("rank_in_range", "rank", 1, top_k),
+            table_in_set("source_known", "source", ["als", "popular"]),
+            table_in_set("not_already_played", "played", [False]),
+        ],
         overrides,
     )
 
 
 def gold_recommendations_per_user(top_k: int, overrides: str = "") -> Suite:
     """One row per user: exactly K rows with the ranks 1..K (no gap, no repeat)."""
-    return _finish(
-        Suite(
-            "gold_recommendations_per_user",
-            "gold",
-            (
-                table_between("k_rows_per_user", "rows", top_k, top_k),
-                table_between("k_distinct_ranks", "distinct_ranks", top_k, top_k),
-                table_between("max_rank_is_k", "max_rank", top_k, top_k),
-            ),
-        ),
+    return _suite(
+        "gold_recommendations_per_user",
+        "gold",
+        [
+            table_between("k_rows_per_user", "rows", top_k, top_k),
+            table_between("k_distinct_ranks", "distinct_ranks", top_k, top_k),
+            table_between("max_rank_is_k", "max_rank", top_k, top_k),
+        ],
         overrides,
     )

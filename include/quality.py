@@ -235,15 +235,19 @@ def record(spark: SparkSession, ctx: JobContext, results: list[CheckResult]) -> 
     delta_io.overwrite_partition(frame, tables.OPS_DQ_RESULTS, ctx.settings.lake, ctx.ds, where=where)
     summarize(ctx, results)
     build_docs(ctx)
+    raise_failed(results)
+
+
+def raise_failed(results: list[CheckResult]) -> None:
+    """Raise :class:`DataQualityError` naming the suites and every ``fail`` check that failed."""
     failed = [r for r in results if r.action == "failed"]
     if failed:
-        raise DataQualityError("; ".join(f"{r.suite}.{r.describe()}" for r in failed))
+        suites = ", ".join(sorted({r.suite for r in failed}))
+        raise DataQualityError(f"data quality gate {suites} failed: " + "; ".join(r.describe() for r in failed))
 
 
 def gate(df: DataFrame, suite: Suite) -> list[CheckResult]:
     """Validate an output frame and raise :class:`DataQualityError` naming every failed ``fail`` check."""
     results = validate(df, suite)
-    failed = [r for r in results if r.action == "failed"]
-    if failed:
-        raise DataQualityError(f"data quality gate {suite.name} failed: " + "; ".join(r.describe() for r in failed))
+    raise_failed(results)
     return results
