@@ -159,6 +159,20 @@ def gold_affinity(overrides: str = "") -> Suite:
     )
 
 
+def model_factors(rank: int, overrides: str = "") -> Suite:
+    """ALS output, one row per user or track factor vector: present, of length ``rank``, every value finite."""
+    return _suite(
+        "model_factors",
+        "gold",
+        [
+            table_not_null("factors_present", "features"),
+            table_between("factors_length_is_rank", "length", rank, rank),
+            table_in_set("factors_finite", "finite", [True]),
+        ],
+        overrides,
+    )
+
+
 def gold_recommendations(top_k: int, overrides: str = "") -> Suite:
     """gold.recommendations rows: schema, ids and finite scores, ranks in 1..K, never a played track."""
     return _suite(

@@ -68,9 +68,8 @@ def context(step: str, args: argparse.Namespace) -> JobContext:
     return JobContext(step, parse_run_date(args.run_date, "--run-date"), args.run_id, settings)
 
 
-def _preload(modules: Sequence[str]) -> None:
-    for name in modules:
-        threading.Thread(target=importlib.import_module, args=(name,), name=f"preload-{name}", daemon=True).start()
+def _preload(module: str) -> None:
+    threading.Thread(target=importlib.import_module, args=(module,), name=f"preload-{module}", daemon=True).start()
 
 
 def run(step: str, body: Callable[[], None]) -> int:
@@ -96,12 +95,11 @@ def main(
     work: Callable[[SparkSession, JobContext], None],
     argv: Sequence[str] | None,
     model_args: bool = False,
-    preload: Sequence[str] = ("include.quality",),
 ) -> int:
     """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``.
 
-    ``preload`` modules are imported in the background while the session starts: Great Expectations
-    takes about 5 s to import, and starting a session is mostly waiting for the JVM.
+    Every job validates, so Great Expectations (about 5 s to import) loads in the background while the
+    session starts, which is mostly waiting for the JVM.
     """
     args = parser(step, description, model_args=model_args).parse_args(argv)
 
@@ -109,7 +107,7 @@ def main(
         ctx = context(step, args)
         from include.spark import get_spark
 
-        _preload(preload)
+        _preload("include.quality")
         work(get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings), ctx)
 
     return run(step, body)

@@ -134,3 +134,9 @@ def raw_text(columns: tuple[str, ...]) -> Column:
     """A row's raw values (and unparsable text) as one JSON string: what quarantine keeps and what
     whole-row checks such as UTF-8 validity look at."""
     return F.to_json(F.struct(*columns, CORRUPT_RECORD))
+
+
+def finite(value: Column | str) -> Column:
+    """True where ``value`` is a number, not NaN and not infinite (null stays null)."""
+    c = F.col(value) if isinstance(value, str) else value
+    return ~F.isnan(c) & (F.abs(c) < float("inf"))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from include import delta_io, jobs, tables
+from include import delta_io, jobs, schemas, tables
 
 
 def _full_play() -> Column:
@@ -101,7 +101,7 @@ def with_references(aff: DataFrame, dim_user: DataFrame, dim_track: DataFrame) -
     return (
         aff.join(users, aff["user_key"] == users["dim_user_key"], "left")
         .join(tracks, aff["track_key"] == tracks["dim_track_key"], "left")
-        .withColumn("confidence_finite", ~F.isnan("confidence") & (F.abs("confidence") < float("inf")))
+        .withColumn("confidence_finite", schemas.finite("confidence"))
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from include import delta_io, jobs, tables
+from include import delta_io, jobs, schemas, tables
 from include.landing import path_exists
 from include.model_version import model_version
 
@@ -104,7 +104,7 @@ def checked_frames(recs: DataFrame, affinity: DataFrame) -> tuple[DataFrame, Dat
     rows = (
         recs.join(played, ["user_id", "track_id"], "left")
         .withColumn("played", F.coalesce("played", F.lit(False)))
-        .withColumn("finite", ~F.isnan("score") & (F.abs("score") < float("inf")))
+        .withColumn("finite", schemas.finite("score"))
     )
     per_user = recs.groupBy("user_id").agg(
         F.count("*").alias("rows"),

@@ -1,8 +1,9 @@
 """Gold affinity -> an ALS model (Spark MLlib), explicit on ratings or implicit on plays.
 
 Reads ``gold.user_track_affinity`` (``as_of_date = <run_date>``).
-Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one row in
-``ops.models`` (MERGE on model_version). Uses ``<lake>/_checkpoints`` as the checkpoint directory:
+Checks the factors with the ``model_factors`` suite (results in ``ops.dq_results``; a failure keeps the
+previous model). Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one
+row in ``ops.models`` (MERGE on model_version). Uses ``<lake>/_checkpoints`` as the checkpoint directory:
 without one, long ALS lineages overflow the stack at around 20 iterations.
 """
 
@@ -17,7 +18,7 @@ from pyspark.ml.recommendation import ALS
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import delta_io, jobs, tables
+from include import delta_io, jobs, schemas, tables
 from include.config import Settings
 from include.model_version import als_params, model_version
 
@@ -53,6 +54,23 @@ def estimator(settings: Settings, blocks: int) -> ALS:
     )
 
 
+def factor_rows(model: object) -> DataFrame:
+    """What the ``model_factors`` suite checks: one row per user and per track factor vector with its
+    ``length`` and ``finite`` (every value a finite number). Non-finite factors would give NaN scores."""
+    frames = []
+    for side, factors in (("user", model.userFactors), ("track", model.itemFactors)):  # type: ignore[attr-defined]
+        frames.append(
+            factors.select(
+                F.lit(side).alias("side"),
+                "id",
+                "features",
+                F.size("features").alias("length"),
+                F.forall("features", lambda x: x.isNotNull() & schemas.finite(x)).alias("finite"),
+            )
+        )
+    return frames[0].unionByName(frames[1])
+
+
 MODELS_SCHEMA = (
     "model_version string, run_date string, mode string, params string, path string, training_rows long,"
     " users long, tracks long, fit_seconds double, run_id string, trained_at timestamp"
@@ -76,6 +94,12 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     blocks = settings.als_blocks or spark.sparkContext.defaultParallelism
     model = estimator(settings, blocks).fit(data)
     fit_seconds = time.monotonic() - started
+    from expectations import suites
+    from include import quality
+
+    factors = factor_rows(model).cache()
+    factors.count()  # GX validates the cached frame
+    quality.record(spark, ctx, quality.validate(factors, suites.model_factors(settings.rank, settings.dq_severity)))
     path = tables.model_path(lake, version)
     model.write().overwrite().save(path)
     row = (
@@ -101,7 +125,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return jobs.main("train_als", __doc__ or "", train, argv, model_args=True, preload=())
+    return jobs.main("train_als", __doc__ or "", train, argv, model_args=True)
 
 
 if __name__ == "__main__":

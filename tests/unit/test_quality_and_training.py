@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 from pyspark.testing import assertDataFrameEqual
@@ -75,6 +76,33 @@ def test_explicit_model_fits_and_predicts_in_the_rating_range(spark):
     model = train_als.estimator(settings, blocks=2).fit(data)
     preds = model.transform(data).select("prediction").collect()
     assert len(preds) == data.count() and all(0 <= p[0] <= 6 for p in preds)
+    factors = train_als.factor_rows(model)
+    assert factors.count() == 12  # 6 users + 6 tracks
+    assert all(r.success for r in quality.gate(factors, suites.model_factors(rank=4)))
+
+
+def test_factor_suite_names_missing_short_and_non_finite_factors(spark):
+    schema = "id int, features array<float>"
+    model = SimpleNamespace(
+        userFactors=spark.createDataFrame([(1, [0.1, 0.2]), (2, [float("nan"), 0.1]), (3, None)], schema),
+        itemFactors=spark.createDataFrame([(1, [0.3, float("inf")]), (2, [0.5])], schema),
+    )
+    factors = train_als.factor_rows(model)
+    assertDataFrameEqual(
+        factors.select("side", "id", "length", "finite"),
+        [
+            ("user", 1, 2, True),
+            ("user", 2, 2, False),
+            ("user", 3, None, None),
+            ("track", 1, 2, False),
+            ("track", 2, 1, True),
+        ],
+    )
+    with pytest.raises(DataQualityError) as err:
+        quality.gate(factors, suites.model_factors(rank=2))
+    message = str(err.value)
+    assert "factors_present (expect_column_values_to_not_be_null on features): 1 of 5 rows" in message
+    assert "factors_length_is_rank" in message and "factors_finite" in message
 
 
 def test_format_table_aligns_columns_and_counts_rows():
