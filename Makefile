@@ -31,7 +31,7 @@ jars: .jars/.resolved
 demo: setup
 	$(BIN)/setlist generate --lake $(LAKE) --start $(DEMO_START) --days 3 --users 300 --tracks 1500 --events-per-day 10000
 	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
-	$(BIN)/setlist sql --lake $(LAKE) "$$(cat include/sql/demo_top10.sql)"
+	$(BIN)/setlist sql --engine duckdb --lake $(LAKE) "$$(cat include/sql/demo_top10.sql)"
 
 test: setup lint
 	$(BIN)/pytest

@@ -13,10 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from include.config import ConfigError, Settings, load_settings, parse_run_date
+from include.config import RANGES, ConfigError, Settings, check_range, load_settings, parse_run_date
 from include.dag_spec import TRAIN_POLICIES
 
 FORMATS = ("table", "csv", "json")
+ENGINES = ("spark", "duckdb")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -36,20 +37,19 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _airflow(settings: Settings, *airflow_args: str, log_file: Path | None = None) -> int:
-    """Run the ``airflow`` CLI of this environment; with ``log_file``, keep the full log there and print progress."""
+def _run_in_airflow(settings: Settings, args: Sequence[str], log_file: Path) -> int:
+    """Run ``python args...`` in the Airflow environment; keep the full log in ``log_file``, print progress."""
     from include.airflow_env import airflow_env
 
-    airflow = str(Path(sys.executable).parent / "airflow")
-    env = airflow_env(settings)
-    if log_file is None:
-        quiet = subprocess.DEVNULL
-        return subprocess.call([airflow, *airflow_args], env=env, stdout=quiet, stderr=quiet)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     with open(log_file, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
-            [airflow, *airflow_args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [sys.executable, *args],
+            env=airflow_env(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -72,6 +72,8 @@ _SKIPPED = re.compile(r"\[DAG TEST\] .*task_id=(\S+).*(?:skipped|SKIPPED)")
 
 def progress_line(line: str) -> str | None:
     """The part of an Airflow log line a person follows: Setlist progress, task starts, failures."""
+    if line.startswith(("[setlist] run ", "[setlist] creating")):
+        return line.rstrip()
     if m := _PROGRESS.search(line):
         return "    " + m.group(1)
     if m := _TASK.search(line):
@@ -83,66 +85,77 @@ def progress_line(line: str) -> str | None:
     return None
 
 
-def ensure_airflow_db(settings: Settings) -> None:
-    """Create or upgrade the Airflow metadata database (idempotent; skipped when it is current)."""
-    if _airflow(settings, "db", "check-migrations", "--migration-wait-timeout", "0") == 0:
-        return
-    from include.airflow_env import airflow_home
-
-    print("[setlist] creating the Airflow metadata database (once)", flush=True)
-    code = _airflow(settings, "db", "migrate", log_file=airflow_home() / "logs" / "db-migrate.log")
-    if code != 0:
-        raise ConfigError(f"airflow db migrate failed with exit code {code}")
-
-
 def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(lake=args.lake)
-    dates = [parse_run_date(d, "--date") for d in args.date]
-    ensure_airflow_db(settings)
+    from include.airflow_env import airflow_home
     from include.dag_spec import DAG_ID
 
+    settings = load_settings(lake=args.lake)
+    dates = [parse_run_date(d, "--date") for d in args.date]
+    runs = []
     for day in dates:
         # Like a backfill, several dates train once: on the newest one (--train overrides for all dates).
         train = args.train or ("auto" if day == max(dates) else "never")
-        print(f"[setlist] run {DAG_ID} for {day} through Airflow (lake {settings.lake}, train={train})", flush=True)
-        conf = json.dumps({"run_date": day.isoformat(), "train": train})
-        from include.airflow_env import airflow_home
+        runs.append(f"{day.isoformat()}=" + json.dumps({"run_date": day.isoformat(), "train": train}))
+    print(f"[setlist] lake {settings.lake}; Airflow home {airflow_home()}", flush=True)
+    span = dates[0].isoformat() + (f"_{dates[-1].isoformat()}" if len(dates) > 1 else "")
+    log_file = airflow_home() / "logs" / f"setlist-run-{span}.log"
+    return _run_in_airflow(settings, ["-m", "include.airflow_run", DAG_ID, *runs], log_file)
 
-        log_file = airflow_home() / "logs" / f"setlist-run-{day.isoformat()}.log"
-        code = _airflow(settings, "dags", "test", DAG_ID, day.isoformat(), "--conf", conf, log_file=log_file)
-        if code != 0:
-            print(f"[setlist] run {day}: the DAG run failed (exit {code})", file=sys.stderr)
-            return code
-    return 0
+
+def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    from include import delta_io, tables
+    from include.spark import get_spark
+
+    spark = get_spark("setlist-sql", load_settings(lake=lake), log_level="ERROR")
+    delta_io.register_tables(spark, lake, only=tables.referenced_tables(query))
+    result = spark.sql(query)
+    return result.columns, [tuple(r) for r in result.collect()]
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from include import delta_io
-    from include.spark import get_spark
+    from include import lookup
 
     settings = load_settings(lake=args.lake)
-    spark = get_spark("setlist-sql", settings, log_level="ERROR")
-    delta_io.register_tables(spark, settings.lake, only=delta_io.referenced_tables(args.query))
+    run = _spark_query if args.engine == "spark" else lookup.query
     try:
-        result = spark.sql(args.query)
-    except Exception as exc:
-        message = str(exc).splitlines()[0]
+        columns, rows = run(args.query, settings.lake)
+    except Exception as exc:  # the engine's own message (parse error, unknown column, ...) is the useful part
+        message = str(exc).strip().splitlines()[0]
         print(f"setlist sql: {message}", file=sys.stderr)
         return 2
-    rows = result.collect()
-    columns = result.columns
-    if args.format == "json":
+    print_rows(columns, rows, args.format)
+    return 0
+
+
+def _recs(args: argparse.Namespace) -> int:
+    from include import lookup
+
+    check_range("--k", args.k, *RANGES["top_k"])
+    settings = load_settings(lake=args.lake)
+    try:
+        recs = lookup.get_recommendations(args.user, args.k, settings.lake)
+    except LookupError as exc:
+        print(f"setlist recs: {exc}", file=sys.stderr)
+        return 1
+    if not recs:
+        print(f"setlist recs: user {args.user!r} has no recommendations in the newest run", file=sys.stderr)
+        return 1
+    print_rows(list(recs[0]), [tuple(r.values()) for r in recs], args.format)
+    return 0
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], fmt: str) -> None:
+    if fmt == "json":
         for row in rows:
-            print(json.dumps(row.asDict(recursive=True), default=str))
-    elif args.format == "csv":
+            print(json.dumps(dict(zip(columns, row, strict=True)), default=str))
+    elif fmt == "csv":
         import csv
 
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows([[("" if v is None else v) for v in row] for row in rows])
     else:
-        print(format_table(columns, [list(r) for r in rows]))
-    return 0
+        print(format_table(columns, rows))
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -182,8 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("sql", help="run SQL over bronze.*, silver.*, gold.*, ops.* and print the result")
     q.add_argument("--lake", default=None)
     q.add_argument("--format", choices=FORMATS, default="table")
+    q.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="spark",
+        help="spark (Spark SQL over Delta) or duckdb (DuckDB over delta-rs snapshots: no JVM, starts in a second)",
+    )
     q.add_argument("query")
     q.set_defaults(func=_sql)
+
+    k = sub.add_parser("recs", help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
+    k.add_argument("--lake", default=None)
+    k.add_argument("--user", required=True)
+    k.add_argument("--k", type=int, default=10)
+    k.add_argument("--format", choices=FORMATS, default="table")
+    k.set_defaults(func=_recs)
     return p
 
 

@@ -92,7 +92,7 @@ class Settings:
                 f"missing_day: must be one of {', '.join(MISSING_DAY_POLICIES)}, got {self.missing_day!r}"
             )
         for field, (low, high) in RANGES.items():
-            _check_range(field, getattr(self, field), low, high)
+            check_range(field, getattr(self, field), low, high)
 
     @property
     def checkpoint_dir(self) -> str:
@@ -108,7 +108,7 @@ class Settings:
         return from_mapping({**_as_strings(self), **{k: v for k, v in overrides.items() if v is not None}})
 
 
-def _check_range(field: str, value: float, low: float, high: float) -> None:
+def check_range(field: str, value: float, low: float, high: float) -> None:
     if not (low <= value <= high):
         raise ConfigError(f"{field}: must be between {low:g} and {high:g}, got {value!r}")
 

@@ -7,7 +7,6 @@ reader sees the table before or after a run, never between.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from delta.tables import DeltaTable
@@ -88,12 +87,6 @@ def merge(
         builder.whenNotMatchedInsertAll().execute()
     pending.unpersist()
     return count
-
-
-def referenced_tables(query: str) -> list[Table]:
-    """The lake tables a query names (``gold.recommendations``); all of them when it names none."""
-    named = [t for t in ALL_TABLES if re.search(rf"(?<![\w.`]){t.layer}\.{t.name}(?![\w`])", query, re.IGNORECASE)]
-    return named or list(ALL_TABLES)
 
 
 def register_tables(spark: SparkSession, lake: str, only: Sequence[Table] = ALL_TABLES) -> list[str]:

@@ -6,6 +6,7 @@ Reads and writes nothing: a table's path is ``<lake>/<layer>/<name>``; SQL names
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 
@@ -57,6 +58,13 @@ ALL_TABLES = (
     OPS_LAYER_COUNTS,
     OPS_DQ_RESULTS,
 )
+
+
+def referenced_tables(query: str) -> list[Table]:
+    """The lake tables a query names (``gold.recommendations``); all of them when it names none."""
+    named = [t for t in ALL_TABLES if re.search(rf"(?<![\w.`]){t.layer}\.{t.name}(?![\w`])", query, re.IGNORECASE)]
+    return named or list(ALL_TABLES)
+
 
 LANDING_SOURCES = ("interactions", "tracks")
 

@@ -6,7 +6,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
-from include import delta_io
+from include import delta_io, tables
 from include.tables import ALL_TABLES, Table
 
 pytestmark = pytest.mark.unit
@@ -65,8 +65,8 @@ def test_overwrite_partition_replaces_one_date_only(spark, tmp_path):
 
 
 def test_sql_registers_only_the_tables_a_query_names():
-    names = [t.sql_name for t in delta_io.referenced_tables("SELECT * FROM gold.recommendations r JOIN silver.tracks")]
+    names = [t.sql_name for t in tables.referenced_tables("SELECT * FROM gold.recommendations r JOIN silver.tracks")]
     assert sorted(names) == ["gold.recommendations", "silver.tracks"]
     # No exact table name: fall back to every table (SHOW TABLES, or a typo that should fail by name).
-    assert delta_io.referenced_tables("SHOW TABLES IN gold") == list(ALL_TABLES)
-    assert delta_io.referenced_tables("SELECT 1 FROM gold.recommendations_old") == list(ALL_TABLES)
+    assert tables.referenced_tables("SHOW TABLES IN gold") == list(ALL_TABLES)
+    assert tables.referenced_tables("SELECT 1 FROM gold.recommendations_old") == list(ALL_TABLES)

@@ -1,0 +1,72 @@
+"""lookup: Delta tables written by Spark, read back through delta-rs and DuckDB (a second implementation)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from include import cli, delta_io, lookup, schemas, tables
+
+pytestmark = pytest.mark.unit
+
+NOW = dt.datetime(2026, 11, 3, 4, 0)
+
+
+def recs(spark, run_date: str, rows: list[tuple[str, str, int, float]]):
+    data = [(u, t, r, s, "als", f"m-{run_date}", "run-1", run_date, NOW) for u, t, r, s in rows]
+    return spark.createDataFrame(data, schemas.RECOMMENDATIONS)
+
+
+@pytest.fixture()
+def lake(spark, tmp_path) -> str:
+    root = str(tmp_path)
+    day1 = [("u1", "t9", 1, 0.1), ("u2", "t9", 1, 0.2)]
+    day2 = [("u1", "t3", 2, 0.5), ("u1", "t1", 1, 0.9), ("u1", "t2", 3, 0.4), ("u2", "t1", 1, 0.8)]
+    delta_io.overwrite_partition(recs(spark, "2026-11-01", day1), tables.GOLD_RECOMMENDATIONS, root, "2026-11-01")
+    delta_io.overwrite_partition(recs(spark, "2026-11-02", day2), tables.GOLD_RECOMMENDATIONS, root, "2026-11-02")
+    tracks = spark.createDataFrame([("t1", "One"), ("t3", "Three")], "track_id string, title string")
+    tracks.write.format("delta").save(tables.SILVER_TRACKS.path(root))
+    return root
+
+
+def test_get_recommendations_reads_the_newest_run_best_first(lake):
+    got = lookup.get_recommendations("u1", k=2, lake=lake)
+    assert [(r["track_id"], r["rank"], r["run_date"]) for r in got] == [
+        ("t1", 1, "2026-11-02"),
+        ("t3", 2, "2026-11-02"),
+    ]
+    assert set(got[0]) == set(lookup.RECOMMENDATION_COLUMNS)
+    assert lookup.get_recommendations("nobody", lake=lake) == []
+
+
+def test_a_kept_reader_sees_a_new_run_once_it_is_committed(spark, lake):
+    reader = lookup.RecommendationReader(lake)
+    assert [r["track_id"] for r in reader.get("u2")] == ["t1"]
+    day3 = recs(spark, "2026-11-03", [("u2", "t7", 1, 0.3)])
+    delta_io.overwrite_partition(day3, tables.GOLD_RECOMMENDATIONS, lake, "2026-11-03")
+    assert [(r["track_id"], r["run_date"]) for r in reader.get("u2")] == [("t7", "2026-11-03")]
+
+
+def test_duckdb_query_joins_lake_tables_by_their_sql_names(lake):
+    columns, rows = lookup.query(
+        "SELECT r.rank, t.title FROM gold.recommendations r JOIN silver.tracks t USING (track_id)"
+        " WHERE r.user_id = 'u1' AND r.run_date = '2026-11-02' ORDER BY r.rank",
+        lake,
+    )
+    assert columns == ["rank", "title"] and rows == [(1, "One"), (2, "Three")]
+
+
+def test_cli_recs_and_duckdb_sql(lake, capsys):
+    assert cli.main(["recs", "--lake", lake, "--user", "u1", "--k", "1", "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ",".join(lookup.RECOMMENDATION_COLUMNS) and out[1].startswith("u1,1,t1,0.9,als,")
+    assert cli.main(["recs", "--lake", lake, "--user", "nobody"]) == 1
+    assert "'nobody' has no recommendations" in capsys.readouterr().err
+    assert cli.main(["recs", "--lake", lake, "--user", "u1", "--k", "0"]) == 2
+    assert "--k: must be between 1 and 1000, got 0" in capsys.readouterr().err
+    query = "SELECT count(*) AS n FROM gold.recommendations"
+    assert cli.main(["sql", "--engine", "duckdb", "--lake", lake, "--format", "json", query]) == 0
+    assert capsys.readouterr().out.strip() == '{"n": 6}'
+    assert cli.main(["sql", "--engine", "duckdb", "--lake", lake, "SELECT nope FROM gold.recommendations"]) == 2
+    assert capsys.readouterr().err.startswith("setlist sql: Binder Error")
