@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import delta_io, lookup, tables  # noqa: E402
+from include import lookup, tables  # noqa: E402
 from include.config import load_settings  # noqa: E402
 from include.schemas import RECOMMENDATIONS  # noqa: E402
-from spark_jobs.recommend import clustered_by_user  # noqa: E402
+from spark_jobs.recommend import clustered_by_user, write  # noqa: E402
 
 RUN_DATE = "2026-11-01"
 
@@ -55,7 +55,7 @@ def write_table(lake: str, users: int, k: int) -> int:
         .select([F.col(f.name).cast(f.dataType) for f in RECOMMENDATIONS.fields])
     )
     n = users * k
-    delta_io.overwrite_partition(clustered_by_user(rows, n), tables.GOLD_RECOMMENDATIONS, lake, RUN_DATE)
+    write(clustered_by_user(rows, n), lake, RUN_DATE)
     files = len(spark.read.format("delta").load(tables.GOLD_RECOMMENDATIONS.path(lake)).inputFiles())
     spark.stop()
     return files
@@ -63,7 +63,7 @@ def write_table(lake: str, users: int, k: int) -> int:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -79,14 +79,18 @@ def main() -> int:
     started = time.monotonic()
     files = write_table(str(lake), args.users, args.k)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"table: {args.users} users x {args.k} = {args.users * args.k} rows in {files} files"
-          f" (written in {time.monotonic() - started:.0f}s)")
+    print(
+        f"table: {args.users} users x {args.k} = {args.users * args.k} rows in {files} files"
+        f" (written in {time.monotonic() - started:.0f}s)"
+    )
 
     rng = random.Random(7)
     cold = []
     for _ in range(args.cold_runs):
         user = f"user_{rng.randrange(args.users):07d}"
-        code = f"from include.lookup import get_recommendations; assert get_recommendations({user!r}, lake={str(lake)!r})"
+        code = (
+            f"from include.lookup import get_recommendations; assert get_recommendations({user!r}, lake={str(lake)!r})"
+        )
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
         cold.append(time.perf_counter() - t)

@@ -16,6 +16,8 @@ from pyspark.sql.types import StructType
 
 from include.tables import ALL_TABLES, Table
 
+ROW_GROUP_CONF = "parquet.block.size"
+
 
 def exists(spark: SparkSession, table: Table, lake: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, table.path(lake)))
@@ -38,18 +40,34 @@ def read_partition(spark: SparkSession, table: Table, lake: str, value: str) -> 
     return read(spark, table, lake).where(f"{table.partition_by} = '{value}'")
 
 
-def overwrite_partition(df: DataFrame, table: Table, lake: str, value: str, where: str | None = None) -> None:
-    """Replace exactly one partition value (narrowed by ``where``), atomically; the rest is untouched."""
+def overwrite_partition(
+    df: DataFrame,
+    table: Table,
+    lake: str,
+    value: str,
+    where: str | None = None,
+    row_group_bytes: int | None = None,
+) -> None:
+    """Replace exactly one partition value (narrowed by ``where``), atomically; the rest is untouched.
+
+    ``row_group_bytes`` sets the Parquet row group size (default 128 MB): small groups let a reader that
+    filters on a sorted column skip all but one.
+    """
     if table.partition_by is None:
         raise ValueError(f"{table.sql_name} is not partitioned")
     predicate = f"{table.partition_by} = '{value}'" + (f" AND ({where})" if where else "")
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", predicate)
-        .partitionBy(table.partition_by)
-        .save(table.path(lake))
-    )
+    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    conf = df.sparkSession.conf
+    previous = conf.get(ROW_GROUP_CONF, None)
+    if row_group_bytes:  # Delta takes Parquet settings from the session, not from write options
+        conf.set(ROW_GROUP_CONF, str(row_group_bytes))
+    try:
+        writer.partitionBy(table.partition_by).save(table.path(lake))
+    finally:
+        if previous is None:
+            conf.unset(ROW_GROUP_CONF)
+        else:
+            conf.set(ROW_GROUP_CONF, previous)
 
 
 def merge(

@@ -7,7 +7,7 @@ user's list from the newest ``gold.recommendations`` run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from include import tables
@@ -50,14 +50,28 @@ def query(sql: str, lake: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     return columns, cursor.fetchall()
 
 
+@dataclass(frozen=True)
+class _RowGroup:
+    file: Any  # pyarrow.parquet.ParquetFile, kept open
+    index: int
+    low: str | None  # the group's smallest and largest user_id (None: no statistics, always read)
+    high: str | None
+
+
 @dataclass
 class RecommendationReader:
-    """Keeps ``gold.recommendations`` open so repeated lookups only check for a newer version."""
+    """Keeps the newest ``gold.recommendations`` run open for repeated lookups.
+
+    On open (and when the table has a new version) it reads each file's Parquet footer once and keeps
+    every row group's user_id range; a lookup then reads only the groups whose range holds the user:
+    one small group, as the recommend job writes the table sorted by user with small row groups.
+    """
 
     lake: str
     _delta: Any = None
     _version: int = -1
-    _dataset: Any = None
+    _run_date: str = ""
+    _groups: list[_RowGroup] = field(default_factory=list)
 
     def _refresh(self) -> None:
         if self._delta is None:
@@ -68,21 +82,44 @@ class RecommendationReader:
             self._delta.update_incremental()
         if self._delta.version() != self._version:
             latest = max(p[tables.RUN_DATE] for p in self._delta.partitions())
-            self._dataset = self._delta.to_pyarrow_dataset(file_pruning_predicate=[(tables.RUN_DATE, "=", latest)])
+            self._groups = _row_groups(self._delta.file_uris(file_pruning_predicate=[(tables.RUN_DATE, "=", latest)]))
+            self._run_date = latest
             self._version = self._delta.version()
 
     def get(self, user_id: str, k: int = 10) -> list[dict[str, Any]]:
         """The user's top ``k`` from the newest run, best first; empty for a user the run does not know."""
+        import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.dataset as ds
 
         self._refresh()
-        found = self._dataset.to_table(
-            columns=list(RECOMMENDATION_COLUMNS),
-            filter=ds.field("user_id") == user_id,
-        )
+        columns = [c for c in RECOMMENDATION_COLUMNS if c != tables.RUN_DATE]
+        parts = [
+            g.file.read_row_group(g.index, columns=columns)
+            for g in self._groups
+            if g.low is None or g.high is None or g.low <= user_id <= g.high
+        ]
+        if not parts:
+            return []
+        found = pa.concat_tables(parts)
+        found = found.filter(pc.equal(found["user_id"], user_id))
         found = found.take(pc.sort_indices(found, [("rank", "ascending")])).slice(0, k)
-        return found.to_pylist()
+        return [{**row, tables.RUN_DATE: self._run_date} for row in found.to_pylist()]
+
+
+def _row_groups(uris: list[str]) -> list[_RowGroup]:
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    groups = []
+    for uri in uris:
+        filesystem, path = pafs.FileSystem.from_uri(uri if "://" in uri else f"file://{uri}")
+        parquet = pq.ParquetFile(filesystem.open_input_file(path))
+        column = parquet.schema_arrow.get_field_index("user_id")
+        for i in range(parquet.metadata.num_row_groups):
+            stats = parquet.metadata.row_group(i).column(column).statistics
+            has = stats is not None and stats.has_min_max
+            groups.append(_RowGroup(parquet, i, stats.min if has else None, stats.max if has else None))
+    return groups
 
 
 _readers: dict[str, RecommendationReader] = {}

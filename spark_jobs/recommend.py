@@ -2,8 +2,9 @@
 
 Reads the model ``<lake>/models/als/<model_version>``, ``gold.user_track_affinity`` and
 ``gold.track_popularity`` (``as_of_date = <run_date>``). Writes ``gold.recommendations`` for
-``run_date = <run_date>`` (replaceWhere). Users without factors, or with fewer than K unplayed ALS
-candidates, are filled from the most popular tracks they have not played (``source = 'popular'``).
+``run_date = <run_date>`` (replaceWhere), clustered by user for single-user lookups. Users without
+factors, or with fewer than K unplayed ALS candidates, are filled from the most popular tracks they have
+not played (``source = 'popular'``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,21 @@ def transform(
     )
 
 
+ROWS_PER_FILE = 2_000_000  # about 40 MB of Parquet per file
+ROW_GROUP_BYTES = 256 * 1024  # a lookup reads one group of a few thousand rows
+
+
+def clustered_by_user(recs: DataFrame, rows: int) -> DataFrame:
+    """The lookup layout: each file holds a range of user ids, sorted by user then rank, so a one-user
+    lookup is pruned to one file by Delta's min/max stats and to one row group by Parquet's."""
+    files = max(1, -(-rows // ROWS_PER_FILE))
+    return recs.repartitionByRange(files, "user_id").sortWithinPartitions("user_id", "rank")
+
+
+def write(recs: DataFrame, lake: str, run_date: str) -> None:
+    delta_io.overwrite_partition(recs, tables.GOLD_RECOMMENDATIONS, lake, run_date, row_group_bytes=ROW_GROUP_BYTES)
+
+
 def checked_frames(recs: DataFrame, affinity: DataFrame) -> tuple[DataFrame, DataFrame]:
     """What the gold suites check: each row with ``played`` (the user played the track) and ``finite``
     (the score is a finite number), and one row per user with its row count, distinct and largest rank."""
@@ -137,7 +153,7 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     results = quality.validate(rows, suites.gold_recommendations(settings.top_k, settings.dq_severity))
     results += quality.validate(per_user, suites.gold_recommendations_per_user(settings.top_k, settings.dq_severity))
     quality.record(spark, ctx, results)  # a failed check leaves the previous recommendations in place
-    delta_io.overwrite_partition(recs, tables.GOLD_RECOMMENDATIONS, lake, ds)
+    write(clustered_by_user(recs, n_recs), lake, ds)
     by_source = {r["source"]: r["count"] for r in recs.groupBy("source").count().collect()}
     users = recs.select("user_id").distinct().count()
     ctx.log(f"{users} users -> {n_recs} recommendations (top {settings.top_k}) {by_source} model={version}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -70,3 +71,18 @@ def test_cli_recs_and_duckdb_sql(lake, capsys):
     assert capsys.readouterr().out.strip() == '{"n": 6}'
     assert cli.main(["sql", "--engine", "duckdb", "--lake", lake, "SELECT nope FROM gold.recommendations"]) == 2
     assert capsys.readouterr().err.startswith("setlist sql: Binder Error")
+
+
+def test_clustered_layout_gives_sorted_row_groups_and_a_lookup_reads_few(spark, tmp_path):
+    from spark_jobs.recommend import clustered_by_user
+
+    rows = [(f"u{u:03d}", f"t{(u * 7 + r) % 50}", r, 1.0 / r) for u in range(300) for r in range(1, 11)]
+    shuffled = recs(spark, "2026-11-01", rows).repartition(3)
+    layout = clustered_by_user(shuffled, len(rows))
+    delta_io.overwrite_partition(layout, tables.GOLD_RECOMMENDATIONS, str(tmp_path), "2026-11-01", row_group_bytes=2048)
+    reader = lookup.RecommendationReader(str(tmp_path))
+    got = reader.get("u123", k=3)
+    groups = [(g.low, g.high) for g in reader._groups]
+    assert len(groups) > 3 and all(h <= low for (_, h), (low, _) in itertools.pairwise(groups))
+    assert [(r["user_id"], r["rank"]) for r in got] == [("u123", 1), ("u123", 2), ("u123", 3)]
+    assert sum(g.low <= "u123" <= g.high for g in reader._groups) <= 2  # a user may straddle two groups
