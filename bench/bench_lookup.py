@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import lookup, tables  # noqa: E402
+from include import delta_io, lookup, tables  # noqa: E402
 from include.config import load_settings  # noqa: E402
 from include.schemas import RECOMMENDATIONS  # noqa: E402
-from spark_jobs.recommend import clustered_by_user, write  # noqa: E402
+from spark_jobs.recommend import clustered_by_user  # noqa: E402
 
 RUN_DATE = "2026-11-01"
 
@@ -55,7 +55,7 @@ def write_table(lake: str, users: int, k: int) -> int:
         .select([F.col(f.name).cast(f.dataType) for f in RECOMMENDATIONS.fields])
     )
     n = users * k
-    write(clustered_by_user(rows, n), lake, RUN_DATE)
+    delta_io.overwrite_partition(clustered_by_user(rows, n), tables.GOLD_RECOMMENDATIONS, lake, RUN_DATE)
     files = len(spark.read.format("delta").load(tables.GOLD_RECOMMENDATIONS.path(lake)).inputFiles())
     spark.stop()
     return files

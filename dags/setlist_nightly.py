@@ -18,13 +18,13 @@ from airflow.sdk import DAG, Param, task
 from include.config import load_settings
 from include.dag_spec import (
     DAG_ID,
+    DEFAULT_ARGS,
     JOBS,
     PY_FILES_TASK,
     TRAIN_GATE_TASK,
     TRAINING_JOBS,
-    application_args,
     param_schemas,
-    submit_conf,
+    submit_kwargs,
 )
 
 settings = load_settings()
@@ -36,7 +36,7 @@ with DAG(
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "setlist", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    default_args=DEFAULT_ARGS,
     params={name: Param(**schema) for name, schema in param_schemas(settings).items()},
     tags=["setlist", "spark", "delta"],
 ) as dag:
@@ -59,15 +59,6 @@ with DAG(
             gate = newest_day()
             previous >> gate
             previous = gate
-        submit = SparkSubmitOperator(
-            task_id=job.task_id,
-            application=job.application,
-            conn_id="spark_default",
-            conf=submit_conf(settings),
-            py_files="{{ ti.xcom_pull(task_ids='" + PY_FILES_TASK + "') }}",
-            driver_memory=settings.driver_memory,
-            name=f"setlist-{job.task_id}",
-            application_args=application_args(job, settings),
-        )
+        submit = SparkSubmitOperator(**submit_kwargs(job, settings))
         previous >> submit
         previous = submit

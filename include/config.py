@@ -30,6 +30,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "shuffle_partitions": (1, 100_000),
     "als_blocks": (0, 10_000),
     "checkpoint_interval": (1, 100),
+    "vacuum_retention_hours": (168, 87_600),  # at least 7 days of time travel
 }
 # Settings a run may override per job or per DAG trigger.
 MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
@@ -81,6 +82,7 @@ class Settings:
     driver_memory: str = "2g"
     pyspark_python: str = sys.executable
     missing_day: str = "fail"
+    vacuum_retention_hours: int = 168
     dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
 
     def __post_init__(self) -> None:
@@ -113,7 +115,16 @@ def check_range(field: str, value: float, low: float, high: float) -> None:
         raise ConfigError(f"{field}: must be between {low:g} and {high:g}, got {value!r}")
 
 
-_INT_FIELDS = {"als_blocks", "shuffle_partitions", "rank", "max_iter", "top_k", "seed", "checkpoint_interval"}
+_INT_FIELDS = {
+    "als_blocks",
+    "shuffle_partitions",
+    "rank",
+    "max_iter",
+    "top_k",
+    "seed",
+    "checkpoint_interval",
+    "vacuum_retention_hours",
+}
 _FLOAT_FIELDS = {"reg_param", "alpha"}
 FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
 ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}

@@ -14,6 +14,7 @@ from include.config import ALS_MODES, MODEL_SETTINGS, PROJECT_ROOT, RANGES, Conf
 from include.spark_conf import spark_conf
 
 DAG_ID = "setlist_nightly"
+MAINTENANCE_DAG_ID = "setlist_maintenance"
 RUN_DATE_TEMPLATE = "{{ params.run_date or ds }}"
 PY_FILES_TASK = "package_code"
 TRAIN_GATE_TASK = "newest_day"
@@ -41,6 +42,25 @@ JOBS = (
     SparkJob("train_als", "train_als", model_args=True),
     SparkJob("recommend", "recommend", model_args=True),
 )
+
+
+MAINTENANCE_JOB = SparkJob("maintain", "maintain")
+DEFAULT_ARGS: dict[str, Any] = {"owner": "setlist", "retries": 2, "retry_delay": dt.timedelta(minutes=1)}
+
+
+def submit_kwargs(job: SparkJob, settings: Settings) -> dict[str, Any]:
+    """``SparkSubmitOperator`` arguments for a job: the ``spark_default`` connection, Setlist's Spark
+    settings, the code zip built by the run's ``package_code`` task, and the templated job arguments."""
+    return {
+        "task_id": job.task_id,
+        "application": job.application,
+        "conn_id": "spark_default",
+        "conf": submit_conf(settings),
+        "py_files": "{{ ti.xcom_pull(task_ids='" + PY_FILES_TASK + "') }}",
+        "driver_memory": settings.driver_memory,
+        "name": f"setlist-{job.task_id}",
+        "application_args": application_args(job, settings),
+    }
 
 
 def application_args(job: SparkJob, settings: Settings) -> list[str]:

@@ -7,7 +7,8 @@ reader sees the table before or after a run, never between.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -17,6 +18,7 @@ from pyspark.sql.types import StructType
 from include.tables import ALL_TABLES, Table
 
 ROW_GROUP_CONF = "parquet.block.size"
+LISTING_CONF = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
 def exists(spark: SparkSession, table: Table, lake: str) -> bool:
@@ -40,34 +42,55 @@ def read_partition(spark: SparkSession, table: Table, lake: str, value: str) -> 
     return read(spark, table, lake).where(f"{table.partition_by} = '{value}'")
 
 
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, key: str, value: object | None) -> Iterator[None]:
+    """Set a Spark SQL setting for the statements inside (``None``: leave it as it is), then restore it."""
+    previous = spark.conf.get(key, None)
+    if value is not None:
+        spark.conf.set(key, str(value))
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+
+
 def overwrite_partition(
     df: DataFrame,
     table: Table,
     lake: str,
     value: str,
     where: str | None = None,
-    row_group_bytes: int | None = None,
 ) -> None:
-    """Replace exactly one partition value (narrowed by ``where``), atomically; the rest is untouched.
-
-    ``row_group_bytes`` sets the Parquet row group size (default 128 MB): small groups let a reader that
-    filters on a sorted column skip all but one.
-    """
+    """Replace exactly one partition value (narrowed by ``where``), atomically; the rest is untouched."""
     if table.partition_by is None:
         raise ValueError(f"{table.sql_name} is not partitioned")
     predicate = f"{table.partition_by} = '{value}'" + (f" AND ({where})" if where else "")
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
-    conf = df.sparkSession.conf
-    previous = conf.get(ROW_GROUP_CONF, None)
-    if row_group_bytes:  # Delta takes Parquet settings from the session, not from write options
-        conf.set(ROW_GROUP_CONF, str(row_group_bytes))
-    try:
+    # Delta takes the Parquet row group size from the session, not from write options.
+    with session_conf(df.sparkSession, ROW_GROUP_CONF, table.row_group_bytes):
         writer.partitionBy(table.partition_by).save(table.path(lake))
-    finally:
-        if previous is None:
-            conf.unset(ROW_GROUP_CONF)
-        else:
-            conf.set(ROW_GROUP_CONF, previous)
+
+
+def optimize(spark: SparkSession, table: Table, lake: str, where: str | None = None) -> tuple[int, int]:
+    """Compact small files in the rows matching ``where`` (Z-ordered by the table's ``cluster_by``, in its
+    row group size); one atomic commit with the same rows. Returns (files removed, files added)."""
+    builder = DeltaTable.forPath(spark, table.path(lake)).optimize()
+    if where:
+        builder = builder.where(where)
+    with session_conf(spark, ROW_GROUP_CONF, table.row_group_bytes):
+        result = builder.executeZOrderBy(table.cluster_by) if table.cluster_by else builder.executeCompaction()
+    metrics = result.first()["metrics"]  # type: ignore[index]
+    return int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
+
+
+def vacuum(spark: SparkSession, table: Table, lake: str, retention_hours: int) -> None:
+    """Delete files no table version within ``retention_hours`` needs (time travel stays possible that far)."""
+    # VACUUM lists files with as many tasks as this setting (default 10,000): minutes for a small table.
+    with session_conf(spark, LISTING_CONF, spark.sparkContext.defaultParallelism * 2):
+        DeltaTable.forPath(spark, table.path(lake)).vacuum(float(retention_hours))
 
 
 def merge(

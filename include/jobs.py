@@ -98,8 +98,8 @@ def main(
 ) -> int:
     """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``.
 
-    Every job validates, so Great Expectations (about 5 s to import) loads in the background while the
-    session starts, which is mostly waiting for the JVM.
+    Great Expectations (about 5 s to import; every pipeline job validates) loads in the background while
+    the session starts, which is mostly waiting for the JVM.
     """
     args = parser(step, description, model_args=model_args).parse_args(argv)
 

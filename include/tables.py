@@ -12,9 +12,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Table:
+    """A lake table; ``cluster_by`` and ``row_group_bytes`` are its physical layout for point lookups."""
+
     layer: str
     name: str
     partition_by: str | None = None
+    cluster_by: str | None = None
+    row_group_bytes: int | None = None  # None: Parquet's default (128 MB)
 
     @property
     def sql_name(self) -> str:
@@ -37,7 +41,8 @@ SILVER_QUARANTINE = Table("silver", "quarantine", RUN_DATE)
 GOLD_AFFINITY = Table("gold", "user_track_affinity", AS_OF_DATE)
 GOLD_POPULARITY = Table("gold", "track_popularity", AS_OF_DATE)
 GOLD_DAILY_METRICS = Table("gold", "daily_metrics", RUN_DATE)
-GOLD_RECOMMENDATIONS = Table("gold", "recommendations", RUN_DATE)
+# Sorted by user in small row groups: a one-user lookup reads one group of a few thousand rows.
+GOLD_RECOMMENDATIONS = Table("gold", "recommendations", RUN_DATE, cluster_by="user_id", row_group_bytes=256 * 1024)
 OPS_MODELS = Table("ops", "models")
 OPS_LAYER_COUNTS = Table("ops", "layer_counts", RUN_DATE)
 OPS_DQ_RESULTS = Table("ops", "dq_results", RUN_DATE)

@@ -99,18 +99,14 @@ def transform(
 
 
 ROWS_PER_FILE = 2_000_000  # about 40 MB of Parquet per file
-ROW_GROUP_BYTES = 256 * 1024  # a lookup reads one group of a few thousand rows
 
 
 def clustered_by_user(recs: DataFrame, rows: int) -> DataFrame:
     """The lookup layout: each file holds a range of user ids, sorted by user then rank, so a one-user
     lookup is pruned to one file by Delta's min/max stats and to one row group by Parquet's."""
     files = max(1, -(-rows // ROWS_PER_FILE))
-    return recs.repartitionByRange(files, "user_id").sortWithinPartitions("user_id", "rank")
-
-
-def write(recs: DataFrame, lake: str, run_date: str) -> None:
-    delta_io.overwrite_partition(recs, tables.GOLD_RECOMMENDATIONS, lake, run_date, row_group_bytes=ROW_GROUP_BYTES)
+    column = str(tables.GOLD_RECOMMENDATIONS.cluster_by)
+    return recs.repartitionByRange(files, column).sortWithinPartitions(column, "rank")
 
 
 def checked_frames(recs: DataFrame, affinity: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -153,7 +149,7 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     results = quality.validate(rows, suites.gold_recommendations(settings.top_k, settings.dq_severity))
     results += quality.validate(per_user, suites.gold_recommendations_per_user(settings.top_k, settings.dq_severity))
     quality.record(spark, ctx, results)  # a failed check leaves the previous recommendations in place
-    write(clustered_by_user(recs, n_recs), lake, ds)
+    delta_io.overwrite_partition(clustered_by_user(recs, n_recs), tables.GOLD_RECOMMENDATIONS, lake, ds)
     by_source = {r["source"]: r["count"] for r in recs.groupBy("source").count().collect()}
     users = recs.select("user_id").distinct().count()
     ctx.log(f"{users} users -> {n_recs} recommendations (top {settings.top_k}) {by_source} model={version}")

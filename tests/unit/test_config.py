@@ -23,6 +23,7 @@ def test_env_and_overrides_build_one_frozen_object(tmp_path):
         ({"rank": "ten"}, "rank", "an integer"),
         ({"reg_param": "-1"}, "reg_param", "between 0 and 100"),
         ({"top_k": "5000"}, "top_k", "between 1 and 1000"),
+        ({"vacuum_retention_hours": "24"}, "vacuum_retention_hours", "between 168 and 87600"),
     ],
 )
 def test_invalid_settings_name_the_field_and_allowed_values(overrides, field, allowed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -79,7 +80,8 @@ def test_clustered_layout_gives_sorted_row_groups_and_a_lookup_reads_few(spark, 
     rows = [(f"u{u:03d}", f"t{(u * 7 + r) % 50}", r, 1.0 / r) for u in range(300) for r in range(1, 11)]
     shuffled = recs(spark, "2026-11-01", rows).repartition(3)
     layout = clustered_by_user(shuffled, len(rows))
-    delta_io.overwrite_partition(layout, tables.GOLD_RECOMMENDATIONS, str(tmp_path), "2026-11-01", row_group_bytes=2048)
+    small_groups = replace(tables.GOLD_RECOMMENDATIONS, row_group_bytes=2048)
+    delta_io.overwrite_partition(layout, small_groups, str(tmp_path), "2026-11-01")
     reader = lookup.RecommendationReader(str(tmp_path))
     got = reader.get("u123", k=3)
     groups = [(g.low, g.high) for g in reader._groups]

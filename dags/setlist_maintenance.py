@@ -1,0 +1,36 @@
+"""Weekly Delta maintenance: OPTIMIZE the last week's partitions (gold.recommendations Z-ordered by user
+for lookups) and VACUUM every lake table, keeping at least 7 days of time travel.
+
+One Spark job (``spark_jobs/maintain.py``) submitted like the nightly ones. This file only wires tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, task
+
+from include.config import load_settings
+from include.dag_spec import DEFAULT_ARGS, MAINTENANCE_DAG_ID, MAINTENANCE_JOB, PY_FILES_TASK, submit_kwargs
+
+settings = load_settings()
+
+with DAG(
+    dag_id=MAINTENANCE_DAG_ID,
+    description="OPTIMIZE and VACUUM the lake's Delta tables",
+    schedule="0 5 * * 0",  # Sundays 05:00 UTC, after the nightly run
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["setlist", "spark", "delta", "maintenance"],
+):
+
+    @task(task_id=PY_FILES_TASK)
+    def package_code() -> str:
+        from include.packaging import build_py_files
+
+        return build_py_files()
+
+    package_code() >> SparkSubmitOperator(**submit_kwargs(MAINTENANCE_JOB, settings))
