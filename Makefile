@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars demo test test-unit lint bench clean
+.PHONY: setup venv jars demo test test-unit lint bench clean sql-server
 
 setup: venv jars
 
@@ -21,12 +21,20 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 # Delta's JVM jars, resolved once by Maven into .jars/ (ignored); Spark gets them through spark.jars.
-jars: .jars/.resolved
+# The SQL endpoint's login check is compiled against pyspark's own Hive classes.
+SQL_AUTH_JAR := .jars/sql-auth/setlist-sql-auth.jar
+jars: .jars/.resolved $(SQL_AUTH_JAR)
 
 .jars/.resolved: jars/pom.xml
 	rm -rf .jars
 	cd jars && mvn -q -B dependency:copy-dependencies -DoutputDirectory=../.jars -DincludeGroupIds=io.delta -DincludeScope=runtime
 	touch $@
+
+$(SQL_AUTH_JAR): jars/sql-auth/PasswordAuthenticator.java .jars/.resolved $(BIN)/.installed
+	rm -rf .build/sql-auth && mkdir -p .build/sql-auth $(dir $@)
+	javac --release 17 -d .build/sql-auth \
+	  -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" $<
+	jar cf $@ -C .build/sql-auth .
 
 demo: setup
 	$(BIN)/setlist generate --lake $(LAKE) --start $(DEMO_START) --days 3 --users 300 --tracks 1500 --events-per-day 10000
@@ -47,6 +55,11 @@ lint: venv
 bench: setup
 	$(BIN)/python bench/bench_pipeline.py --events-per-day 100000 --days 1
 	$(BIN)/python bench/bench_validation.py --events-per-day 1000000
+
+# JDBC/ODBC endpoint on 127.0.0.1:$(SQL_PORT) over the lake's tables; Ctrl-C stops it.
+SQL_PORT ?= 10000
+sql-server: setup
+	$(BIN)/setlist sql-server --lake $(LAKE) --port $(SQL_PORT)
 
 clean:
 	rm -rf .build .airflow lake spark-warehouse

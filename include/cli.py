@@ -144,6 +144,13 @@ def _recs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sql_server(args: argparse.Namespace) -> int:
+    from include import sql_server
+
+    sql_server.serve(load_settings(lake=args.lake), args.port)
+    return 0
+
+
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], fmt: str) -> None:
     if fmt == "json":
         for row in rows:
@@ -203,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("query")
     q.set_defaults(func=_sql)
+
+    v = sub.add_parser("sql-server", help="serve the lake tables over JDBC/ODBC (Spark Thrift server, loopback, login)")
+    v.add_argument("--lake", default=None)
+    v.add_argument("--port", type=int, default=10000)
+    v.set_defaults(func=_sql_server)
 
     k = sub.add_parser("recs", help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
     k.add_argument("--lake", default=None)

@@ -139,7 +139,8 @@ def register_tables(spark: SparkSession, lake: str, only: Sequence[Table] = ALL_
     for table in only:
         if not exists(spark, table, lake):
             continue
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
+        if not spark.catalog.databaseExists(table.layer):
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table.sql_name} USING delta LOCATION '{table.path(lake)}'")
         registered.append(table.sql_name)
     return registered

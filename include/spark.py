@@ -6,6 +6,7 @@ Reads: the Delta jar folder. Writes: nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
@@ -13,13 +14,15 @@ from include.config import Settings
 from include.spark_conf import spark_conf
 
 
-def get_spark(app_name: str, settings: Settings, log_level: str = "WARN") -> SparkSession:
-    """The active session, or a new one with Setlist's configuration.
+def get_spark(
+    app_name: str, settings: Settings, log_level: str = "WARN", extra: Mapping[str, str] | None = None
+) -> SparkSession:
+    """The active session, or a new one with Setlist's configuration (plus ``extra`` settings).
 
     Under ``spark-submit`` the master and jars come from the submit command (the DAG's connection);
     started from Python, the session uses ``settings.spark_master``.
     """
-    conf = spark_conf(settings)
+    conf = {**spark_conf(settings), **(extra or {})}
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
