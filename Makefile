@@ -55,6 +55,7 @@ lint: venv
 bench: setup
 	$(BIN)/python bench/bench_pipeline.py --events-per-day 100000 --days 1
 	$(BIN)/python bench/bench_validation.py --events-per-day 1000000
+	$(BIN)/python bench/bench_lookup.py --users 100000 --lookups 2000
 
 # JDBC/ODBC endpoint on 127.0.0.1:$(SQL_PORT) over the lake's tables; Ctrl-C stops it.
 SQL_PORT ?= 10000
