@@ -138,8 +138,11 @@ def _recs(args: argparse.Namespace) -> int:
         print(f"setlist recs: {exc}", file=sys.stderr)
         return 1
     if not recs:
-        print(f"setlist recs: user {args.user!r} has no recommendations in the newest run", file=sys.stderr)
-        return 1
+        recs = lookup.popular(args.k, settings.lake)
+        note = "the most popular tracks instead" if recs else "and there is no popularity table yet"
+        print(f"setlist recs: user {args.user!r} is not in the newest run; {note}", file=sys.stderr)
+        if not recs:
+            return 1
     print_rows(list(recs[0]), [tuple(r.values()) for r in recs], args.format)
     return 0
 

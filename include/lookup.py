@@ -122,6 +122,35 @@ def _row_groups(uris: list[str]) -> list[_RowGroup]:
     return groups
 
 
+def popular(k: int = 10, lake: str | None = None) -> list[dict[str, Any]]:
+    """The ``k`` most popular tracks of the newest ``gold.track_popularity`` snapshot, in the shape of a
+    recommendation row (``source = 'popular'``, score = the track's share of the top track's listeners):
+    the list for a user the newest run does not know. Empty before the first gold run."""
+    import pyarrow.dataset as ds
+
+    delta = snapshot(tables.GOLD_POPULARITY, lake or load_settings().lake)
+    if delta is None:
+        return []
+    latest = max(p[tables.AS_OF_DATE] for p in delta.partitions())
+    top = delta.to_pyarrow_dataset(file_pruning_predicate=[(tables.AS_OF_DATE, "=", latest)]).to_table(
+        columns=["popularity_rank", "track_id", "listeners"], filter=ds.field("popularity_rank") <= k
+    )
+    rows = sorted(top.to_pylist(), key=lambda r: r["popularity_rank"])
+    most = max((r["listeners"] for r in rows), default=1) or 1
+    return [
+        {
+            "user_id": None,
+            "rank": r["popularity_rank"],
+            "track_id": r["track_id"],
+            "score": r["listeners"] / most,
+            "source": "popular",
+            "model_version": None,
+            tables.RUN_DATE: latest,
+        }
+        for r in rows
+    ]
+
+
 _readers: dict[str, RecommendationReader] = {}
 
 

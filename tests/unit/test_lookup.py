@@ -27,6 +27,11 @@ def lake(spark, tmp_path) -> str:
     day2 = [("u1", "t3", 2, 0.5), ("u1", "t1", 1, 0.9), ("u1", "t2", 3, 0.4), ("u2", "t1", 1, 0.8)]
     delta_io.overwrite_partition(recs(spark, "2026-11-01", day1), tables.GOLD_RECOMMENDATIONS, root, "2026-11-01")
     delta_io.overwrite_partition(recs(spark, "2026-11-02", day2), tables.GOLD_RECOMMENDATIONS, root, "2026-11-02")
+    popularity = spark.createDataFrame(
+        [(1, "t1", 8, 1, "2026-11-02"), (2, "t9", 4, 2, "2026-11-02"), (3, "t3", 2, 3, "2026-11-02")],
+        "track_key int, track_id string, listeners long, popularity_rank int, as_of_date string",
+    )
+    delta_io.overwrite_partition(popularity, tables.GOLD_POPULARITY, root, "2026-11-02")
     tracks = spark.createDataFrame([("t1", "One"), ("t3", "Three")], "track_id string, title string")
     tracks.write.format("delta").save(tables.SILVER_TRACKS.path(root))
     return root
@@ -63,8 +68,13 @@ def test_cli_recs_and_duckdb_sql(lake, capsys):
     assert cli.main(["recs", "--lake", lake, "--user", "u1", "--k", "1", "--format", "csv"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ",".join(lookup.RECOMMENDATION_COLUMNS) and out[1].startswith("u1,1,t1,0.9,als,")
-    assert cli.main(["recs", "--lake", lake, "--user", "nobody"]) == 1
-    assert "'nobody' has no recommendations" in capsys.readouterr().err
+    assert cli.main(["recs", "--lake", lake, "--user", "nobody", "--k", "2", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "'nobody' is not in the newest run; the most popular tracks instead" in err
+    assert [line.split(",")[1:5] for line in out.splitlines()[1:]] == [
+        ["1", "t1", "1.0", "popular"],
+        ["2", "t9", "0.5", "popular"],
+    ]
     assert cli.main(["recs", "--lake", lake, "--user", "u1", "--k", "0"]) == 2
     assert "--k: must be between 1 and 1000, got 0" in capsys.readouterr().err
     query = "SELECT count(*) AS n FROM gold.recommendations"
