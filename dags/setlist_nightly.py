@@ -13,16 +13,18 @@ import datetime as dt
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Asset, Param, task
 
 from include.config import load_settings
 from include.dag_spec import (
     DAG_ID,
     DEFAULT_ARGS,
     JOBS,
+    OUTLETS,
     PY_FILES_TASK,
     TRAIN_GATE_TASK,
     TRAINING_JOBS,
+    asset_uri,
     param_schemas,
     submit_kwargs,
 )
@@ -59,6 +61,7 @@ with DAG(
             gate = newest_day()
             previous >> gate
             previous = gate
-        submit = SparkSubmitOperator(**submit_kwargs(job, settings))
+        outlets = [Asset(name=t.sql_name, uri=asset_uri(t, settings)) for t in OUTLETS.get(job.task_id, ())]
+        submit = SparkSubmitOperator(**submit_kwargs(job, settings), outlets=outlets)
         previous >> submit
         previous = submit

@@ -12,6 +12,7 @@ from typing import Any
 
 from include.config import ALS_MODES, MODEL_SETTINGS, PROJECT_ROOT, RANGES, ConfigError, Settings, parse_run_date
 from include.spark_conf import spark_conf
+from include.tables import GOLD_AFFINITY, GOLD_DAILY_METRICS, GOLD_POPULARITY, GOLD_RECOMMENDATIONS, Table
 
 DAG_ID = "setlist_nightly"
 MAINTENANCE_DAG_ID = "setlist_maintenance"
@@ -45,7 +46,26 @@ JOBS = (
 
 
 MAINTENANCE_JOB = SparkJob("maintain", "maintain")
-DEFAULT_ARGS: dict[str, Any] = {"owner": "setlist", "retries": 2, "retry_delay": dt.timedelta(minutes=1)}
+# Spark tasks retry after 1, then 2 minutes (a busy cluster or a transient storage error), never later than 15.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "setlist",
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=15),
+}
+REPORT_DAG_ID = "setlist_daily_report"
+# The gold tables each job publishes, as Airflow assets (data-aware scheduling: the report DAG runs on the last).
+OUTLETS: dict[str, tuple[Table, ...]] = {
+    "build_gold": (GOLD_AFFINITY, GOLD_POPULARITY, GOLD_DAILY_METRICS),
+    "recommend": (GOLD_RECOMMENDATIONS,),
+}
+
+
+def asset_uri(table: Table, settings: Settings) -> str:
+    """The table's asset URI (its Delta location); the asset's name is its SQL name."""
+    path = table.path(settings.lake)
+    return path if "://" in path else f"file://{path}"
 
 
 def submit_kwargs(job: SparkJob, settings: Settings) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from include.config import load_settings
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "track_id", "score", "source", "model_version", "run_date")
 
 
+def lake_uri(lake: str) -> str:
+    """The lake root as delta-rs and pyarrow name it (``s3a://`` is Hadoop's spelling of ``s3://``)."""
+    if lake.startswith("s3a://"):
+        return "s3://" + lake.removeprefix("s3a://")
+    return lake.removeprefix("file:")
+
+
 def table_uri(table: tables.Table, lake: str) -> str:
-    """The table's location as delta-rs names it (``s3a://`` is Hadoop's spelling of ``s3://``)."""
-    path = table.path(lake)
-    if path.startswith("s3a://"):
-        return "s3://" + path.removeprefix("s3a://")
-    return path.removeprefix("file:")
+    return table.path(lake_uri(lake))
 
 
 def snapshot(table: tables.Table, lake: str) -> Any | None:

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from include.config import PROJECT_ROOT, ConfigError
-from include.dag_spec import DAG_ID, JOBS, PY_FILES_TASK, TRAIN_GATE_TASK, TRAINING_JOBS, should_train
+from include.dag_spec import (
+    DAG_ID,
+    JOBS,
+    MAINTENANCE_DAG_ID,
+    PY_FILES_TASK,
+    REPORT_DAG_ID,
+    TRAIN_GATE_TASK,
+    TRAINING_JOBS,
+    should_train,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -44,10 +53,25 @@ def test_nightly_dag_wires_one_spark_submit_per_job_in_order(dagbag):
 
 
 def test_dag_policy_owner_retries_tags_catchup(dagbag):
+    assert {DAG_ID, MAINTENANCE_DAG_ID, REPORT_DAG_ID} <= set(dagbag.dag_ids)
     for dag in dagbag.dags.values():
-        assert dag.tags and not dag.catchup
+        assert dag.tags and not dag.catchup and dag.max_active_runs == 1
         for task in dag.tasks:
             assert task.owner not in ("", "airflow") and task.retries >= 1
+            assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay is not None
+
+
+def test_gold_tasks_publish_assets_and_the_report_dag_runs_on_recommendations(dagbag):
+    nightly = dagbag.dags[DAG_ID]
+    published = {t.task_id: sorted(a.name for a in t.outlets) for t in nightly.tasks if t.outlets}
+    assert published == {
+        "build_gold": ["gold.daily_metrics", "gold.track_popularity", "gold.user_track_affinity"],
+        "recommend": ["gold.recommendations"],
+    }
+    (recommendations,) = nightly.get_task("recommend").outlets
+    report = dagbag.dags[REPORT_DAG_ID]
+    assert list(report.timetable.asset_condition.objects) == [recommendations]  # on that asset, nothing else
+    assert [t.task_id for t in report.tasks] == ["write_report"]
 
 
 def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,17 @@ def test_clustered_layout_gives_sorted_row_groups_and_a_lookup_reads_few(spark, 
     assert len(groups) > 3 and all(h <= low for (_, h), (low, _) in itertools.pairwise(groups))
     assert [(r["user_id"], r["rank"]) for r in got] == [("u123", 1), ("u123", 2), ("u123", 3)]
     assert sum(g.low <= "u123" <= g.high for g in reader._groups) <= 2  # a user may straddle two groups
+
+
+def test_daily_report_describes_the_newest_run_and_is_replaced_on_rerun(lake):
+    from include import report
+
+    day, text = report.build(lake)
+    assert day == "2026-11-02" and text.startswith("# Setlist daily report: 2026-11-02")
+    assert "| als | m-2026-11-02 | 2 | 4 |" in text  # source, model, users, rows of the newest run only
+    assert "## Data quality\n(none)" in text  # no ops tables in this lake yet: said, not an error
+    path = report.write(lake)
+    assert path == f"{lake}/reports/run_date=2026-11-02/report.md"
+    assert Path(path).read_text(encoding="utf-8") == text
+    report.write(lake)
+    assert Path(path).read_text(encoding="utf-8") == text
