@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from include.config import ALS_MODES, MODEL_SETTINGS, PROJECT_ROOT, RANGES, ConfigError, Settings, parse_run_date
+from include.run_log import on_failure
 from include.spark_conf import spark_conf
 from include.tables import GOLD_AFFINITY, GOLD_DAILY_METRICS, GOLD_POPULARITY, GOLD_RECOMMENDATIONS, Table
 
@@ -53,6 +54,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": dt.timedelta(minutes=1),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=15),
+    "on_failure_callback": on_failure,  # one row per failed try in ops.run_log
 }
 REPORT_DAG_ID = "setlist_daily_report"
 # The gold tables each job publishes, as Airflow assets (data-aware scheduling: the report DAG runs on the last).

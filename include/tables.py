@@ -46,6 +46,7 @@ GOLD_RECOMMENDATIONS = Table("gold", "recommendations", RUN_DATE, cluster_by="us
 OPS_MODELS = Table("ops", "models")
 OPS_LAYER_COUNTS = Table("ops", "layer_counts", RUN_DATE)
 OPS_DQ_RESULTS = Table("ops", "dq_results", RUN_DATE)
+OPS_RUN_LOG = Table("ops", "run_log", RUN_DATE)  # written by Airflow's failure callback through delta-rs
 
 ALL_TABLES = (
     BRONZE_INTERACTIONS,
@@ -62,6 +63,7 @@ ALL_TABLES = (
     OPS_MODELS,
     OPS_LAYER_COUNTS,
     OPS_DQ_RESULTS,
+    OPS_RUN_LOG,
 )
 
 

@@ -18,6 +18,7 @@ from include.dag_spec import (
     TRAINING_JOBS,
     should_train,
 )
+from include.run_log import on_failure
 
 pytestmark = pytest.mark.unit
 
@@ -59,6 +60,8 @@ def test_dag_policy_owner_retries_tags_catchup(dagbag):
         for task in dag.tasks:
             assert task.owner not in ("", "airflow") and task.retries >= 1
             assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay is not None
+            callbacks = task.on_failure_callback
+            assert on_failure in (callbacks if isinstance(callbacks, list) else [callbacks])
 
 
 def test_gold_tasks_publish_assets_and_the_report_dag_runs_on_recommendations(dagbag):

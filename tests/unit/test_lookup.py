@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -113,3 +114,22 @@ def test_daily_report_describes_the_newest_run_and_is_replaced_on_rerun(lake):
     assert Path(path).read_text(encoding="utf-8") == text
     report.write(lake)
     assert Path(path).read_text(encoding="utf-8") == text
+
+
+def test_failure_callback_records_each_failed_try_once(spark, tmp_path, monkeypatch):
+    from include import run_log
+
+    monkeypatch.setenv("SETLIST_LAKE", str(tmp_path))
+
+    def context(try_number: int) -> dict:
+        ti = SimpleNamespace(dag_id="setlist_nightly", task_id="build_silver", run_id="r1", try_number=try_number)
+        return {"ti": ti, "params": {"run_date": None}, "ds": "2026-11-02", "exception": RuntimeError("boom")}
+
+    run_log.on_failure(context(1))
+    run_log.on_failure(context(1))  # the same try reported twice: one row
+    run_log.on_failure(context(2))
+    rows = delta_io.read(spark, tables.OPS_RUN_LOG, str(tmp_path)).orderBy("try_number").collect()
+    assert [(r.run_date, r.task_id, r.try_number, r.state, r.error) for r in rows] == [
+        ("2026-11-02", "build_silver", 1, "failed", "RuntimeError: boom"),
+        ("2026-11-02", "build_silver", 2, "failed", "RuntimeError: boom"),
+    ]
