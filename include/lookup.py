@@ -1,12 +1,15 @@
-"""Reading the lake without a JVM: delta-rs (``deltalake``) snapshots queried with DuckDB.
+"""The lake without a JVM: every delta-rs (``deltalake``) read and write goes through here, as every Spark
+one goes through :mod:`include.delta_io`.
 
 Reads the Delta tables a query names, each at its latest committed version (a whole snapshot: a reader
-never sees a half-written table); writes nothing. ``get_recommendations`` is the fast path for one
-user's list from the newest ``gold.recommendations`` run.
+never sees a half-written table), and queries them with DuckDB. ``get_recommendations`` is the fast path
+for one user's list from the newest ``gold.recommendations`` run; ``popular`` is the list for a user it
+does not know. Writes only through ``insert_new`` (a MERGE that inserts rows whose keys are new).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +54,22 @@ def query(sql: str, lake: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     cursor = con.execute(sql)
     columns = [d[0] for d in cursor.description or []]
     return columns, cursor.fetchall()
+
+
+def insert_new(table: tables.Table, rows: list[dict[str, Any]], keys: Sequence[str], lake: str) -> None:
+    """MERGE ``rows`` into ``table`` (created on first use), inserting only rows whose ``keys`` are new,
+    so writing the same rows again changes nothing."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    data = pa.Table.from_pylist(rows)
+    existing = snapshot(table, lake)
+    if existing is None:
+        partition_by = [table.partition_by] if table.partition_by else None
+        write_deltalake(table_uri(table, lake), data, partition_by=partition_by, mode="append")
+        return
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    existing.merge(data, predicate=on, source_alias="s", target_alias="t").when_not_matched_insert_all().execute()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Airflow's failure callback: one row per failed task try in ``ops.run_log``.
 
-Writes ``ops.run_log`` (partition ``run_date``) through delta-rs, because the callback runs in the Airflow
-task process, where starting Spark for one row would cost more than the row. A MERGE on
-(dag_id, task_id, run_id, try_number) makes a repeated callback a no-op. Reads the task's context only.
+Writes ``ops.run_log`` (partition ``run_date``) through delta-rs (:func:`include.lookup.insert_new`), because
+the callback runs in the Airflow task process, where starting Spark for one row would cost more than the
+row. A MERGE on (dag_id, task_id, run_id, try_number) makes a repeated callback a no-op. Reads the task's
+context only.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from include import tables
+from include import lookup, tables
 from include.config import load_settings
 
 MAX_ERROR_CHARS = 4000
@@ -35,27 +36,11 @@ def failure_row(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def record(rows: list[dict[str, Any]], lake: str) -> None:
-    """MERGE ``rows`` into ``ops.run_log`` (creating it on first use)."""
-    import pyarrow as pa
-    from deltalake import write_deltalake
-
-    from include.lookup import snapshot, table_uri
-
-    data = pa.Table.from_pylist(rows)
-    existing = snapshot(tables.OPS_RUN_LOG, lake)
-    if existing is None:
-        write_deltalake(table_uri(tables.OPS_RUN_LOG, lake), data, partition_by=[tables.RUN_DATE], mode="append")
-        return
-    on = " AND ".join(f"t.{k} = s.{k}" for k in KEYS)
-    existing.merge(data, predicate=on, source_alias="s", target_alias="t").when_not_matched_insert_all().execute()
-
-
 def on_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of every Setlist task; never raises (a callback error would hide the real one)."""
     try:
         row = failure_row(context)
-        record([row], load_settings().lake)
+        lookup.insert_new(tables.OPS_RUN_LOG, [row], KEYS, load_settings().lake)
         print(f"[setlist] {row['task_id']} {row['run_date']}: failure recorded in ops.run_log", flush=True)
     except Exception as exc:
         print(f"[setlist] could not record the failure in ops.run_log: {exc}", flush=True)
