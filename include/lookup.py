@@ -56,6 +56,12 @@ def query(sql: str, lake: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     return columns, cursor.fetchall()
 
 
+def newest_partition(delta: Any, column: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """The newest value of a date partition column and the file filter that selects only that partition."""
+    latest = max(p[column] for p in delta.partitions())
+    return latest, [(column, "=", latest)]
+
+
 def insert_new(table: tables.Table, rows: list[dict[str, Any]], keys: Sequence[str], lake: str) -> None:
     """MERGE ``rows`` into ``table`` (created on first use), inserting only rows whose ``keys`` are new,
     so writing the same rows again changes nothing."""
@@ -103,8 +109,8 @@ class RecommendationReader:
         else:
             self._delta.update_incremental()
         if self._delta.version() != self._version:
-            latest = max(p[tables.RUN_DATE] for p in self._delta.partitions())
-            self._groups = _row_groups(self._delta.file_uris(file_pruning_predicate=[(tables.RUN_DATE, "=", latest)]))
+            latest, newest = newest_partition(self._delta, tables.RUN_DATE)
+            self._groups = _row_groups(self._delta.file_uris(file_pruning_predicate=newest))
             self._run_date = latest
             self._version = self._delta.version()
 
@@ -153,8 +159,8 @@ def popular(k: int = 10, lake: str | None = None) -> list[dict[str, Any]]:
     delta = snapshot(tables.GOLD_POPULARITY, lake or load_settings().lake)
     if delta is None:
         return []
-    latest = max(p[tables.AS_OF_DATE] for p in delta.partitions())
-    top = delta.to_pyarrow_dataset(file_pruning_predicate=[(tables.AS_OF_DATE, "=", latest)]).to_table(
+    latest, newest = newest_partition(delta, tables.AS_OF_DATE)
+    top = delta.to_pyarrow_dataset(file_pruning_predicate=newest).to_table(
         columns=["popularity_rank", "track_id", "listeners"], filter=ds.field("popularity_rank") <= k
     )
     rows = sorted(top.to_pylist(), key=lambda r: r["popularity_rank"])
