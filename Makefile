@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars demo test test-unit lint bench clean sql-server
+.PHONY: setup venv jars browser demo test test-unit lint bench clean sql-server explorer
 
 setup: venv jars
 
@@ -36,12 +36,19 @@ $(SQL_AUTH_JAR): jars/sql-auth/PasswordAuthenticator.java .jars/.resolved $(BIN)
 	  -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" $<
 	jar cf $@ -C .build/sql-auth .
 
+# Debian's chromium and chromedriver for the browser tests (selenium drives them; nothing is downloaded by a
+# test tool). Installed with apt when missing: as root, or through sudo.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
 demo: setup
 	$(BIN)/setlist generate --lake $(LAKE) --start $(DEMO_START) --days 3 --users 300 --tracks 1500 --events-per-day 10000
 	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
 	$(BIN)/setlist sql --engine duckdb --lake $(LAKE) "$$(cat include/sql/demo_top10.sql)"
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest
 
 test-unit: setup
@@ -61,6 +68,11 @@ bench: setup
 SQL_PORT ?= 10000
 sql-server: setup
 	$(BIN)/setlist sql-server --lake $(LAKE) --port $(SQL_PORT)
+
+# The recommendations explorer on http://127.0.0.1:$(EXPLORER_PORT)/ (Streamlit, login); Ctrl-C stops it.
+EXPLORER_PORT ?= 8501
+explorer: setup
+	$(BIN)/setlist explorer --lake $(LAKE) --port $(EXPLORER_PORT)
 
 clean:
 	rm -rf .build .airflow lake spark-warehouse

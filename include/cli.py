@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -154,6 +155,35 @@ def _sql_server(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPLORER_APP = Path(__file__).with_name("explorer_app.py")
+
+
+def explorer_command(port: int) -> list[str]:
+    """Streamlit serving the explorer on 127.0.0.1 only, headless, with no usage statistics sent."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(EXPLORER_APP),
+        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+    ]  # fmt: skip
+
+
+def _explorer(args: argparse.Namespace) -> int:
+    from include import credentials
+
+    check_range("--port", args.port, 1024, 65535)
+    settings = load_settings(lake=args.lake)
+    credentials.password("explorer", "SETLIST_EXPLORER_PASSWORD")  # a generated one is shown here, once
+    print(
+        f"[setlist] explorer on http://127.0.0.1:{args.port}/ over {settings.lake}; password: "
+        f"$SETLIST_EXPLORER_PASSWORD or {credentials.password_file('explorer')}; Ctrl-C stops it",
+        flush=True,
+    )
+    try:
+        return subprocess.call(explorer_command(args.port), env={**os.environ, "SETLIST_LAKE": settings.lake})
+    except KeyboardInterrupt:
+        return 0
+
+
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], fmt: str) -> None:
     if fmt == "json":
         for row in rows:
@@ -218,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--lake", default=None)
     v.add_argument("--port", type=int, default=10000)
     v.set_defaults(func=_sql_server)
+
+    e = sub.add_parser("explorer", help="the recommendations explorer web page (Streamlit, loopback, login)")
+    e.add_argument("--lake", default=None)
+    e.add_argument("--port", type=int, default=8501)
+    e.set_defaults(func=_explorer)
 
     k = sub.add_parser("recs", help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
     k.add_argument("--lake", default=None)

@@ -38,20 +38,28 @@ def snapshot(table: tables.Table, lake: str) -> Any | None:
     return DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
 
 
-def query(sql: str, lake: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run DuckDB SQL over the lake tables ``sql`` names (``gold.recommendations``): (columns, rows)."""
+def query(
+    sql: str, lake: str, params: Sequence[Any] = (), *, missing_ok: bool = False
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run DuckDB SQL over the lake tables ``sql`` names (``gold.recommendations``): (columns, rows).
+    ``params`` fill the query's ``?`` placeholders (values from users are never pasted into SQL).
+
+    A named table that does not exist yet raises LookupError, or gives no columns and no rows with
+    ``missing_ok`` (a report or a page drawn before the first run)."""
     import duckdb
 
     con = duckdb.connect()
     for table in tables.referenced_tables(sql):
         delta = snapshot(table, lake)
         if delta is None:
-            continue
+            if missing_ok:
+                return [], []
+            raise LookupError(f"no {table.sql_name} table under {lake} yet")
         arrow_name = f"_{table.layer}_{table.name}"
         con.register(arrow_name, delta.to_pyarrow_dataset())
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.layer}")
         con.execute(f"CREATE VIEW {table.sql_name} AS SELECT * FROM {arrow_name}")
-    cursor = con.execute(sql)
+    cursor = con.execute(sql, list(params))
     columns = [d[0] for d in cursor.description or []]
     return columns, cursor.fetchall()
 

@@ -21,11 +21,7 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def _rows(sql: str, lake: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The query's result, or no rows when a table it reads does not exist yet."""
-    needed = tables.referenced_tables(sql)
-    if any(lookup.snapshot(t, lake) is None for t in needed):
-        return [], []
-    return lookup.query(sql, lake)
+    return lookup.query(sql, lake, missing_ok=True)
 
 
 def build(lake: str) -> tuple[str, str]:

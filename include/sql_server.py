@@ -12,12 +12,12 @@ printed that once.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from include import credentials
 from include.config import PROJECT_ROOT, ConfigError, Settings
 
 DEFAULT_PORT = 10000
@@ -31,25 +31,8 @@ def auth_jar(settings: Settings) -> Path:
     return Path(settings.jars_dir) / "sql-auth" / "setlist-sql-auth.jar"
 
 
-def password_file() -> Path:
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config / "setlist" / "sql-password"
-
-
 def sql_password(log: Callable[[str], None] = print) -> str:
-    """``SETLIST_SQL_PASSWORD``, else the stored one, else a new one: stored (mode 600) and shown once."""
-    if os.environ.get("SETLIST_SQL_PASSWORD"):
-        return os.environ["SETLIST_SQL_PASSWORD"]
-    path = password_file()
-    if path.is_file():
-        return path.read_text(encoding="utf-8").strip()
-    password = secrets.token_urlsafe(18)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(password + "\n")
-    log(f"[setlist] generated the SQL endpoint password (shown once, stored in {path}): {password}")
-    return password
+    return credentials.password("sql", "SETLIST_SQL_PASSWORD", log)
 
 
 def server_conf(settings: Settings, port: int) -> dict[str, str]:
