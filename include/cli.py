@@ -163,7 +163,7 @@ def explorer_command(port: int) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(EXPLORER_APP),
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
     ]  # fmt: skip
 
 

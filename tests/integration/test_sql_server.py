@@ -8,7 +8,6 @@ import io
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pyspark
 import pytest
 
 from include import delta_io, schemas, tables
+from tests import servers
 
 pytestmark = pytest.mark.integration
 
@@ -36,30 +36,10 @@ def _recs(spark, run_id: str):
     return spark.createDataFrame(rows, schemas.RECOMMENDATIONS)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _beeline(port: int, password: str, *args: str) -> subprocess.CompletedProcess[str]:
     url = f"jdbc:hive2://127.0.0.1:{port}/default"
     cmd = [str(BEELINE), "-u", url, "-n", "setlist", "-p", password, "--outputformat=csv2", "--silent=true", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-
-
-def _listen_addresses(port: int) -> list[str]:
-    """The local addresses of the sockets listening on ``port``, from the kernel's tables."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.split(":")
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                ipv4 = bytes.fromhex(address[-8:])[::-1]  # IPv4, or the IPv4 inside an IPv4-mapped IPv6
-                mapped = len(address) == 8 or address[:24] == "0000000000000000FFFF0000"
-                found.append(".".join(str(b) for b in ipv4) if mapped else address)
-    return found
 
 
 def _rows(output: str) -> list[list[str]]:
@@ -72,7 +52,7 @@ def _rows(output: str) -> list[list[str]]:
 def server(spark, tmp_path_factory):
     lake = tmp_path_factory.mktemp("sql-lake")
     delta_io.overwrite_partition(_recs(spark, "run-a"), tables.GOLD_RECOMMENDATIONS, str(lake), DAY)
-    port, password = _free_port(), secrets.token_urlsafe(12)
+    port, password = servers.free_port(), secrets.token_urlsafe(12)
     env = {**os.environ, "SETLIST_SQL_PASSWORD": password, "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("cfg"))}
     env.pop("PYSPARK_GATEWAY_PORT", None)
     log = tmp_path_factory.mktemp("sql-log") / "server.log"
@@ -99,7 +79,9 @@ def test_beeline_reads_the_lake_tables_by_name_with_a_login(server):
     refused = _beeline(server["port"], "wrong-password", "-e", "SELECT 1")
     assert refused.returncode != 0
     assert "Error validating the login" in refused.stdout + refused.stderr
-    assert _listen_addresses(server["port"]) and all(a.startswith("127.") for a in _listen_addresses(server["port"]))
+    assert servers.listen_addresses(server["port"]) and all(
+        a.startswith("127.") for a in servers.listen_addresses(server["port"])
+    )
 
 
 def test_queries_see_whole_snapshots_while_a_run_rewrites_the_table(spark, server, tmp_path):
