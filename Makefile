@@ -30,10 +30,10 @@ jars: .jars/.resolved $(SQL_AUTH_JAR)
 	cd jars && mvn -q -B dependency:copy-dependencies -DoutputDirectory=../.jars -DincludeGroupIds=io.delta -DincludeScope=runtime
 	touch $@
 
-$(SQL_AUTH_JAR): jars/sql-auth/PasswordAuthenticator.java .jars/.resolved $(BIN)/.installed
+$(SQL_AUTH_JAR): $(wildcard jars/sql-auth/*.java) .jars/.resolved $(BIN)/.installed
 	rm -rf .build/sql-auth && mkdir -p .build/sql-auth $(dir $@)
 	javac --release 17 -d .build/sql-auth \
-	  -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" $<
+	  -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" $(filter %.java,$^)
 	jar cf $@ -C .build/sql-auth .
 
 # Debian's chromium and chromedriver for the browser tests (selenium drives them; nothing is downloaded by a

@@ -3,7 +3,8 @@
 Reads the lake's Delta tables, registered by name (``gold.recommendations``) over their locations when the
 server starts and again every ``REGISTER_EVERY_S`` seconds, so tables created later appear (registration is
 idempotent and lives in memory: a restart simply registers again). Every query reads one committed Delta
-snapshot. The server itself writes nothing to the lake. It listens on 127.0.0.1 only and needs a login:
+snapshot. The server writes nothing to the lake, and clients cannot either: ``ReadOnlyExtensions`` (a Spark
+check rule in ``jars/sql-auth``) refuses their statements that would change anything. It listens on 127.0.0.1 only and needs a login:
 user ``SETLIST_SQL_USER`` (default ``setlist``), password ``SETLIST_SQL_PASSWORD`` or, when that is unset, one
 generated on first start, stored outside the repository (``~/.config/setlist/sql-password``, mode 600) and
 printed that once.
@@ -18,12 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from include import credentials
-from include.config import PROJECT_ROOT, ConfigError, Settings
+from include.config import PROJECT_ROOT, ConfigError, Settings, check_range
 
 DEFAULT_PORT = 10000
 DEFAULT_USER = "setlist"
 REGISTER_EVERY_S = 30.0
 AUTH_CLASS = "dev.setlist.sql.PasswordAuthenticator"
+READ_ONLY_CLASS = "dev.setlist.sql.ReadOnlyExtensions"  # refuses clients' writes (jars/sql-auth)
 
 
 def auth_jar(settings: Settings) -> Path:
@@ -36,7 +38,8 @@ def sql_password(log: Callable[[str], None] = print) -> str:
 
 
 def server_conf(settings: Settings, port: int) -> dict[str, str]:
-    """Spark settings of the server: loopback, the login check, no Spark UI (it would have no login)."""
+    """Spark settings of the server: loopback, the login check, read-only for clients, no Spark UI (it would
+    have no login)."""
     jar = auth_jar(settings)
     if not jar.is_file():
         raise ConfigError(f"sql-server: the login check {jar} is missing: run `make jars`")
@@ -56,7 +59,9 @@ def server_conf(settings: Settings, port: int) -> dict[str, str]:
         f" -D{k}={v}" for k, v in {**hive, "derby.system.home": str(derby)}.items()
     )
     jars = [*delta_jars(settings), str(jar)]
+    extensions = spark_conf(settings)["spark.sql.extensions"] + "," + READ_ONLY_CLASS
     return {
+        "spark.sql.extensions": extensions,
         "spark.jars": ",".join(jars),
         # Client sessions open on Thrift threads, which load classes from the JVM's own class path only.
         "spark.driver.extraClassPath": os.pathsep.join(jars),
@@ -72,17 +77,17 @@ def jdbc_url(port: int) -> str:
 
 def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], None] = print) -> None:
     """Start the server and block until SIGINT or SIGTERM, then stop it."""
-    if not 1024 <= port <= 65535:
-        raise ConfigError(f"--port: must be between 1024 and 65535, got {port}")
+    check_range("--port", port, 1024, 65535)
     os.environ["SETLIST_SQL_PASSWORD"] = sql_password(log)  # the JVM started below reads it
     os.environ.setdefault("SETLIST_SQL_USER", DEFAULT_USER)
     from include import delta_io
     from include.spark import get_spark
 
     spark = get_spark("setlist-sql-server", settings, log_level="WARN", extra=server_conf(settings, port))
-    registered = delta_io.register_tables(spark, settings.lake)
     jvm = spark.sparkContext._jvm
     assert jvm is not None
+    jvm.dev.setlist.sql.ReadOnlyExtensions.exempt(spark._jsparkSession)  # type: ignore[attr-defined]
+    registered = delta_io.register_tables(spark, settings.lake)
     jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithContext(
         spark._jsparkSession.sqlContext()  # type: ignore[attr-defined]
     )

@@ -116,3 +116,35 @@ def test_queries_see_whole_snapshots_while_a_run_rewrites_the_table(spark, serve
         stop.set()
         writer.join()
     assert len(commits) >= 2 and len(set(seen)) >= 2, (commits, sorted(set(seen)))
+
+
+def test_clients_cannot_write_but_can_read_and_describe(server, tmp_path):
+    from include import lookup
+
+    target = tables.GOLD_RECOMMENDATIONS.sql_name
+    elsewhere = tmp_path / "new-table"
+    writes = [
+        f"INSERT INTO {target} SELECT * FROM {target}",
+        f"DELETE FROM {target} WHERE rank > 5",
+        f"UPDATE {target} SET score = 0",
+        f"MERGE INTO {target} t USING {target} s ON t.user_id = s.user_id WHEN MATCHED THEN DELETE",
+        f"TRUNCATE TABLE {target}",
+        f"ALTER TABLE {target} SET TBLPROPERTIES ('setlist.note' = 'mine')",
+        f"OPTIMIZE {target}",
+        f"VACUUM {target}",
+        f"DROP TABLE {target}",
+        f"CREATE TABLE default.mine USING delta LOCATION '{elsewhere}' AS SELECT 1 AS a",
+    ]
+    reads = ["SHOW TABLES IN gold", f"DESCRIBE {target}", f"DESCRIBE HISTORY {target}", "SET", "USE gold"]
+    script = tmp_path / "mixed.sql"
+    script.write_text("".join(f"{statement};\n" for statement in [*writes, *reads]))
+    before = lookup.snapshot(tables.GOLD_RECOMMENDATIONS, server["lake"]).version()
+    result = _beeline(server["port"], server["password"], "--force=true", "-f", str(script))
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    refused = [re.findall(r"read-only: (\w+) is not allowed", line) for line in errors]
+    assert len(errors) == len(writes) and all(refused), (refused, output[-4000:])  # and every read answered
+    assert lookup.snapshot(tables.GOLD_RECOMMENDATIONS, server["lake"]).version() == before
+    assert not elsewhere.exists()
+    counted = _beeline(server["port"], server["password"], "-e", f"SELECT count(*) AS n FROM {target}")
+    assert _rows(counted.stdout) == [["n"], [str(USERS * 10)]]
