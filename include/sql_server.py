@@ -5,9 +5,9 @@ server starts and again every ``REGISTER_EVERY_S`` seconds, so tables created la
 idempotent and lives in memory: a restart simply registers again). Every query reads one committed Delta
 snapshot. The server writes nothing to the lake, and clients cannot either: ``ReadOnlyExtensions`` (a Spark
 check rule in ``jars/sql-auth``) refuses their statements that would change anything. It listens on
-127.0.0.1 only and needs a login: user ``SETLIST_SQL_USER`` (default ``setlist``), password ``SETLIST_SQL_PASSWORD`` or, when that is unset, one
-generated on first start, stored outside the repository (``~/.config/setlist/sql-password``, mode 600) and
-printed that once.
+127.0.0.1 only and needs a login: user ``SETLIST_SQL_USER`` (default ``setlist``), password
+``SETLIST_SQL_PASSWORD`` or, when that is unset, one generated on first start, stored outside the repository
+(``~/.config/setlist/sql-password``, mode 600) and printed that once.
 """
 
 from __future__ import annotations
