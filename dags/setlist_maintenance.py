@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG
 
 from include.config import load_settings
-from include.dag_spec import DEFAULT_ARGS, MAINTENANCE_DAG_ID, MAINTENANCE_JOB, PY_FILES_TASK, submit_kwargs
+from include.dag_spec import DEFAULT_ARGS, MAINTENANCE_DAG_ID, MAINTENANCE_JOB, submit_kwargs
+from include.dag_tasks import package_code, resolve_run_date
 
 settings = load_settings()
 
@@ -26,11 +27,4 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["setlist", "spark", "delta", "maintenance"],
 ):
-
-    @task(task_id=PY_FILES_TASK)
-    def package_code() -> str:
-        from include.packaging import build_py_files
-
-        return build_py_files()
-
-    package_code() >> SparkSubmitOperator(**submit_kwargs(MAINTENANCE_JOB, settings))
+    [resolve_run_date(), package_code()] >> SparkSubmitOperator(**submit_kwargs(MAINTENANCE_JOB, settings))

@@ -1,10 +1,10 @@
 """Nightly Setlist pipeline: landing CSV -> bronze -> silver -> gold -> ALS -> gold.recommendations.
 
-Each step is a Spark job submitted with ``SparkSubmitOperator`` through the ``spark_default``
-connection; shared code ships with ``--py-files``. The run date is the ``run_date`` param, else the
-logical date. Training and recommendations run behind the ``newest_day`` gate (param ``train``): a
-backfill trains once, on its newest day. This file only wires tasks: the logic lives in ``spark_jobs/``
-and ``include/``.
+Each step is a Spark job submitted with ``SparkSubmitOperator`` through the ``spark_default`` connection;
+shared code ships with ``--py-files``. Scheduled nightly at ``SETLIST_NIGHTLY_HOUR`` (UTC) for the day just
+ended; the run date is the ``run_date`` param, else the logical date (``resolve_run_date``). Training and
+recommendations run behind the ``newest_day`` gate (param ``train``): a backfill trains once, on its newest
+day. This file only wires tasks: the logic lives in ``spark_jobs/`` and ``include/``.
 """
 
 from __future__ import annotations
@@ -21,20 +21,21 @@ from include.dag_spec import (
     DEFAULT_ARGS,
     JOBS,
     OUTLETS,
-    PY_FILES_TASK,
     TRAIN_GATE_TASK,
     TRAINING_JOBS,
     asset_uri,
+    nightly_schedule,
     param_schemas,
     submit_kwargs,
 )
+from include.dag_tasks import package_code, resolve_run_date
 
 settings = load_settings()
 
 with DAG(
     dag_id=DAG_ID,
     description="Landing CSV to gold.recommendations on Delta Lake",
-    schedule="@daily",
+    schedule=nightly_schedule(settings),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
@@ -43,19 +44,13 @@ with DAG(
     tags=["setlist", "spark", "delta"],
 ) as dag:
 
-    @task(task_id=PY_FILES_TASK)
-    def package_code() -> str:
-        from include.packaging import build_py_files
-
-        return build_py_files()
-
     @task.short_circuit(task_id=TRAIN_GATE_TASK)
     def newest_day(**context: Any) -> bool:
         from include.dag_spec import train_gate
 
         return train_gate(context)
 
-    previous: Any = package_code()
+    previous: Any = [resolve_run_date(), package_code()]
     for job in JOBS:
         if job.task_id == TRAINING_JOBS[0]:
             gate = newest_day()

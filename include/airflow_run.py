@@ -1,13 +1,15 @@
 """Run a DAG for several dates in one Airflow process, exactly as ``airflow dags test`` runs one date.
 
-Usage (``setlist run`` calls it in the Airflow environment)::
+Usage (``setlist run`` calls it in the Airflow environment; ``setlist airflow`` calls ``prepare`` before it
+starts the scheduler)::
 
     python -m include.airflow_run DAG_ID YYYY-MM-DD=CONF_JSON [YYYY-MM-DD=CONF_JSON ...]
+    python -m include.airflow_run prepare
 
-Creates or upgrades the metadata database when needed, then runs each date in order through Airflow's
-own ``dags test`` command (the real scheduler loop of ``DAG.test`` and the real operators) and stops at
-the first failed run. One process pays Airflow's start-up (CLI imports, the in-process execution API,
-several seconds each) once instead of once per date. Reads and writes what the DAG runs do.
+Creates or upgrades the metadata database when needed and sets the Spark pool, then runs each date in
+order through Airflow's own ``dags test`` command (the real scheduler loop of ``DAG.test`` and the real
+operators) and stops at the first failed run. One process pays Airflow's start-up (CLI imports, the
+in-process execution API, several seconds each) once instead of once per date. Reads and writes what the DAG runs do.
 """
 
 from __future__ import annotations
@@ -28,11 +30,10 @@ def _command(parser: object, *argv: str) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    dag_id, *runs = list(sys.argv[1:] if argv is None else argv)
-    from airflow.cli.cli_parser import get_parser
+def prepare(parser: object) -> int:
+    """Create or upgrade the metadata database when needed; set the pool every Spark task runs in."""
+    from include.dag_spec import SPARK_POOL, SPARK_POOL_SLOTS
 
-    parser = get_parser()
     try:
         current = _command(parser, "db", "check-migrations", "--migration-wait-timeout", "0") == 0
     except TimeoutError:  # migrations pending, or no database yet
@@ -41,6 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("[setlist] creating the Airflow metadata database (once)", flush=True)
         if code := _command(parser, "db", "migrate"):
             return code
+    why = "Spark jobs: one at a time, so two never fight over the cores"
+    return _command(parser, "pools", "set", SPARK_POOL, str(SPARK_POOL_SLOTS), why)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    dag_id, *runs = list(sys.argv[1:] if argv is None else argv)
+    from airflow.cli.cli_parser import get_parser
+
+    parser = get_parser()
+    if code := prepare(parser):
+        return code
+    if dag_id == "prepare":
+        return 0
     for run in runs:
         day, conf = run.split("=", 1)
         print(f"{RUN_MARK}{dag_id} for {day} (conf {conf})", flush=True)

@@ -31,6 +31,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "als_blocks": (0, 10_000),
     "checkpoint_interval": (1, 100),
     "vacuum_retention_hours": (168, 87_600),  # at least 7 days of time travel
+    "nightly_hour": (0, 23),  # UTC hour at which the nightly run for the day before starts
 }
 # Settings a run may override per job or per DAG trigger.
 MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
@@ -83,6 +84,7 @@ class Settings:
     pyspark_python: str = sys.executable
     missing_day: str = "fail"
     vacuum_retention_hours: int = 168
+    nightly_hour: int = 2
     dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
 
     def __post_init__(self) -> None:
@@ -124,6 +126,7 @@ _INT_FIELDS = {
     "seed",
     "checkpoint_interval",
     "vacuum_retention_hours",
+    "nightly_hour",
 }
 _FLOAT_FIELDS = {"reg_param", "alpha"}
 FIELDS = tuple(f.name for f in dataclasses.fields(Settings))

@@ -10,15 +10,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from include.config import ALS_MODES, MODEL_SETTINGS, PROJECT_ROOT, RANGES, ConfigError, Settings, parse_run_date
+from include.config import (
+    ALS_MODES,
+    MODEL_SETTINGS,
+    PROJECT_ROOT,
+    RANGES,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_run_date,
+)
 from include.run_log import on_failure
 from include.spark_conf import spark_conf
 from include.tables import GOLD_AFFINITY, GOLD_DAILY_METRICS, GOLD_POPULARITY, GOLD_RECOMMENDATIONS, Table
 
 DAG_ID = "setlist_nightly"
 MAINTENANCE_DAG_ID = "setlist_maintenance"
-RUN_DATE_TEMPLATE = "{{ params.run_date or ds }}"
 PY_FILES_TASK = "package_code"
+RUN_DATE_TASK = "resolve_run_date"
+RUN_DATE_TEMPLATE = "{{ ti.xcom_pull(task_ids='" + RUN_DATE_TASK + "') }}"
+# Every Spark task runs in this pool: with one slot, two Spark jobs (of one run or of several) never share the
+# cores. Raise the slots (``airflow pools set spark N``) on a cluster that has room for more.
+SPARK_POOL = "spark"
+SPARK_POOL_SLOTS = 1
 TRAIN_GATE_TASK = "newest_day"
 # auto: train unless this DAG already has a run for the next day (a backfill or a rerun of an old day:
 # the newer run's model supersedes it); always / never: as named.
@@ -77,6 +91,7 @@ def submit_kwargs(job: SparkJob, settings: Settings) -> dict[str, Any]:
         "task_id": job.task_id,
         "application": job.application,
         "conn_id": "spark_default",
+        "pool": SPARK_POOL,
         "conf": submit_conf(settings),
         "py_files": "{{ ti.xcom_pull(task_ids='" + PY_FILES_TASK + "') }}",
         "driver_memory": settings.driver_memory,
@@ -140,14 +155,36 @@ def should_train(policy: str, run_date: dt.date, runs_on: Callable[[dt.datetime]
     return True, "train=auto: no newer run"
 
 
+def nightly_schedule(settings: Settings) -> Any:
+    """Each day's run starts at ``nightly_hour`` UTC on the next day; its logical date is the day itself
+    (the start of its data interval), so the run processes the day that has just ended."""
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable(f"0 {settings.nightly_hour} * * *", timezone="UTC")
+
+
+def run_date_of(params: Mapping[str, Any], logical_date: dt.datetime | None) -> str:
+    """The day a run processes: the ``run_date`` param, else the run's logical date. A manual or
+    asset-triggered run may have no logical date; then it must name the day."""
+    if params.get("run_date"):
+        return parse_run_date(params["run_date"], "run_date").isoformat()
+    if logical_date is None:
+        raise ConfigError(
+            "run_date: this run has no logical date (a manual or asset-triggered run without one);"
+            " trigger it with the run_date param as YYYY-MM-DD"
+        )
+    return logical_date.date().isoformat()
+
+
 def train_gate(context: Mapping[str, Any]) -> bool:
     """The body of the DAG's short-circuit task: decide from params and the DAG's other runs, and log it."""
-    params = context["params"]
-    run_date = parse_run_date(params.get("run_date") or context["ds"], "run_date")
-    decision, why = should_train(
-        params.get("train", "auto"),
-        run_date,
-        lambda when: int(context["ti"].get_dr_count(dag_id=DAG_ID, logical_dates=[when])),
-    )
+    run_date = parse_run_date(context["ti"].xcom_pull(task_ids=RUN_DATE_TASK), "run_date")
+
+    def runs_on(day: dt.datetime) -> int:
+        # the logical date of a scheduled or backfill run is the day at the nightly hour, of `dags test` midnight
+        when = sorted({day, day + dt.timedelta(hours=load_settings().nightly_hour)})
+        return int(context["ti"].get_dr_count(dag_id=DAG_ID, logical_dates=when))
+
+    decision, why = should_train(context["params"].get("train", "auto"), run_date, runs_on)
     print(f"[setlist] {TRAIN_GATE_TASK} {run_date}: {'train' if decision else 'skip training'} ({why})", flush=True)
     return decision

@@ -14,8 +14,11 @@ from include.dag_spec import (
     MAINTENANCE_DAG_ID,
     PY_FILES_TASK,
     REPORT_DAG_ID,
+    RUN_DATE_TASK,
+    SPARK_POOL,
     TRAIN_GATE_TASK,
     TRAINING_JOBS,
+    run_date_of,
     should_train,
 )
 from include.run_log import on_failure
@@ -41,14 +44,16 @@ def test_nightly_dag_wires_one_spark_submit_per_job_in_order(dagbag):
     dag = dagbag.dags[DAG_ID]
     order = [PY_FILES_TASK, *[j.task_id for j in JOBS]]
     order.insert(order.index(TRAINING_JOBS[0]), TRAIN_GATE_TASK)
-    for upstream, downstream in itertools.pairwise(order):
+    assert dag.get_task(JOBS[0].task_id).upstream_task_ids == {PY_FILES_TASK, RUN_DATE_TASK}
+    for upstream, downstream in itertools.pairwise(order[1:]):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     for job in JOBS:
         task = dag.get_task(job.task_id)
         assert type(task).__name__ == "SparkSubmitOperator"
         assert task._conn_id == "spark_default"
         assert Path(task.application).is_file()
-        assert "{{ params.run_date or ds }}" in task.application_args
+        assert "{{ ti.xcom_pull(task_ids='resolve_run_date') }}" in task.application_args
+        assert task.pool == SPARK_POOL
         assert task.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
         assert task.conf["spark.jars"].endswith("*.jar")
 
@@ -114,6 +119,32 @@ def test_training_gate_skips_a_day_that_a_newer_run_supersedes():
     assert should_train("never", dt.date(2026, 11, 2), runs_on)[0] is False
     with pytest.raises(ConfigError, match="train: must be one of auto, always, never"):
         should_train("sometimes", day, runs_on)
+
+
+def test_nightly_run_of_a_day_starts_at_the_configured_hour_of_the_next(dagbag, monkeypatch):
+    from include.config import load_settings
+    from include.dag_spec import nightly_schedule
+
+    timetable = dagbag.dags[DAG_ID].timetable
+    assert timetable.summary == "0 2 * * *" and not dagbag.dags[DAG_ID].catchup
+    monkeypatch.setenv("SETLIST_NIGHTLY_HOUR", "5")
+    hourly = nightly_schedule(load_settings())
+    day = dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
+    interval = hourly.infer_manual_data_interval(run_after=day)
+    assert (interval.start, interval.end) == (day - dt.timedelta(days=1), day)  # the 2nd at 05:00 runs the 1st
+    monkeypatch.setenv("SETLIST_NIGHTLY_HOUR", "24")
+    with pytest.raises(ConfigError, match="nightly_hour: must be between 0 and 23, got 24"):
+        load_settings()
+
+
+def test_run_date_is_the_param_else_the_logical_date_else_a_clear_error():
+    logical = dt.datetime(2026, 11, 2, 2, tzinfo=dt.UTC)
+    assert run_date_of({"run_date": "2026-11-05"}, logical) == "2026-11-05"
+    assert run_date_of({"run_date": None}, logical) == "2026-11-02"
+    with pytest.raises(ConfigError, match=r"run_date: this run has no logical date .* with the run_date param"):
+        run_date_of({"run_date": None}, None)
+    with pytest.raises(ConfigError, match="run_date: expected a date as YYYY-MM-DD, got '5 Nov'"):
+        run_date_of({"run_date": "5 Nov"}, logical)
 
 
 def test_train_param_is_validated_by_the_dag(dagbag):

@@ -1,0 +1,124 @@
+"""``make airflow`` (``setlist airflow``): Airflow 3 as its users run it, for this project's DAGs.
+
+Starts the API server (UI and REST API), the scheduler (LocalExecutor) and the DAG processor on 127.0.0.1,
+after creating or upgrading the metadata database and setting the Spark pool (:mod:`include.airflow_run`).
+Login: user ``admin`` with ``SETLIST_AIRFLOW_PASSWORD``, or, when that is unset, a password generated once,
+stored in ``~/.config/setlist/airflow-password`` (mode 600, outside the repository) and printed that once.
+The execution API URL always follows the API port, so task runs reach the server on a changed port.
+
+Reads settings; writes the metadata database and logs under ``AIRFLOW_HOME`` (default ``.airflow``), each
+component's output to ``<AIRFLOW_HOME>/logs/<component>.log``, and the auth manager's password file under
+``~/.config/setlist``. Stops every component on SIGINT or SIGTERM, or when one of them exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from include import credentials
+from include.airflow_env import airflow_env
+from include.config import Settings, check_range
+
+DEFAULT_PORT = 8080
+ADMIN = "admin"
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+def server_env(settings: Settings, port: int, password: str) -> dict[str, str]:
+    """The Airflow environment of every component: loopback, this port, one login, shared secrets."""
+    env = airflow_env(settings)
+    passwords = credentials.password_file("airflow").with_name("airflow-auth-manager.json")
+    passwords.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:  # the simple auth manager's own format: {user: password}
+        json.dump({ADMIN: password}, f)
+    env.update(
+        {
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            # Task runs report to the execution API; without this they call the default port and are refused.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR") or "LocalExecutor",
+            "AIRFLOW__CORE__AUTH_MANAGER": env.get("AIRFLOW__CORE__AUTH_MANAGER") or SIMPLE_AUTH_MANAGER,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            # Components sign and check each other's tokens: one secret for this start, shared by all of them.
+            "AIRFLOW__API_AUTH__JWT_SECRET": env.get("AIRFLOW__API_AUTH__JWT_SECRET") or secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": env.get("AIRFLOW__API__SECRET_KEY") or secrets.token_urlsafe(32),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # it would listen on all interfaces
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        }
+    )
+    return env
+
+
+def start(settings: Settings, port: int, log: Callable[[str], None] = print) -> list[subprocess.Popen[bytes]]:
+    """Prepare the database and pool, then start every component in its own process group."""
+    check_range("--port", port, 1024, 65535)
+    password = credentials.password("airflow", "SETLIST_AIRFLOW_PASSWORD", log)
+    env = server_env(settings, port, password)
+    logs = Path(env["AIRFLOW_HOME"]) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "prepare.log", "wb") as out:
+        prepared = subprocess.run(
+            [sys.executable, "-m", "include.airflow_run", "prepare"], env=env, stdout=out, stderr=out, check=False
+        )
+    if prepared.returncode:
+        raise RuntimeError(f"preparing the Airflow database failed; see {logs / 'prepare.log'}")
+    airflow = str(Path(sys.executable).parent / "airflow")
+    procs = []
+    for component in COMPONENTS:
+        with open(logs / f"{component}.log", "ab") as out:
+            procs.append(
+                subprocess.Popen(
+                    [airflow, component],
+                    env=env,
+                    stdout=out,
+                    stderr=out,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+    log(f"[setlist] Airflow on http://127.0.0.1:{port}/ (user {ADMIN}; password: $SETLIST_AIRFLOW_PASSWORD or")
+    log(f"[setlist]   {credentials.password_file('airflow')}); component logs in {logs}; Ctrl-C stops it")
+    return procs
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop every component and whatever it started (task runs, spark-submit)."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], None] = print) -> int:
+    """Run Airflow until SIGINT or SIGTERM, or until a component exits (its exit code is returned)."""
+    procs = start(settings, port, log)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    exited = None
+    while not done.wait(2.0):
+        exited = next((p for p in procs if p.poll() is not None), None)
+        if exited is not None:
+            component = COMPONENTS[procs.index(exited)]
+            log(f"[setlist] Airflow {component} exited with {exited.returncode}; stopping the others")
+            break
+    stop(procs)
+    return exited.returncode if exited is not None else 0
