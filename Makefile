@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars browser demo test test-unit lint bench clean sql-server explorer
+.PHONY: setup venv jars browser demo test test-unit lint bench clean sql-server explorer airflow
 
 setup: venv jars
 
@@ -68,6 +68,11 @@ bench: setup
 SQL_PORT ?= 10000
 sql-server: setup
 	$(BIN)/setlist sql-server --lake $(LAKE) --port $(SQL_PORT)
+
+# Airflow 3 (UI + REST API, scheduler, DAG processor) on http://127.0.0.1:$(AIRFLOW_PORT)/ with a login; Ctrl-C stops it.
+AIRFLOW_PORT ?= 8080
+airflow: setup
+	$(BIN)/setlist airflow --lake $(LAKE) --port $(AIRFLOW_PORT)
 
 # The recommendations explorer on http://127.0.0.1:$(EXPLORER_PORT)/ (Streamlit, login); Ctrl-C stops it.
 EXPLORER_PORT ?= 8501

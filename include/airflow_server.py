@@ -56,7 +56,6 @@ def server_env(settings: Settings, port: int, password: str) -> dict[str, str]:
             "AIRFLOW__API_AUTH__JWT_SECRET": env.get("AIRFLOW__API_AUTH__JWT_SECRET") or secrets.token_urlsafe(32),
             "AIRFLOW__API__SECRET_KEY": env.get("AIRFLOW__API__SECRET_KEY") or secrets.token_urlsafe(32),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # it would listen on all interfaces
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         }
     )
     return env

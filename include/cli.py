@@ -155,6 +155,12 @@ def _sql_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _airflow(args: argparse.Namespace) -> int:
+    from include import airflow_server
+
+    return airflow_server.serve(load_settings(lake=args.lake), args.port)
+
+
 EXPLORER_APP = Path(__file__).with_name("explorer_app.py")
 
 
@@ -248,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--lake", default=None)
     v.add_argument("--port", type=int, default=10000)
     v.set_defaults(func=_sql_server)
+
+    a = sub.add_parser("airflow", help="Airflow's UI/API server, scheduler and DAG processor (loopback, login)")
+    a.add_argument("--lake", default=None)
+    a.add_argument("--port", type=int, default=8080)
+    a.set_defaults(func=_airflow)
 
     e = sub.add_parser("explorer", help="the recommendations explorer web page (Streamlit, loopback, login)")
     e.add_argument("--lake", default=None)

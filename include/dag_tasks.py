@@ -22,8 +22,14 @@ def package_code() -> str:
 
 @task(task_id=RUN_DATE_TASK)
 def resolve_run_date(**context: Any) -> str:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.config import ConfigError
     from include.dag_spec import run_date_of
 
-    day = run_date_of(context["params"], context.get("logical_date"))
+    try:
+        day = run_date_of(context["params"], context.get("logical_date"))
+    except ConfigError as exc:  # a retry cannot fix the run's input: fail now, with the message alone
+        raise AirflowFailException(str(exc)) from None
     print(f"[setlist] {RUN_DATE_TASK}: {day}", flush=True)
     return day

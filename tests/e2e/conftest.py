@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from include.generate import GenerateSpec, generate
+from tests import servers
 
 DAYS = ("2026-11-01", "2026-11-02")
+BACKFILL_DAYS = (*DAYS, "2026-11-03")
 K = 10
 BAD_LINE = "ev_bad_1,user_000001,trk_0000001,not-a-time,100,false,false,\n"
 SHORT_LINE = "ev_bad_2,user_000001\n"
@@ -27,9 +29,10 @@ def setlist(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("e2e-lake")
+    # three days land; `setlist run` processes the first two, the backfill test all three
     generate(
         GenerateSpec(
-            lake=str(root), start=dt.date(2026, 11, 1), days=2, users=60, tracks=200, events_per_day=1500, seed=3
+            lake=str(root), start=dt.date(2026, 11, 1), days=3, users=60, tracks=200, events_per_day=1500, seed=3
         ),
         log=None,
     )
@@ -46,3 +49,68 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
     for step in ("train_als", "recommend"):
         assert result.stdout.count(f"[setlist] {step}: done") == 1
     return str(root)
+
+
+class AirflowApi:
+    """Airflow's REST API (``/api/v2``) as a user calls it: a token from ``/auth/token``, then JSON calls."""
+
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url = url
+        self.user, self.password = user, password
+        self.token = ""
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        import json
+        import urllib.request
+
+        if not self.token:
+            self.token = self._login()
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"{}")
+
+    def _login(self) -> str:
+        import json
+        import urllib.request
+
+        body = json.dumps({"username": self.user, "password": self.password}).encode()
+        request = urllib.request.Request(
+            self.url + "/auth/token", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return str(json.loads(response.read())["access_token"])
+
+
+@pytest.fixture(scope="session")
+def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory):
+    """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake. Clock-driven
+    runs are off (``use_job_schedule``): only the tests' backfills and triggers run."""
+    from include import airflow_server
+    from include.config import load_settings
+
+    password = "e2e-airflow-password"
+    port = servers.free_port()
+    env = {
+        "SETLIST_AIRFLOW_PASSWORD": password,
+        "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("config")),
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    procs = airflow_server.start(load_settings(lake=lake), port, log=print)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        servers.wait_for_http(url + "/api/v2/monitor/health", procs[0], timeout_s=180)
+        yield {"url": url, "port": port, "api": AirflowApi(url, airflow_server.ADMIN, password), "password": password}
+    finally:
+        airflow_server.stop(procs)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,14 +1,20 @@
-"""The nightly DAG run through Airflow (``airflow dags test`` with the real SparkSubmitOperator and
-spark-submit) for two generated days, then a rerun of both days that must change nothing."""
+"""The nightly DAG through Airflow with the real SparkSubmitOperator and spark-submit: two generated days with
+``setlist run`` (``airflow dags test``), then a three-day backfill through the REST API on the real scheduler
+that must leave the first two days exactly as they were, and a repeat of it that must change nothing."""
 
 from __future__ import annotations
+
+import time
+from urllib.parse import quote, unquote
 
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include import delta_io, tables
-from tests.e2e.conftest import DAYS, K, setlist
+from include.dag_spec import DAG_ID
+from tests import servers
+from tests.e2e.conftest import BACKFILL_DAYS, DAYS, K, setlist
 
 pytestmark = pytest.mark.e2e
 
@@ -92,14 +98,128 @@ def test_sql_command_reads_gold_tables_by_name(lake):
     assert bad.returncode == 2 and "no_such_table" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_rerunning_both_dates_changes_nothing(spark, lake):
-    before = snapshot(spark, lake)
-    result = setlist("run", "--lake", lake, "--date", *DAYS, "--train", "auto")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    # auto asks Airflow: the first day already has a newer run, so only the second day retrains.
-    assert f"newest_day {DAYS[0]}: skip training (train=auto: a run for {DAYS[1]} exists" in result.stdout
-    assert f"newest_day {DAYS[1]}: train (train=auto: no newer run)" in result.stdout
-    after = snapshot(spark, lake)
-    assert before.keys() == after.keys()
-    for name in before:
+def rows_by_day(spark, lake: str, days: tuple[str, ...]) -> dict[str, list]:
+    """Every date-partitioned table's rows of these days, audit columns left out."""
+    out = {}
+    for table in tables.ALL_TABLES:
+        if table.partition_by and delta_io.exists(spark, table, lake):
+            df = read(spark, table, lake).where(F.col(table.partition_by).isin(list(days)))
+            out[table.sql_name] = df.select(*[c for c in df.columns if c not in AUDIT_COLUMNS]).collect()
+    return out
+
+
+def wait_for_backfill(api, backfill_id: int, timeout_s: float = 1500) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while api.call("GET", f"/api/v2/backfills/{backfill_id}")["completed_at"] is None:
+        assert time.monotonic() < deadline, f"backfill {backfill_id} did not finish in {timeout_s:.0f} s"
+        time.sleep(10)
+    runs = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100")["dag_runs"]
+    return sorted(runs, key=lambda r: r["logical_date"])
+
+
+def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing(spark, lake, airflow):
+    """Three days through the real scheduler: two that `setlist run` already wrote (a rerun must leave them
+    exactly as they were) and a new one; training runs once, for the newest day (train=auto)."""
+    api = airflow["api"]
+    before = rows_by_day(spark, lake, DAYS)
+    api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    # Logical dates are each day at the nightly hour (02:00 UTC), so the range ends after the last day's.
+    request = {
+        "dag_id": DAG_ID,
+        "from_date": f"{BACKFILL_DAYS[0]}T00:00:00Z",
+        "to_date": f"{BACKFILL_DAYS[-1]}T23:59:59Z",
+        "max_active_runs": 1,
+    }
+    backfill = api.call("POST", "/api/v2/backfills", request)
+    runs = wait_for_backfill(api, backfill["id"])
+    assert [(r["logical_date"][:10], r["state"]) for r in runs] == [(d, "success") for d in BACKFILL_DAYS]
+
+    after = rows_by_day(spark, lake, DAYS)
+    for name in before:  # the rerun of the first two days changed no row
         assertDataFrameEqual(after[name], before[name], checkRowOrder=False), name
+    silver = read(spark, tables.SILVER_INTERACTIONS, lake)
+    assert sorted(r[0] for r in silver.select("run_date").distinct().collect()) == list(BACKFILL_DAYS)
+    assert silver.groupBy("event_id").count().where("count > 1").count() == 0
+    recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake)
+    assert {r[0] for r in recs.select("run_date").distinct().collect()} == {DAYS[1], BACKFILL_DAYS[-1]}
+    models = read(spark, tables.OPS_MODELS, lake).select("run_date").collect()
+    assert sorted(r[0] for r in models) == [DAYS[1], BACKFILL_DAYS[-1]]  # days 1-2 skipped training
+
+    everything = snapshot(spark, lake)
+    again = api.call("POST", "/api/v2/backfills", request)  # the same backfill once more
+    assert wait_for_backfill(api, again["id"]) == runs  # every day has its run: Airflow starts none
+    assert snapshot(spark, lake).keys() == everything.keys()
+    for name, rows in snapshot(spark, lake).items():
+        assertDataFrameEqual(rows, everything[name], checkRowOrder=False), name
+
+
+def wait_for_run(api, run_id: str, timeout_s: float = 1200) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (run := api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"))["state"] not in (
+        "success",
+        "failed",
+    ):
+        assert time.monotonic() < deadline, f"run {run_id} did not finish in {timeout_s:.0f} s"
+        time.sleep(5)
+    return run
+
+
+def test_trigger_from_the_ui_form_with_a_changed_param(lake, airflow):
+    """Headless Debian chromium: sign in, open the DAG, refuse an out-of-range rank, trigger day 3 again with
+    train=never, wait for success; the screenshot of the finished run is kept as a test artifact."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api, url = airflow["api"], airflow["url"]
+    with servers.chromium(1400, 2000) as browser:
+        wait = WebDriverWait(browser, 60)
+        browser.get(url + "/")
+        wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+        browser.find_element(By.NAME, "password").send_keys(airflow["password"], Keys.ENTER)
+        wait.until(lambda b: "/auth/login" not in b.current_url)
+        browser.get(f"{url}/dags/{DAG_ID}")
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label='Trigger Dag']"))).click()
+        wait.until(ec.presence_of_element_located((By.NAME, "element_run_date"))).send_keys("11032026")
+        train = browser.find_element(By.NAME, "element_train").find_element(By.XPATH, "preceding::input[1]")
+        train.click()
+        never = wait.until(
+            lambda b: [o for o in b.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == "never"]
+        )
+        never[0].click()
+        rank = browser.find_element(By.NAME, "element_rank")
+        rank.send_keys(Keys.CONTROL, "a", Keys.DELETE, "0", Keys.TAB)  # below the allowed 1..500
+        wait.until(lambda _: rank.get_attribute("value") == "1")  # refused: the form keeps the minimum
+        rank.send_keys(Keys.CONTROL, "a", Keys.DELETE, "8", Keys.TAB)
+        assert browser.find_element(By.NAME, "element_train").get_attribute("value") == "never"
+        [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Trigger"][-1].click()
+        wait.until(lambda b: "/runs/manual__" in b.current_url)
+        run_id = unquote(browser.current_url.rsplit("/runs/", 1)[1])
+        run = wait_for_run(api, run_id)
+        assert run["state"] == "success", run
+        assert {k: run["conf"][k] for k in ("run_date", "train", "rank")} == {
+            "run_date": BACKFILL_DAYS[-1],
+            "train": "never",
+            "rank": 8,
+        }
+        browser.refresh()
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "recommend"))
+        assert servers.screenshot(browser, "airflow-triggered-run").stat().st_size > 10_000
+
+
+def test_invalid_params_and_runs_without_a_date_are_refused_with_the_field_named(spark, lake, airflow):
+    from urllib.error import HTTPError
+
+    api = airflow["api"]
+    with pytest.raises(HTTPError) as refused:
+        api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"rank": 0}})
+    assert refused.value.code == 400
+    assert "Invalid input for param rank: 0 is less than the minimum of 1" in refused.value.read().decode()
+    # A manual run with neither a logical date nor a run_date param fails at once (no retries) and says why;
+    # the failure callback records it in ops.run_log.
+    run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
+    assert wait_for_run(api, run["dag_run_id"], timeout_s=300)["state"] == "failed"
+    logged = read(spark, tables.OPS_RUN_LOG, lake).where(F.col("run_id") == run["dag_run_id"]).collect()
+    assert [(r["task_id"], r["try_number"]) for r in logged] == [("resolve_run_date", 1)]
+    assert "run_date: this run has no logical date" in logged[0]["error"]
