@@ -5,7 +5,10 @@ the UI in chromium, and refused triggers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
@@ -13,6 +16,8 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include import delta_io, tables
+from include.airflow_env import airflow_env
+from include.config import load_settings
 from include.dag_spec import DAG_ID
 from tests import servers
 from tests.e2e.conftest import BACKFILL_DAYS, DAYS, K, setlist
@@ -131,9 +136,19 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     models = read(spark, tables.OPS_MODELS, lake).select("run_date").collect()
     assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]  # days 1-2 of the backfill: no training
 
+    # The same backfill again, this time with Airflow's CLI: every day has its run, so it starts none.
     everything = snapshot(spark, lake)
-    again = api.call("POST", "/api/v2/backfills", request)  # the same backfill once more
-    assert wait_for_backfill(api, again["id"]) == runs  # every day has its run: Airflow starts none
+    cli = [str(Path(sys.executable).parent / "airflow"), "backfill", "create", "--dag-id", DAG_ID]
+    cli += ["--from-date", request["from_date"], "--to-date", request["to_date"], "--max-active-runs", "1"]
+    created = subprocess.run(
+        cli, env=airflow_env(load_settings(lake=lake)), capture_output=True, text=True, timeout=300
+    )
+    assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
+    again = max(b["id"] for b in api.call("GET", f"/api/v2/backfills?dag_id={DAG_ID}")["backfills"])
+    assert again > backfill["id"]
+    assert [(r["dag_run_id"], r["state"]) for r in wait_for_backfill(api, again)] == [
+        (r["dag_run_id"], r["state"]) for r in runs
+    ]
     assert snapshot(spark, lake).keys() == everything.keys()
     for name, rows in snapshot(spark, lake).items():
         assertDataFrameEqual(rows, everything[name], checkRowOrder=False), name
