@@ -3,7 +3,7 @@
 Usage (``setlist run`` calls it in the Airflow environment; ``setlist airflow`` calls ``prepare`` before it
 starts the scheduler)::
 
-    python -m include.airflow_run DAG_ID YYYY-MM-DD=CONF_JSON [YYYY-MM-DD=CONF_JSON ...]
+    python -m include.airflow_run DAG_ID LOGICAL_DATE=CONF_JSON [LOGICAL_DATE=CONF_JSON ...]
     python -m include.airflow_run prepare
 
 Creates or upgrades the metadata database when needed and sets the Spark pool, then runs each date in

@@ -96,7 +96,10 @@ def _run(args: argparse.Namespace) -> int:
     for day in dates:
         # Like a backfill, several dates train once: on the newest one (--train overrides for all dates).
         train = args.train or ("auto" if day == max(dates) else "never")
-        runs.append(f"{day.isoformat()}=" + json.dumps({"run_date": day.isoformat(), "train": train}))
+        # the logical date a scheduled run of the day has (the day at the nightly hour), so a later backfill
+        # or scheduled run sees this run as the day's run
+        logical = f"{day.isoformat()}T{settings.nightly_hour:02d}:00:00+00:00"
+        runs.append(f"{logical}=" + json.dumps({"run_date": day.isoformat(), "train": train}))
     print(f"[setlist] lake {settings.lake}; Airflow home {airflow_home()}", flush=True)
     span = dates[0].isoformat() + (f"_{dates[-1].isoformat()}" if len(dates) > 1 else "")
     log_file = airflow_home() / "logs" / f"setlist-run-{span}.log"

@@ -108,9 +108,9 @@ def wait_for_backfill(api, backfill_id: int, timeout_s: float = 1500) -> list[di
     return sorted(runs, key=lambda r: r["logical_date"])
 
 
-def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing(spark, lake, airflow):
-    """Three days through the real scheduler: one that `setlist run` already wrote (a rerun must leave it
-    exactly as it was) and two new ones; training runs once, for the newest day (train=auto)."""
+def test_a_rest_api_backfill_runs_each_missing_day_once_and_repeating_it_changes_nothing(spark, lake, airflow):
+    """Three days through the real scheduler: the first already has its run (`setlist run`), so the backfill
+    runs the other two; training runs once, for the newest day (train=auto)."""
     api = airflow["api"]
     before = rows_by_day(spark, lake, DAYS)
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
@@ -123,10 +123,11 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     }
     backfill = api.call("POST", "/api/v2/backfills", request)
     runs = wait_for_backfill(api, backfill["id"])
-    assert [(r["logical_date"][:10], r["state"]) for r in runs] == [(d, "success") for d in BACKFILL_DAYS]
+    new_days = BACKFILL_DAYS[len(DAYS) :]
+    assert [(r["logical_date"][:10], r["state"]) for r in runs] == [(d, "success") for d in new_days]
 
     after = rows_by_day(spark, lake, DAYS)
-    for name in before:  # the rerun of the first day changed no row
+    for name in before:  # the day that had its run is untouched
         assertDataFrameEqual(after[name], before[name], checkRowOrder=False), name
     silver = read(spark, tables.SILVER_INTERACTIONS, lake)
     assert sorted(r[0] for r in silver.select("run_date").distinct().collect()) == list(BACKFILL_DAYS)
@@ -134,7 +135,7 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake)
     assert {r[0] for r in recs.select("run_date").distinct().collect()} == {DAYS[0], BACKFILL_DAYS[-1]}
     models = read(spark, tables.OPS_MODELS, lake).select("run_date").collect()
-    assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]  # days 1-2 of the backfill: no training
+    assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]  # the backfill's older day: no training
 
     # The same backfill again, this time with Airflow's CLI: every day has its run, so it starts none.
     everything = snapshot(spark, lake)
@@ -149,9 +150,13 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     assert [(r["dag_run_id"], r["state"]) for r in wait_for_backfill(api, again)] == [
         (r["dag_run_id"], r["state"]) for r in runs
     ]
-    assert snapshot(spark, lake).keys() == everything.keys()
-    for name, rows in snapshot(spark, lake).items():
-        assertDataFrameEqual(rows, everything[name], checkRowOrder=False), name
+    assert_unchanged(snapshot(spark, lake), everything)
+
+
+def assert_unchanged(now: dict[str, list], before: dict[str, list]) -> None:
+    assert now.keys() == before.keys()
+    for name, rows in now.items():
+        assertDataFrameEqual(rows, before[name], checkRowOrder=False), name
 
 
 def test_keys_are_stable_across_days(spark, lake):  # after the backfill added two days
@@ -179,15 +184,17 @@ def wait_for_run(api, run_id: str, timeout_s: float = 1200) -> dict:
     return run
 
 
-def test_trigger_from_the_ui_form_with_a_changed_param(lake, airflow):
-    """Headless Debian chromium: sign in, open the DAG, refuse an out-of-range rank, trigger day 3 again with
-    train=never, wait for success; the screenshot of the finished run is kept as a test artifact."""
+def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark, lake, airflow):
+    """Headless Debian chromium: sign in, open the DAG, see an out-of-range rank refused, trigger day 3 again with
+    train=never, wait for success; the rerun leaves every table as it was. The screenshot of the finished run
+    is kept as a test artifact."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     api, url = airflow["api"], airflow["url"]
+    before = snapshot(spark, lake)
     with servers.chromium(1400, 2000) as browser:
         wait = WebDriverWait(browser, 60)
         browser.get(url + "/")
@@ -204,9 +211,11 @@ def test_trigger_from_the_ui_form_with_a_changed_param(lake, airflow):
         )
         never[0].click()
         rank = browser.find_element(By.NAME, "element_rank")
-        rank.send_keys(Keys.CONTROL, "a", Keys.DELETE, "0", Keys.TAB)  # below the allowed 1..500
+        rank.send_keys(Keys.CONTROL, "a")  # a modifier stays down until the end of its send_keys call
+        rank.send_keys("0", Keys.TAB)  # below the allowed 1..500
         wait.until(lambda _: rank.get_attribute("value") == "1")  # refused: the form keeps the minimum
-        rank.send_keys(Keys.CONTROL, "a", Keys.DELETE, "8", Keys.TAB)
+        rank.send_keys(Keys.CONTROL, "a")
+        rank.send_keys("8", Keys.TAB)
         assert browser.find_element(By.NAME, "element_train").get_attribute("value") == "never"
         [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Trigger"][-1].click()
         wait.until(lambda b: "/runs/manual__" in b.current_url)
@@ -221,6 +230,7 @@ def test_trigger_from_the_ui_form_with_a_changed_param(lake, airflow):
         browser.refresh()
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "recommend"))
         assert servers.screenshot(browser, "airflow-triggered-run").stat().st_size > 10_000
+    assert_unchanged(snapshot(spark, lake), before)
 
 
 def test_invalid_params_and_runs_without_a_date_are_refused_with_the_field_named(spark, lake, airflow):
