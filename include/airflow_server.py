@@ -20,8 +20,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from include import credentials
 from include.airflow_env import airflow_env
@@ -33,14 +34,20 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
-def server_env(settings: Settings, port: int, password: str) -> dict[str, str]:
+def write_auth_file(password: str) -> Path:
+    """The simple auth manager's password file (its own format, ``{user: password}``), mode 600, outside
+    the repository."""
+    path = credentials.password_file("airflow").with_name("airflow-auth-manager.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({ADMIN: password}, f)
+    return path
+
+
+def server_env(settings: Settings, port: int, passwords: Path) -> dict[str, str]:
     """The Airflow environment of every component: loopback, this port, one login, shared secrets."""
     env = airflow_env(settings)
-    passwords = credentials.password_file("airflow").with_name("airflow-auth-manager.json")
-    passwords.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:  # the simple auth manager's own format: {user: password}
-        json.dump({ADMIN: password}, f)
     env.update(
         {
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -65,7 +72,7 @@ def start(settings: Settings, port: int, log: Callable[[str], None] = print) -> 
     """Prepare the database and pool, then start every component in its own process group."""
     check_range("--port", port, 1024, 65535)
     password = credentials.password("airflow", "SETLIST_AIRFLOW_PASSWORD", log)
-    env = server_env(settings, port, password)
+    env = server_env(settings, port, write_auth_file(password))
     logs = Path(env["AIRFLOW_HOME"]) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / "prepare.log", "wb") as out:
@@ -93,8 +100,9 @@ def start(settings: Settings, port: int, log: Callable[[str], None] = print) -> 
     return procs
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Stop every component and whatever it started (task runs, spark-submit)."""
+def stop(procs: Sequence[subprocess.Popen[Any]]) -> None:
+    """Stop processes started with ``start_new_session=True`` and whatever they started (task runs,
+    spark-submit): SIGTERM to each process group, SIGKILL to any still running a minute later."""
     for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

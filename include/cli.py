@@ -253,20 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("query")
     q.set_defaults(func=_sql)
 
-    v = sub.add_parser("sql-server", help="serve the lake tables over JDBC/ODBC (Spark Thrift server, loopback, login)")
-    v.add_argument("--lake", default=None)
-    v.add_argument("--port", type=int, default=10000)
-    v.set_defaults(func=_sql_server)
-
-    a = sub.add_parser("airflow", help="Airflow's UI/API server, scheduler and DAG processor (loopback, login)")
-    a.add_argument("--lake", default=None)
-    a.add_argument("--port", type=int, default=8080)
-    a.set_defaults(func=_airflow)
-
-    e = sub.add_parser("explorer", help="the recommendations explorer web page (Streamlit, loopback, login)")
-    e.add_argument("--lake", default=None)
-    e.add_argument("--port", type=int, default=8501)
-    e.set_defaults(func=_explorer)
+    servers = (
+        (
+            "sql-server",
+            "serve the lake tables over JDBC/ODBC (Spark Thrift server, loopback, login)",
+            10000,
+            _sql_server,
+        ),
+        ("airflow", "Airflow's UI/API server, scheduler and DAG processor (loopback, login)", 8080, _airflow),
+        ("explorer", "the recommendations explorer web page (Streamlit, loopback, login)", 8501, _explorer),
+    )
+    for name, help_text, port, func in servers:
+        v = sub.add_parser(name, help=help_text)
+        v.add_argument("--lake", default=None)
+        v.add_argument("--port", type=int, default=port)
+        v.set_defaults(func=func)
 
     k = sub.add_parser("recs", help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
     k.add_argument("--lake", default=None)

@@ -56,17 +56,6 @@ def wait_for_http(url: str, proc: subprocess.Popen[Any], timeout_s: float = 120.
     raise AssertionError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """Stop a server started with ``start_new_session=True``, with everything it started."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=30)
-
-
 @contextmanager
 def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
     """Headless Debian chromium through its chromedriver (no browser or driver downloads: offline)."""

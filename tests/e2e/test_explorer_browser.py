@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from include import cli, lookup
+from include import airflow_server, cli, lookup
 from tests import servers
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def explorer_url(lake: str) -> Iterator[str]:
         assert servers.listen_addresses(port) and all(a.startswith("127.") for a in servers.listen_addresses(port))
         yield url
     finally:
-        servers.stop(proc)
+        airflow_server.stop([proc])
 
 
 def test_sign_in_and_look_up_a_user_in_chromium(lake, explorer_url):
