@@ -183,7 +183,7 @@ def gold_recommendations(top_k: int, overrides: str = "") -> Suite:
             *[table_not_null(f"{c}_present", c) for c in ("user_id", "track_id", "score")],
             table_in_set("score_finite", "finite", [True]),
             table_between("rank_in_range", "rank", 1, top_k),
-            table_in_set("source_known", "source", ["als", "popular"]),
+            table_in_set("source_known", "source", ["als", "content", "popular"]),
             table_in_set("not_already_played", "played", [False]),
         ],
         overrides,

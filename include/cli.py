@@ -131,6 +131,12 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from spark_jobs import evaluate
+
+    return evaluate.main(args.args)
+
+
 def _recs(args: argparse.Namespace) -> int:
     from include import lookup
 
@@ -268,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument("--lake", default=None)
         v.add_argument("--port", type=int, default=port)
         v.set_defaults(func=func)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="load a ratings/plays file through a source mapping and the pipeline, then evaluate ALS on it",
+        add_help=False,
+    )
+    e.add_argument("args", nargs=argparse.REMAINDER, help="see `setlist evaluate --help`")
+    e.set_defaults(func=_evaluate)
 
     k = sub.add_parser("recs", help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
     k.add_argument("--lake", default=None)

@@ -31,7 +31,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "als_blocks": (0, 10_000),
     "checkpoint_interval": (1, 100),
     "vacuum_retention_hours": (168, 87_600),  # at least 7 days of time travel
-    "nightly_hour": (0, 23),  # UTC hour at which the nightly run for the day before starts
+    "nightly_hour": (0, 23),
+    "tune_seconds": (0, 86_400),  # 0: no tuning
+    "promotion_tolerance": (0.0, 1.0),  # UTC hour at which the nightly run for the day before starts
 }
 # Settings a run may override per job or per DAG trigger.
 MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
@@ -85,6 +87,9 @@ class Settings:
     missing_day: str = "fail"
     vacuum_retention_hours: int = 168
     nightly_hour: int = 2
+    als_biases: bool = True  # explicit mode: ALS on what the mean and user/track biases leave
+    tune_seconds: int = 0  # time budget of the hyperparameter search on a validation split (0: none)
+    promotion_tolerance: float = 0.02  # a new model may be this much (relative) worse than the champion
     dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
 
     def __post_init__(self) -> None:
@@ -127,8 +132,11 @@ _INT_FIELDS = {
     "checkpoint_interval",
     "vacuum_retention_hours",
     "nightly_hour",
+    "tune_seconds",
 }
-_FLOAT_FIELDS = {"reg_param", "alpha"}
+_FLOAT_FIELDS = {"reg_param", "alpha", "promotion_tolerance"}
+_BOOL_FIELDS = {"als_biases"}
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
 FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
 ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}
 
@@ -138,6 +146,11 @@ def _as_strings(settings: Settings) -> dict[str, Any]:
 
 
 def _coerce(field: str, value: Any) -> Any:
+    if field in _BOOL_FIELDS:
+        word = str(value).strip().lower()
+        if word not in TRUE_WORDS + FALSE_WORDS:
+            raise ConfigError(f"{field}: must be one of {', '.join(TRUE_WORDS + FALSE_WORDS)}, got {value!r}")
+        return word in TRUE_WORDS
     try:
         if field in _INT_FIELDS:
             return int(value)

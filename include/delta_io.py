@@ -25,6 +25,12 @@ def exists(spark: SparkSession, table: Table, lake: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, table.path(lake)))
 
 
+def version(spark: SparkSession, table: Table, lake: str) -> int:
+    """The table's current Delta version (what a run read, recorded so it can be read again by time travel)."""
+    row = DeltaTable.forPath(spark, table.path(lake)).history(1).select("version").first()
+    return int(row[0]) if row else -1
+
+
 def read(spark: SparkSession, table: Table, lake: str) -> DataFrame:
     return spark.read.format("delta").load(table.path(lake))
 

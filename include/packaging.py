@@ -7,6 +7,7 @@ unchanged tree reuses the same file and executors on other machines can import t
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from pathlib import Path
 
@@ -19,15 +20,26 @@ def _sources(root: Path) -> list[Path]:
     return sorted(p for pkg in PACKAGES for p in (root / pkg).rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def build_py_files(root: Path = PROJECT_ROOT, out_dir: Path | None = None) -> str:
-    """Build (or reuse) the zip and return its path."""
-    files = _sources(root)
+def _digest(files: list[Path], root: Path) -> str:
     digest = hashlib.sha256()
     for f in files:
         digest.update(str(f.relative_to(root)).encode())
         digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def code_version(root: Path = PROJECT_ROOT) -> str:
+    """The shared code's content hash, recorded with each model run: the ``--py-files`` zip's own name
+    when the code was loaded from it (under spark-submit), else computed from the sources."""
+    zipped = re.search(r"setlist-([0-9a-f]{12})\.zip", __file__)
+    return zipped.group(1) if zipped else _digest(_sources(root), root)
+
+
+def build_py_files(root: Path = PROJECT_ROOT, out_dir: Path | None = None) -> str:
+    """Build (or reuse) the zip and return its path."""
+    files = _sources(root)
     out_dir = out_dir or root / ".build"
-    target = out_dir / f"setlist-{digest.hexdigest()[:12]}.zip"
+    target = out_dir / f"setlist-{_digest(files, root)}.zip"
     if not target.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")

@@ -44,6 +44,7 @@ GOLD_DAILY_METRICS = Table("gold", "daily_metrics", RUN_DATE)
 # Sorted by user in small row groups: a one-user lookup reads one group of a few thousand rows.
 GOLD_RECOMMENDATIONS = Table("gold", "recommendations", RUN_DATE, cluster_by="user_id", row_group_bytes=256 * 1024)
 OPS_MODELS = Table("ops", "models")
+OPS_MODEL_RUNS = Table("ops", "model_runs")
 OPS_LAYER_COUNTS = Table("ops", "layer_counts", RUN_DATE)
 OPS_DQ_RESULTS = Table("ops", "dq_results", RUN_DATE)
 OPS_RUN_LOG = Table("ops", "run_log", RUN_DATE)  # written by Airflow's failure callback through delta-rs
@@ -61,6 +62,7 @@ ALL_TABLES = (
     GOLD_DAILY_METRICS,
     GOLD_RECOMMENDATIONS,
     OPS_MODELS,
+    OPS_MODEL_RUNS,
     OPS_LAYER_COUNTS,
     OPS_DQ_RESULTS,
     OPS_RUN_LOG,

@@ -1,10 +1,13 @@
 """ALS model + gold snapshots -> ``gold.recommendations``: top K unplayed tracks per active user.
 
-Reads the model ``<lake>/models/als/<model_version>``, ``gold.user_track_affinity`` and
-``gold.track_popularity`` (``as_of_date = <run_date>``). Writes ``gold.recommendations`` for
+Reads the model's promotion decision in ``ops.model_runs`` (a model that was not promoted writes nothing:
+the previous run's lists stay the newest), the model ``<lake>/models/als/<model_version>``,
+``gold.user_track_affinity`` and ``gold.track_popularity`` (``as_of_date = <run_date>``), and
+``silver.tracks`` with ``silver.dim_track`` for the cold-start candidates. Writes ``gold.recommendations`` for
 ``run_date = <run_date>`` (replaceWhere), clustered by user for single-user lookups. Users without
 factors, or with fewer than K unplayed ALS candidates, are filled from the most popular tracks they have
-not played (``source = 'popular'``).
+not played (``source = 'popular'``), those of their two most played genres first; tracks nobody has played
+yet reach users through their nearest played tracks by audio features (``source = 'content'``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from include.model_version import model_version
 
 
 def _als_first() -> Column:
-    """Sort key that puts ALS rows before popularity rows."""
-    return F.when(F.col("source") == "als", 0).otherwise(1)
+    """Sort key that puts model rows (ALS, and content neighbours scored through ALS) before popularity rows."""
+    return F.when(F.col("source").isin("als", "content"), 0).otherwise(1)
 
 
 def exclude_seen(candidates: DataFrame, seen: DataFrame) -> DataFrame:
@@ -35,17 +38,78 @@ def top_k(candidates: DataFrame, k: int) -> DataFrame:
     return candidates.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
 
 
-def popular_candidates(users: DataFrame, popularity: DataFrame, seen: DataFrame, n: int) -> DataFrame:
-    """For each user, the ``n`` most popular tracks minus those the user played.
+def top_genres(affinity: DataFrame, genres: DataFrame, n: int = 2) -> DataFrame:
+    """Each user's ``n`` most played genres (user_key, genre): what their popular fallback is drawn from."""
+    plays = affinity.join(genres, "track_key").where(F.col("genre").isNotNull() & (F.col("genre") != ""))
+    per_genre = plays.groupBy("user_key", "genre").agg(F.sum("plays").alias("p"))
+    order = Window.partitionBy("user_key").orderBy(F.desc("p"), F.asc("genre"))
+    return per_genre.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n).select("user_key", "genre")
 
-    ``score`` is the track's share of listeners, so popular rows are comparable across runs.
+
+def popular_candidates(
+    users: DataFrame,
+    popularity: DataFrame,
+    seen: DataFrame,
+    n: int,
+    user_genres: DataFrame | None = None,
+    genres: DataFrame | None = None,
+) -> DataFrame:
+    """For each user, the ``n`` most popular tracks minus those the user played; with ``user_genres`` and
+    the tracks' ``genres``, also the ``n`` most popular of each of the user's genres, ranked first.
+
+    ``score`` is the track's share of listeners (plus 1 within the user's genres), so popular rows are
+    comparable across runs and genre rows come before the rest.
     """
     total = popularity.agg(F.max("listeners").alias("m"))
+    share = (F.col("listeners") / F.col("m")).alias("score")
     head = popularity.where(F.col("popularity_rank") <= n).crossJoin(total)
-    pairs = users.select("user_key").crossJoin(
-        head.select("track_key", (F.col("listeners") / F.col("m")).alias("score"))
-    )
+    pairs = users.select("user_key").crossJoin(head.select("track_key", share))
+    if user_genres is not None and genres is not None:
+        in_genre = popularity.join(genres, "track_key").crossJoin(total)
+        order = Window.partitionBy("genre").orderBy("popularity_rank")
+        genre_head = in_genre.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n)
+        genre_pairs = user_genres.join(genre_head.select("genre", "track_key", share), "genre").select(
+            "user_key", "track_key", (F.col("score") + 1.0).alias("score")
+        )
+        pairs = genre_pairs.unionByName(pairs).groupBy("user_key", "track_key").agg(F.max("score").alias("score"))
     return exclude_seen(pairs, seen).withColumn("source", F.lit("popular"))
+
+
+FEATURE_SCALE = {"tempo": 250.0, "loudness": 65.0}  # to about [0, 1] like the unit features
+FEATURE_SHIFT = {"loudness": 60.0}
+
+
+def feature_vector(tracks: DataFrame) -> Column:
+    """The audio features on a common 0..1 scale, as an array (tracks without features give null)."""
+    values = [
+        (F.col(c) + FEATURE_SHIFT.get(c, 0.0)) / FEATURE_SCALE.get(c, 1.0)
+        for c in ("tempo", *schemas.AUDIO_FEATURES_UNIT, "loudness")
+    ]
+    return F.array(*values)
+
+
+def content_neighbours(new_tracks: DataFrame, played_tracks: DataFrame, n: int) -> DataFrame:
+    """For each unplayed track, its ``n`` nearest played tracks by audio features:
+    (track_key, neighbour_key, similarity = 1 / (1 + Euclidean distance))."""
+    new = new_tracks.select("track_key", feature_vector(new_tracks).alias("f"))
+    old = played_tracks.select(F.col("track_key").alias("neighbour_key"), feature_vector(played_tracks).alias("g"))
+    squared = F.aggregate(F.zip_with("f", "g", lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda acc, x: acc + x)
+    pairs = new.crossJoin(old).select("track_key", "neighbour_key", (1.0 / (1.0 + F.sqrt(squared))).alias("similarity"))
+    order = Window.partitionBy("track_key").orderBy(F.desc("similarity"), F.asc("neighbour_key"))
+    return pairs.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n).drop("_n")
+
+
+def content_candidates(als_rows: DataFrame, neighbours: DataFrame) -> DataFrame:
+    """A new track for each user whose ALS candidates include one of its neighbours, scored as the
+    neighbour's ALS score times their similarity (the best such neighbour): ``source = 'content'``."""
+    joined = als_rows.select("user_key", F.col("track_key").alias("neighbour_key"), "score").join(
+        neighbours, "neighbour_key"
+    )
+    return (
+        joined.groupBy("user_key", "track_key")
+        .agg(F.max(F.col("score") * F.col("similarity")).alias("score"))
+        .withColumn("source", F.lit("content"))
+    )
 
 
 def als_candidates(model: object, users: DataFrame, seen: DataFrame, n: int) -> DataFrame:
@@ -57,6 +121,9 @@ def als_candidates(model: object, users: DataFrame, seen: DataFrame, n: int) -> 
     return exclude_seen(flat, seen).withColumn("source", F.lit("als"))
 
 
+NEIGHBOURS = 5
+
+
 def transform(
     affinity: DataFrame,
     popularity: DataFrame,
@@ -65,22 +132,40 @@ def transform(
     version: str | None,
     run_id: str,
     run_date: str,
+    catalog: DataFrame | None = None,
 ) -> DataFrame:
-    """Top-K recommendations for every user in ``affinity`` with raw string ids, in the published schema."""
+    """Top-K recommendations for every user in ``affinity`` with raw string ids, in the published schema.
+
+    ``catalog`` (track_key, track_id, genre and audio features: ``silver.tracks`` with its keys) adds the
+    cold-start candidates: popular tracks of each user's genres, and catalog tracks nobody has played yet,
+    through their nearest played tracks by audio features (``source = 'content'``)."""
     users = affinity.select("user_key", "user_id").distinct()
     seen = affinity.select("user_key", "track_key")
     max_seen_row = seen.groupBy("user_key").count().agg(F.max("count")).first()
     max_seen = int(max_seen_row[0] or 0) if max_seen_row else 0
     # Asking for K + the largest history guarantees K unplayed candidates whenever the catalog has them.
     n = k + max_seen
-    candidates = popular_candidates(users, popularity, seen, n)
+    user_genres = genres = None
+    if catalog is not None:
+        genres = catalog.select("track_key", "genre")
+        user_genres = top_genres(affinity, genres)
+    candidates = popular_candidates(users, popularity, seen, n, user_genres, genres)
     if model is not None:
-        candidates = als_candidates(model, users, seen, n).unionByName(candidates)
-    # A track may come from both sources: keep its ALS row.
+        als_rows = als_candidates(model, users, seen, n)
+        candidates = als_rows.unionByName(candidates)
+        if catalog is not None:
+            with_features = catalog.where(F.col("tempo").isNotNull())
+            new = with_features.join(popularity.select("track_key"), "track_key", "left_anti")
+            played = with_features.join(popularity.select("track_key"), "track_key")
+            content = content_candidates(als_rows, content_neighbours(new, played, NEIGHBOURS))
+            candidates = content.unionByName(candidates)
+    # A track may come from several sources: keep its model row.
     first = Window.partitionBy("user_key", "track_key").orderBy(_als_first())
     unique = candidates.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
     ranked = top_k(unique, k)
     track_ids = popularity.select("track_key", "track_id")
+    if catalog is not None:
+        track_ids = catalog.select("track_key", "track_id")
     return (
         ranked.join(users, "user_key")
         .join(track_ids, "track_key")
@@ -126,16 +211,28 @@ def checked_frames(recs: DataFrame, affinity: DataFrame) -> tuple[DataFrame, Dat
     return rows, per_user
 
 
+def catalog_with_keys(spark: SparkSession, lake: str) -> DataFrame | None:
+    """``silver.tracks`` with each track's key, or None before the catalog exists."""
+    if not all(delta_io.exists(spark, t, lake) for t in (tables.SILVER_TRACKS, tables.SILVER_DIM_TRACK)):
+        return None
+    keys = delta_io.read(spark, tables.SILVER_DIM_TRACK, lake).select("track_id", "track_key")
+    return delta_io.read(spark, tables.SILVER_TRACKS, lake).join(keys, "track_id")
+
+
 def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from pyspark.ml.recommendation import ALSModel
 
     from expectations import suites
-    from include import quality
+    from include import model_runs, quality
 
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
+    version: str | None = model_version(settings, ds)
+    decision = model_runs.decision_of(spark, lake, str(version))
+    if decision is not None and not decision.promoted:
+        ctx.log(f"not promoted, gold.recommendations unchanged: {decision.reason}")
+        return
     affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds).cache()
     popularity = delta_io.read_partition(spark, tables.GOLD_POPULARITY, lake, ds).cache()
-    version: str | None = model_version(settings, ds)
     model = None
     path = tables.model_path(lake, str(version))
     if path_exists(spark, path):
@@ -143,7 +240,8 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     else:
         ctx.log(f"no model at {path}: popularity fallback for every user")
         version = None
-    recs = transform(affinity, popularity, model, settings.top_k, version, ctx.run_id, ds).cache()
+    catalog = catalog_with_keys(spark, lake)
+    recs = transform(affinity, popularity, model, settings.top_k, version, ctx.run_id, ds, catalog=catalog).cache()
     n_recs = recs.count()
     rows, per_user = checked_frames(recs, affinity)
     results = quality.validate(rows, suites.gold_recommendations(settings.top_k, settings.dq_severity))

@@ -1,26 +1,26 @@
 """Gold affinity -> an ALS model (Spark MLlib), explicit on ratings or implicit on plays.
 
-Reads ``gold.user_track_affinity`` (``as_of_date = <run_date>``).
-Checks the factors with the ``model_factors`` suite (results in ``ops.dq_results``; a failure keeps the
-previous model). Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one
-row in ``ops.models`` (MERGE on model_version). Uses ``<lake>/_checkpoints`` as the checkpoint directory:
-without one, long ALS lineages overflow the stack at around 20 iterations.
+Reads ``gold.user_track_affinity`` (``as_of_date = <run_date>``). First evaluates the parameters on a
+deterministic split of the same data (with the baseline configuration and popularity beside them) and records
+the run and its promotion decision in ``ops.model_runs`` (MERGE on run_key) with its plots; ``recommend`` acts
+on the decision. Checks the factors with the ``model_factors`` suite (results in ``ops.dq_results``; a failure
+keeps the previous model). Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun)
+and one row in ``ops.models`` (MERGE on model_version). Uses ``<lake>/_checkpoints`` as the checkpoint
+directory: without one, long ALS lineages overflow the stack at around 20 iterations.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
 
-from pyspark.ml.recommendation import ALS
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import delta_io, jobs, schemas, tables
-from include.config import Settings
-from include.model_version import als_params, model_version
+from include import als, delta_io, evaluation, jobs, model_runs, schemas, tables
+from include.model_version import model_version
+from include.packaging import code_version
 
 RATING_COLUMN = {"explicit": "latest_rating", "implicit": "strength"}
 
@@ -30,27 +30,6 @@ def training_set(affinity: DataFrame, mode: str) -> DataFrame:
     column = RATING_COLUMN[mode]
     return affinity.where(F.col(column).isNotNull()).select(
         "user_key", "track_key", F.col(column).cast("float").alias("rating")
-    )
-
-
-def estimator(settings: Settings, blocks: int) -> ALS:
-    """Spark's blocked ALS; ``blocks`` user and item blocks (Spark's default of 10 only adds overhead on few cores)."""
-    implicit = settings.als_mode == "implicit"
-    return ALS(
-        numUserBlocks=blocks,
-        numItemBlocks=blocks,
-        userCol="user_key",
-        itemCol="track_key",
-        ratingCol="rating",
-        rank=settings.rank,
-        maxIter=settings.max_iter,
-        regParam=settings.reg_param,
-        implicitPrefs=implicit,
-        alpha=settings.alpha if implicit else 1.0,
-        nonnegative=True,
-        coldStartStrategy="drop",
-        seed=settings.seed,
-        checkpointInterval=settings.checkpoint_interval,
     )
 
 
@@ -77,6 +56,36 @@ MODELS_SCHEMA = (
 )
 
 
+def evaluate_and_decide(
+    spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, version: str, fitter: evaluation.Fitter
+) -> model_runs.Decision:
+    """Evaluate the configured parameters on a split of today's data (beside the baseline configuration and
+    popularity), decide promotion against the champion, and record both in ``ops.model_runs``."""
+    settings = ctx.settings
+    started = time.monotonic()
+    report = evaluation.evaluate(data, als.AlsParams.of(settings), settings.top_k, fitter, settings.tune_seconds)
+    current = model_runs.champion(spark, settings.lake, settings.als_mode, ctx.ds)
+    decision = model_runs.decide(report, current, settings.promotion_tolerance)
+    values = model_runs.row(
+        report,
+        run_key=version,
+        kind="nightly",
+        run_date=ctx.ds,
+        source="landing",
+        decision=decision,
+        versions=model_runs.input_versions(spark, settings.lake, (tables.GOLD_AFFINITY, tables.SILVER_INTERACTIONS)),
+        code_version=code_version(),
+        duration_seconds=time.monotonic() - started,
+        run_id=ctx.run_id,
+    )
+    model_runs.record(spark, settings.lake, values)
+    model_runs.write_plots(spark, settings.lake, version, "nightly", settings.als_mode, data)
+    name, value, _ = report.primary
+    popular = report.popularity.get(name, float("nan"))
+    ctx.log(f"evaluated: {name}={value:.4f} (popularity {popular:.4f}); {decision.reason}")
+    return decision
+
+
 def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
     spark.sparkContext.setCheckpointDir(settings.checkpoint_dir)
@@ -90,23 +99,30 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     if stats["rows"] == 0:
         ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
         return
-    started = time.monotonic()
     blocks = settings.als_blocks or spark.sparkContext.defaultParallelism
-    model = estimator(settings, blocks).fit(data)
+    params = als.AlsParams.of(settings)
+
+    def fitter(frame: DataFrame, p: als.AlsParams) -> object:
+        return als.fit(frame, p, blocks, settings.checkpoint_interval)
+
+    evaluate_and_decide(spark, ctx, data, version, fitter)  # type: ignore[arg-type]
+    started = time.monotonic()
+    model = fitter(data, params)
     fit_seconds = time.monotonic() - started
     from expectations import suites
     from include import quality
 
     factors = factor_rows(model).cache()
     factors.count()  # GX validates the cached frame
-    quality.record(spark, ctx, quality.validate(factors, suites.model_factors(settings.rank, settings.dq_severity)))
+    rank = model.rank  # type: ignore[attr-defined]
+    quality.record(spark, ctx, quality.validate(factors, suites.model_factors(rank, settings.dq_severity)))
     path = tables.model_path(lake, version)
-    model.write().overwrite().save(path)
+    model.write().overwrite().save(path)  # type: ignore[attr-defined]
     row = (
         version,
         ds,
         settings.als_mode,
-        json.dumps(als_params(settings), sort_keys=True),
+        params.to_json(),
         path,
         stats["rows"],
         stats["u"],
@@ -119,7 +135,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     )
     delta_io.merge(record, tables.OPS_MODELS, lake, ["model_version"])
     ctx.log(
-        f"{settings.als_mode} ALS rank={settings.rank} iter={settings.max_iter} on {stats['rows']} rows"
+        f"{settings.als_mode} ALS {params.to_json()} on {stats['rows']} rows"
         f" ({stats['u']} users x {stats['t']} tracks) in {fit_seconds:.1f}s -> {version}"
     )
 

@@ -1,0 +1,290 @@
+"""Offline evaluation of recommenders: deterministic splits, rating and ranking metrics, baselines.
+
+Reads and writes nothing: pure functions of DataFrames of ``(user_key, track_key, rating)`` rows.
+
+- Splits hash each pair with a seed, so the same data gives the same split however it is partitioned.
+- Ranking metrics are Spark's ``RankingEvaluator`` at K over the users with at least one relevant held-out
+  track; the tracks a user has in the training split are never ranked (they are "seen").
+- Relevant: a held-out pair whose rating is at least :data:`POSITIVE_RATING` (explicit), or a held-out pair
+  with a positive strength (implicit: at least one full play).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.ml.evaluation import RankingEvaluator
+from pyspark.ml.recommendation import ALSModel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from include.als import BASELINE, RATING, TRACK, USER, AlsParams
+
+TEST_PERCENT = 20
+POSITIVE_RATING = 4.0
+RANKING: dict[str, Any] = {
+    "precision": "precisionAtK",
+    "recall": "recallAtK",
+    "ndcg": "ndcgAtK",
+    "map": "meanAveragePrecisionAtK",
+}
+
+
+def _hash(seed: int) -> Column:
+    return F.xxhash64(F.lit(seed), F.col(USER), F.col(TRACK))
+
+
+def split_random(data: DataFrame, seed: int, test_percent: int = TEST_PERCENT) -> tuple[DataFrame, DataFrame]:
+    """(train, test): a pair is held out when its seeded hash falls in the lowest ``test_percent`` of 100."""
+    test = F.pmod(_hash(seed), F.lit(100)) < test_percent
+    return data.where(~test), data.where(test)
+
+
+def split_per_user(data: DataFrame, seed: int, test_percent: int = TEST_PERCENT) -> tuple[DataFrame, DataFrame]:
+    """(train, test): each user's ``floor(test_percent% of their pairs)`` pairs with the highest seeded hash
+    are held out, so every user with five or more pairs is evaluated and keeps 80% for training."""
+    order = Window.partitionBy(USER).orderBy(_hash(seed), TRACK)
+    count = F.count(F.lit(1)).over(Window.partitionBy(USER))
+    marked = data.withColumn("_n", F.row_number().over(order)).withColumn(
+        "_test", F.col("_n") > count - F.floor(count * test_percent / 100)
+    )
+    return marked.where(~F.col("_test")).drop("_n", "_test"), marked.where("_test").drop("_n", "_test")
+
+
+def rating_metrics(predictions: DataFrame) -> dict[str, float]:
+    """RMSE and MAE of ``prediction`` against ``rating`` (rows the model could not score are dropped)."""
+    err = F.col("prediction") - F.col(RATING)
+    row = (
+        predictions.where(F.col("prediction").isNotNull() & ~F.isnan("prediction"))
+        .agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"), F.count("*").alias("n"))
+        .first()
+    )
+    assert row is not None
+    return {"rmse": float(row["rmse"] or math.nan), "mae": float(row["mae"] or math.nan), "scored": float(row["n"])}
+
+
+def ranked(scored: DataFrame, seen: DataFrame, k: int) -> DataFrame:
+    """Top ``k`` unseen tracks per user by ``score`` (ties by track_key), with ``rank`` 1..k."""
+    unseen = scored.join(seen.select(USER, TRACK), [USER, TRACK], "left_anti")
+    order = Window.partitionBy(USER).orderBy(F.desc("score"), F.asc(TRACK))
+    return unseen.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
+
+
+def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:
+    """Precision, recall, NDCG and MAP at ``k`` of ``recs`` (user_key, track_key, rank) against ``relevant``
+    (user_key, track_key), averaged over the users with a relevant track; a user without recs scores 0."""
+    truth = relevant.groupBy(USER).agg(F.collect_set(F.col(TRACK).cast("double")).alias("label"))
+    lists = recs.groupBy(USER).agg(
+        F.transform(F.array_sort(F.collect_list(F.struct("rank", TRACK))), lambda s: s[TRACK].cast("double")).alias(
+            "prediction"
+        )
+    )
+    frame = (
+        truth.join(lists, USER, "left")
+        .select(F.coalesce("prediction", F.array().cast("array<double>")).alias("prediction"), "label")
+        .cache()
+    )
+    users = frame.count()
+    out = {f"{name}_at_{k}": 0.0 for name in RANKING}
+    if users:
+        for name, metric in RANKING.items():
+            evaluator = RankingEvaluator(predictionCol="prediction", labelCol="label", metricName=metric, k=k)
+            out[f"{name}_at_{k}"] = float(evaluator.evaluate(frame))
+    out["users_evaluated"] = float(users)
+    frame.unpersist()
+    return out
+
+
+def coverage(recs: DataFrame, catalog_size: int) -> float:
+    """Share of the catalog that appears in at least one user's list."""
+    return recs.select(TRACK).distinct().count() / catalog_size if catalog_size else 0.0
+
+
+def popularity_scores(train: DataFrame, users: DataFrame, positive: Column, n: int) -> DataFrame:
+    """Every user scored on the ``n`` tracks with the most positive training pairs: the popularity baseline."""
+    counts = train.where(positive).groupBy(TRACK).agg(F.count("*").cast("double").alias("score"))
+    head = counts.orderBy(F.desc("score"), F.asc(TRACK)).limit(n)
+    return users.select(USER).distinct().crossJoin(head)
+
+
+def model_scores(model: ALSModel, users: DataFrame, n: int) -> DataFrame:
+    """The model's ``n`` best tracks for each user, as (user_key, track_key, score)."""
+    recs = model.recommendForUserSubset(users.select(USER).distinct(), n)
+    return recs.select(USER, F.explode("recommendations").alias("r")).select(
+        USER, F.col(f"r.{TRACK}").alias(TRACK), F.col("r.rating").cast("double").alias("score")
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    """A training and a test split of one dataset, and what counts as relevant in it."""
+
+    train: DataFrame
+    test: DataFrame
+    positive: Column  # over ``rating``: the pair is relevant
+
+    @property
+    def relevant(self) -> DataFrame:
+        return self.test.where(self.positive)
+
+    def candidates(self, k: int) -> int:
+        """How many scored tracks per user guarantee ``k`` unseen ones: k + the largest training history."""
+        row = self.train.groupBy(USER).count().agg(F.max("count")).first()
+        return k + int(row[0] or 0) if row else k
+
+
+def split_for(mode: str, data: DataFrame, seed: int) -> Split:
+    """Explicit: random 80/20 by pair. Implicit: per-user 20% holdout; relevant = a positive strength."""
+    if mode == "explicit":
+        train, test = split_random(data, seed)
+        return Split(train, test, F.col(RATING) >= POSITIVE_RATING)
+    train, test = split_per_user(data, seed)
+    return Split(train, test, F.col(RATING) > 0)
+
+
+def evaluate_scores(split: Split, scores: DataFrame, k: int, catalog_size: int) -> dict[str, float]:
+    """Ranking metrics and coverage of a scorer's (user_key, track_key, score) rows on ``split``."""
+    recs = ranked(scores, split.train, k).cache()
+    metrics = ranking_metrics(recs, split.relevant, k)
+    metrics["coverage"] = coverage(recs, catalog_size)
+    recs.unpersist()
+    return metrics
+
+
+def evaluate_model(model: ALSModel, split: Split, mode: str, k: int, catalog_size: int) -> dict[str, float]:
+    """Every metric of a model fitted on ``split.train``: ranking metrics, and RMSE/MAE in explicit mode."""
+    users = split.relevant.select(USER).distinct()
+    metrics = evaluate_scores(split, model_scores(model, users, split.candidates(k)), k, catalog_size)
+    if mode == "explicit":
+        metrics.update(rating_metrics(model.transform(split.test)))
+    return metrics
+
+
+def evaluate_popularity(split: Split, k: int, catalog_size: int) -> dict[str, float]:
+    users = split.relevant.select(USER).distinct()
+    scores = popularity_scores(split.train, users, split.positive, split.candidates(k))
+    return evaluate_scores(split, scores, k, catalog_size)
+
+
+# The metric each mode is judged by, and whether higher is better.
+PRIMARY: Mapping[str, tuple[str, bool]] = {"explicit": ("rmse", False), "implicit": ("ndcg_at_{k}", True)}
+
+
+def primary_metric(mode: str, k: int) -> tuple[str, bool]:
+    name, higher = PRIMARY[mode]
+    return name.format(k=k), higher
+
+
+def no_worse(candidate: float, champion: float, higher_is_better: bool, tolerance: float) -> bool:
+    """The promotion rule: the candidate may be worse than the champion by at most ``tolerance`` (relative)."""
+    if math.isnan(champion):
+        return True
+    if higher_is_better:
+        return candidate >= champion * (1 - tolerance)
+    return candidate <= champion * (1 + tolerance)
+
+
+def baseline_for(mode: str, seed: int) -> AlsParams:
+    """The untuned configuration beside every model: rank 20, 10 iterations, regParam 0.1 (implicit: Spark's
+    default alpha of 1)."""
+    return BASELINE.replace(mode=mode, seed=seed, alpha=1.0)
+
+
+def tuning_grid(params: AlsParams) -> list[AlsParams]:
+    """The configured parameters first, then a small grid around what works for each mode, cheapest first."""
+    if params.mode == "explicit":
+        grid = [
+            params.replace(rank=r, reg_param=g, max_iter=i)
+            for i in (15, 20)
+            for r in (10, 20, 40)
+            for g in (0.1, 0.15, 0.2)
+        ]
+    else:
+        grid = [
+            params.replace(rank=r, reg_param=g, alpha=a, max_iter=i)
+            for i in (10, 15)
+            for r in (10, 20, 50)
+            for g in (0.1, 1.0, 5.0)
+            for a in (5.0, 20.0, 40.0)
+        ]
+    return [params, *[p for p in grid if p != params]]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one evaluation found: the model's metrics beside the baseline configuration's and popularity's."""
+
+    mode: str
+    k: int
+    params: AlsParams
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    popularity: dict[str, float]
+    training_rows: int
+    fit_seconds: float
+    trials: list[dict[str, Any]]
+
+    @property
+    def primary(self) -> tuple[str, float, bool]:
+        name, higher = primary_metric(self.mode, self.k)
+        return name, self.metrics.get(name, math.nan), higher
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.training_rows / self.fit_seconds if self.fit_seconds else 0.0
+
+
+def tune(
+    split: Split, params: AlsParams, seconds: float, k: int, catalog_size: int, fitter: Fitter
+) -> tuple[AlsParams, list[dict[str, Any]]]:
+    """The grid's best parameters on a validation split carved from ``split.train`` (never the test split),
+    trying candidates until ``seconds`` run out (at least one is always tried)."""
+    inner = split_for(params.mode, split.train, params.seed + 1)
+    name, higher = primary_metric(params.mode, k)
+    deadline = time.monotonic() + seconds
+    best, best_value = params, math.nan
+    trials: list[dict[str, Any]] = []
+    for candidate in tuning_grid(params):
+        if trials and time.monotonic() >= deadline:
+            break
+        started = time.monotonic()
+        model = fitter(inner.train, candidate)
+        value = evaluate_model(model, inner, params.mode, k, catalog_size)[name]
+        trials.append({"params": candidate.as_dict(), name: value, "seconds": round(time.monotonic() - started, 2)})
+        if math.isnan(best_value) or (value > best_value if higher else value < best_value):
+            best, best_value = candidate, value
+    return best, trials
+
+
+def evaluate(
+    data: DataFrame, params: AlsParams, k: int, fitter: Fitter, tune_seconds: float = 0.0, with_baseline: bool = True
+) -> Report:
+    """Split ``data`` for the mode, optionally tune on the training split, fit and score the model, the baseline
+    configuration and popularity on the same test split."""
+    split = split_for(params.mode, data, params.seed)
+    split = Split(split.train.cache(), split.test.cache(), split.positive)
+    rows = split.train.count()
+    catalog_size = data.select(TRACK).distinct().count()
+    trials: list[dict[str, Any]] = []
+    if tune_seconds > 0:
+        params, trials = tune(split, params, tune_seconds, k, catalog_size, fitter)
+    started = time.monotonic()
+    model = fitter(split.train, params)
+    model.userFactors.count()  # fitting is lazy in part: time it whole
+    fit_seconds = time.monotonic() - started
+    metrics = evaluate_model(model, split, params.mode, k, catalog_size)
+    baseline: dict[str, float] = {}
+    if with_baseline:
+        base = fitter(split.train, baseline_for(params.mode, params.seed))
+        baseline = evaluate_model(base, split, params.mode, k, catalog_size)
+    popularity = evaluate_popularity(split, k, catalog_size)
+    split.train.unpersist()
+    split.test.unpersist()
+    return Report(params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials)
+
+
+Fitter = Callable[[DataFrame, AlsParams], ALSModel]

@@ -1,0 +1,163 @@
+"""A ratings or plays file of another shape -> the pipeline -> an honest evaluation of ALS on it.
+
+Reads the source file named by ``--path`` through a source mapping (``--source``: a shipped name or a
+.json file), lands it as one day in the raw CSV contract, and runs the pipeline's own bronze, silver and
+gold jobs on it (quarantine and data-quality results included). Then splits ``gold.user_track_affinity``
+deterministically, fits the configured (or, with ``--tune-seconds``, tuned) model, the baseline
+configuration and popularity on the same split, and prints the metric table (``--json``: one JSON object).
+Writes the evaluation lake's tables, one ``ops.model_runs`` row (kind ``evaluate``) and the run's PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from include import jobs, tables
+from include.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
+
+DEFAULT_RUN_DATE = "2000-01-01"  # the evaluation lake's one day; the source's own timestamps are kept
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="setlist evaluate", description=__doc__)
+    p.add_argument("--source", required=True, help="a shipped mapping (movielens, movielens-100k) or a mapping .json")
+    p.add_argument("--path", required=True, help="the events file (ratings.csv, u.data, ...)")
+    p.add_argument("--mode", choices=ALS_MODES, required=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--lake", default=None, help="the evaluation lake (default: ./lake-evaluate/<source name>)")
+    p.add_argument("--run-date", default=DEFAULT_RUN_DATE, help="the landing day the file is loaded as")
+    p.add_argument(
+        "--tune-seconds", type=int, default=None, help="search budget in seconds (default: $SETLIST_TUNE_SECONDS or 0)"
+    )
+    p.add_argument("--run-id", default="evaluate")
+    for name in ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases"):
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+    return p
+
+
+def metric_table(report: Any) -> list[tuple[str, str, str, str]]:
+    """(metric, model, baseline config, popularity) rows; '-' where a scorer has no such metric."""
+
+    def cell(values: dict[str, float], name: str) -> str:
+        v = values.get(name)
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+    names = [n for n in report.metrics if n not in ("users_evaluated", "scored")]
+    return [(n, cell(report.metrics, n), cell(report.baseline, n), cell(report.popularity, n)) for n in names]
+
+
+def evaluate(spark: Any, ctx: jobs.JobContext, mapping: Any, path: str, tune_seconds: int) -> dict[str, Any]:
+    from include import als, delta_io, evaluation, model_runs, sources
+    from include.packaging import code_version
+    from spark_jobs import build_gold, build_silver, ingest_bronze, train_als
+
+    started = time.monotonic()
+    landed = sources.land(spark, mapping, path, ctx.settings.lake, ctx.ds)
+    ctx.log(f"{mapping.name}: landed {landed['interactions']} events and {landed['tracks']} catalog rows from {path}")
+    for step in (ingest_bronze.ingest_all, build_silver.build, build_gold.build):
+        step(spark, ctx)
+    spark.sparkContext.setCheckpointDir(ctx.settings.checkpoint_dir)
+    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, ctx.settings.lake, ctx.ds)
+    data = train_als.training_set(affinity, ctx.settings.als_mode).cache()
+    blocks = ctx.settings.als_blocks or spark.sparkContext.defaultParallelism
+    params = als.AlsParams.of(ctx.settings)
+
+    def fitter(frame: Any, p: als.AlsParams) -> Any:
+        return als.fit(frame, p, blocks, ctx.settings.checkpoint_interval)
+
+    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds)
+    run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
+    versions = model_runs.input_versions(spark, ctx.settings.lake, (tables.GOLD_AFFINITY, tables.SILVER_INTERACTIONS))
+    decision = model_runs.Decision(False, "evaluation only: never promoted")
+    values = model_runs.row(
+        report,
+        run_key=run_key,
+        kind="evaluate",
+        run_date=ctx.ds,
+        source=mapping.name,
+        decision=decision,
+        versions=versions,
+        code_version=code_version(),
+        duration_seconds=time.monotonic() - started,
+        run_id=ctx.run_id,
+    )
+    model_runs.record(spark, ctx.settings.lake, values)
+    plots = model_runs.write_plots(spark, ctx.settings.lake, run_key, "evaluate", report.mode, data)
+    return {
+        "source": mapping.name,
+        "path": path,
+        "mode": report.mode,
+        "k": report.k,
+        "split": "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout",
+        "params": report.params.as_dict(),
+        "tuned": bool(report.trials),
+        "trials": report.trials,
+        "metrics": report.metrics,
+        "baseline": {"params": evaluation.baseline_for(report.mode, params.seed).as_dict(), "metrics": report.baseline},
+        "popularity": report.popularity,
+        "training_rows": report.training_rows,
+        "fit_seconds": round(report.fit_seconds, 3),
+        "rows_per_second": round(report.rows_per_second, 1),
+        "run_key": run_key,
+        "lake": ctx.settings.lake,
+        "plots": plots,
+        "_report": report,
+    }
+
+
+def print_report(result: dict[str, Any], as_json: bool) -> None:
+    report = result.pop("_report")
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+        return
+    from include.cli import format_table
+
+    print(f"{result['source']} {result['mode']} ({result['split']}, K={result['k']}): {result['path']}")
+    print(f"model: {json.dumps(result['params'], sort_keys=True)}{' (tuned)' if result['tuned'] else ''}")
+    print(f"baseline config: {json.dumps(result['baseline']['params'], sort_keys=True)}")
+    print(format_table(("metric", "model", "baseline config", "popularity"), metric_table(report)))
+    print(
+        f"fit: {result['training_rows']} training rows in {result['fit_seconds']:.1f}s"
+        f" ({result['rows_per_second']:.0f} rows/s); recorded as {result['run_key']} in ops.model_runs"
+    )
+    for plot in result["plots"]:
+        print(f"plot: {plot}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: dict[str, Any] = {}
+
+    def body() -> None:
+        from include import sources
+        from include.spark import get_spark
+
+        mapping = sources.load(args.source)
+        lake = args.lake or str(PROJECT_ROOT / "lake-evaluate" / mapping.name)
+        overrides = {k: getattr(args, k) for k in ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases")}
+        base = load_settings(lake=lake, als_mode=args.mode, tune_seconds=args.tune_seconds, **overrides)
+        if not mapping.audio_features:
+            severities = ",".join(f"{c}=warn" for c in sources.FEATURE_CHECKS)
+            base = base.with_overrides(dq_severity=",".join(s for s in (base.dq_severity, severities) if s))
+        ctx = jobs.JobContext("evaluate", parse_run_date(args.run_date, "--run-date"), args.run_id, base)
+        jobs._preload("include.quality")
+        spark = get_spark("setlist-evaluate", base)
+        result.update(evaluate(spark, ctx, mapping, args.path, base.tune_seconds))
+
+    # With --json, stdout carries only the JSON object: progress lines go to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        code = jobs.run("evaluate", body)
+    if code == 0:
+        print_report(result, args.json)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
