@@ -9,6 +9,7 @@ Every result lands in ``ops.dq_results``. Reads and writes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from expectations.checks import (
     WARN,
@@ -37,10 +38,32 @@ NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 
 
 def _suite(name: str, layer: str, checks: list[Check], overrides: str) -> Suite:
-    """A suite with the ``dq_severity`` overrides applied (checked against its check names)."""
+    """A suite with the ``dq_severity`` overrides that name its checks applied (every name in the setting
+    must be a check of some suite, so a typo is an error everywhere)."""
     context()  # GX expectations need a context to exist
     suite = Suite(name, layer, tuple(checks))
-    return suite.with_severities(parse_severities(overrides, [c.name for c in suite.checks]))
+    if not overrides:
+        return suite
+    mine = {c.name for c in suite.checks}
+    parsed = parse_severities(overrides, all_check_names())
+    return suite.with_severities({k: v for k, v in parsed.items() if k in mine})
+
+
+@functools.cache
+def all_check_names() -> tuple[str, ...]:
+    """The name of every check in every suite (the names ``dq_severity`` may use)."""
+    suites = (
+        *[bronze(s, ()) for s in ("interactions", "tracks")],
+        silver_interaction_rows(dt.date(2000, 1, 1)),
+        silver_interactions(),
+        silver_track_rows(),
+        silver_tracks(),
+        gold_affinity(),
+        model_factors(1),
+        gold_recommendations(1),
+        gold_recommendations_per_user(1),
+    )
+    return tuple(sorted({c.name for s in suites for c in s.checks}))
 
 
 def _row_basics(id_columns: tuple[str, ...]) -> list[Check]:

@@ -38,6 +38,7 @@ class AlsParams:
     reg_param: float = 0.1
     alpha: float = 10.0
     biases: bool = False
+    nonnegative: bool = False  # signed factors: needed for residuals, and they ranked better in implicit mode
     seed: int = 42
 
     @classmethod
@@ -69,13 +70,13 @@ class AlsParams:
 
 
 # The student project's configuration: what every tuned model must beat on the same split.
-BASELINE = AlsParams(mode="explicit", rank=20, max_iter=10, reg_param=0.1, biases=False)
+BASELINE = AlsParams(mode="explicit", rank=20, max_iter=10, reg_param=0.1, biases=False, nonnegative=True)
 
 
 def estimator(params: AlsParams, blocks: int, checkpoint_interval: int = 5) -> ALS:
     """Spark's blocked ALS; ``blocks`` user and item blocks (Spark's default of 10 only adds overhead on few cores).
 
-    Plain explicit ALS is nonnegative (the baseline configuration); residuals after biases are signed.
+    Only the baseline configuration is nonnegative (BENCHMARKS.md compares).
     """
     implicit = params.mode == "implicit"
     return ALS(
@@ -89,7 +90,7 @@ def estimator(params: AlsParams, blocks: int, checkpoint_interval: int = 5) -> A
         regParam=params.reg_param,
         implicitPrefs=implicit,
         alpha=params.alpha if implicit else 1.0,
-        nonnegative=not params.biases,
+        nonnegative=params.nonnegative,
         coldStartStrategy="drop",
         seed=params.seed,
         checkpointInterval=checkpoint_interval,
@@ -132,6 +133,8 @@ def with_biases(model: ALSModel, mean: float, user: DataFrame, item: DataFrame) 
     # ALSModel's constructor is package-private in Scala, public in bytecode: the supported way to build
     # a model from factors computed outside ALS.fit.
     java_model = jvm.org.apache.spark.ml.recommendation.ALSModel(model.uid, model.rank + 2, users._jdf, items._jdf)
+    # Set on the JVM object too: Python-side params reach it only on transform, not on recommendFor*.
+    java_model.setUserCol(USER).setItemCol(TRACK).setColdStartStrategy("drop").setPredictionCol("prediction")
     folded = ALSModel(java_model)
     return folded.setUserCol(USER).setItemCol(TRACK).setColdStartStrategy("drop").setPredictionCol("prediction")
 

@@ -131,12 +131,6 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from spark_jobs import evaluate
-
-    return evaluate.main(args.args)
-
-
 def _recs(args: argparse.Namespace) -> int:
     from include import lookup
 
@@ -280,8 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="load a ratings/plays file through a source mapping and the pipeline, then evaluate ALS on it",
         add_help=False,
     )
-    e.add_argument("args", nargs=argparse.REMAINDER, help="see `setlist evaluate --help`")
-    e.set_defaults(func=_evaluate)
+    e.add_argument("args", nargs="*", help="see `setlist evaluate --help`")
 
     k = sub.add_parser("recs", help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
     k.add_argument("--lake", default=None)
@@ -293,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:  # its own parser: its options are not the top-level parser's
+        from spark_jobs import evaluate
+
+        return evaluate.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import math
 import sys
@@ -22,8 +23,6 @@ from typing import Any
 from include import jobs, tables
 from include.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
 
-DEFAULT_RUN_DATE = "2000-01-01"  # the evaluation lake's one day; the source's own timestamps are kept
-
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="setlist evaluate", description=__doc__)
@@ -32,7 +31,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=ALS_MODES, required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--lake", default=None, help="the evaluation lake (default: ./lake-evaluate/<source name>)")
-    p.add_argument("--run-date", default=DEFAULT_RUN_DATE, help="the landing day the file is loaded as")
+    p.add_argument(
+        "--run-date",
+        default=None,
+        help="the landing day the file is loaded as (default: today, UTC; events after it are quarantined)",
+    )
     p.add_argument(
         "--tune-seconds", type=int, default=None, help="search budget in seconds (default: $SETLIST_TUNE_SECONDS or 0)"
     )
@@ -146,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not mapping.audio_features:
             severities = ",".join(f"{c}=warn" for c in sources.FEATURE_CHECKS)
             base = base.with_overrides(dq_severity=",".join(s for s in (base.dq_severity, severities) if s))
-        ctx = jobs.JobContext("evaluate", parse_run_date(args.run_date, "--run-date"), args.run_id, base)
+        day = parse_run_date(args.run_date, "--run-date") if args.run_date else dt.datetime.now(dt.UTC).date()
+        ctx = jobs.JobContext("evaluate", day, args.run_id, base)
         jobs._preload("include.quality")
         spark = get_spark("setlist-evaluate", base)
         result.update(evaluate(spark, ctx, mapping, args.path, base.tune_seconds))

@@ -7,7 +7,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from expectations import suites
-from include import quality
+from include import als, quality
 from include.cli import format_table
 from include.config import load_settings
 from include.jobs import DataQualityError, JobContext
@@ -71,9 +71,9 @@ def test_training_set_explicit_uses_ratings_implicit_uses_strength(spark):
 def test_explicit_model_fits_and_predicts_in_the_rating_range(spark):
     rows = [(u, t, float(1 + (u + t) % 5), 0.0) for u in range(6) for t in range(6) if (u * t) % 4 != 1]
     data = train_als.training_set(spark.createDataFrame(rows, AFFINITY), "explicit")
-    settings = load_settings(env={}, als_mode="explicit", rank=4, max_iter=5)
+    settings = load_settings(env={}, als_mode="explicit", rank=4, max_iter=5, als_biases="false")
     spark.sparkContext.setCheckpointDir(str(spark.conf.get("spark.sql.warehouse.dir")) + "/ckpt")
-    model = train_als.estimator(settings, blocks=2).fit(data)
+    model = als.fit(data, als.AlsParams.of(settings), blocks=2)
     preds = model.transform(data).select("prediction").collect()
     assert len(preds) == data.count() and all(0 <= p[0] <= 6 for p in preds)
     factors = train_als.factor_rows(model)
