@@ -99,10 +99,11 @@ def content_neighbours(new_tracks: DataFrame, played_tracks: DataFrame, n: int) 
     return pairs.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n).drop("_n")
 
 
-def content_candidates(als_rows: DataFrame, neighbours: DataFrame) -> DataFrame:
-    """A new track for each user whose ALS candidates include one of its neighbours, scored as the
-    neighbour's ALS score times their similarity (the best such neighbour): ``source = 'content'``."""
-    joined = als_rows.select("user_key", F.col("track_key").alias("neighbour_key"), "score").join(
+def content_candidates(scores: DataFrame, neighbours: DataFrame) -> DataFrame:
+    """A new track for each user whose top ALS scores include one of its neighbours (played or not: a user
+    who loves a track is a good audience for its sound-alike), scored as the neighbour's ALS score times
+    their similarity (the best such neighbour): ``source = 'content'``."""
+    joined = scores.select("user_key", F.col("track_key").alias("neighbour_key"), "score").join(
         neighbours, "neighbour_key"
     )
     return (
@@ -112,13 +113,17 @@ def content_candidates(als_rows: DataFrame, neighbours: DataFrame) -> DataFrame:
     )
 
 
-def als_candidates(model: object, users: DataFrame, seen: DataFrame, n: int) -> DataFrame:
-    """The model's top ``n`` per user, minus tracks the user already played."""
+def als_scores(model: object, users: DataFrame, n: int) -> DataFrame:
+    """The model's top ``n`` (user_key, track_key, score) per user, played tracks included."""
     recs = model.recommendForUserSubset(users.select("user_key"), n)  # type: ignore[attr-defined]
-    flat = recs.select("user_key", F.explode("recommendations").alias("r")).select(
+    return recs.select("user_key", F.explode("recommendations").alias("r")).select(
         "user_key", F.col("r.track_key").alias("track_key"), F.col("r.rating").cast("double").alias("score")
     )
-    return exclude_seen(flat, seen).withColumn("source", F.lit("als"))
+
+
+def als_candidates(scores: DataFrame, seen: DataFrame) -> DataFrame:
+    """The model's scored tracks minus those the user already played."""
+    return exclude_seen(scores, seen).withColumn("source", F.lit("als"))
 
 
 NEIGHBOURS = 5
@@ -151,13 +156,13 @@ def transform(
         user_genres = top_genres(affinity, genres)
     candidates = popular_candidates(users, popularity, seen, n, user_genres, genres)
     if model is not None:
-        als_rows = als_candidates(model, users, seen, n)
-        candidates = als_rows.unionByName(candidates)
+        scores = als_scores(model, users, n)
+        candidates = als_candidates(scores, seen).unionByName(candidates)
         if catalog is not None:
             with_features = catalog.where(F.col("tempo").isNotNull())
             new = with_features.join(popularity.select("track_key"), "track_key", "left_anti")
             played = with_features.join(popularity.select("track_key"), "track_key")
-            content = content_candidates(als_rows, content_neighbours(new, played, NEIGHBOURS))
+            content = content_candidates(scores, content_neighbours(new, played, NEIGHBOURS))
             candidates = content.unionByName(candidates)
     # A track may come from several sources: keep its model row.
     first = Window.partitionBy("user_key", "track_key").orderBy(_als_first())
