@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import MapType, StructType
 
 from include.tables import ALL_TABLES, Table
 
@@ -121,7 +121,12 @@ def merge(
         return df.count()
     target = DeltaTable.forPath(spark, table.path(lake))
     compared = [*keys, *([c for c in df.columns if c not in keys and c != newer_than] if update else [])]
-    same = [F.col(f"s.`{c}`").eqNullSafe(F.col(f"t.`{c}`")) for c in compared]
+    maps = {f.name for f in df.schema.fields if isinstance(f.dataType, MapType)}
+
+    def value(side: str, c: str) -> Column:  # maps have no equality in Spark SQL: compare their JSON
+        return F.to_json(F.col(f"{side}.`{c}`")) if c in maps else F.col(f"{side}.`{c}`")
+
+    same = [value("s", c).eqNullSafe(value("t", c)) for c in compared]
     pending = df.alias("s").join(target.toDF().alias("t"), same, "left_anti").cache()
     count = pending.count()
     if count:

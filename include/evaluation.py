@@ -138,12 +138,15 @@ class Split:
 
 
 def split_for(mode: str, data: DataFrame, seed: int) -> Split:
-    """Explicit: random 80/20 by pair. Implicit: per-user 20% holdout; relevant = a positive strength."""
+    """Explicit: random 80/20 by pair. Implicit: per-user holdout of 20% of each user's positive pairs (a
+    positive strength); everything else, skipped-only pairs included, stays in training (and counts as seen)."""
     if mode == "explicit":
         train, test = split_random(data, seed)
         return Split(train, test, F.col(RATING) >= POSITIVE_RATING)
-    train, test = split_per_user(data, seed)
-    return Split(train, test, F.col(RATING) > 0)
+    positive = F.col(RATING) > 0
+    _, test = split_per_user(data.where(positive), seed)
+    train = data.join(test.select(USER, TRACK), [USER, TRACK], "left_anti")
+    return Split(train, test, positive)
 
 
 def evaluate_scores(split: Split, scores: DataFrame, k: int, catalog_size: int) -> dict[str, float]:
@@ -195,21 +198,21 @@ def baseline_for(mode: str, seed: int) -> AlsParams:
 
 
 def tuning_grid(params: AlsParams) -> list[AlsParams]:
-    """The configured parameters first, then a small grid around what works for each mode, cheapest first."""
+    """The configured parameters first, then a small grid around what did best on MovieLens (BENCHMARKS.md),
+    most promising first, so a short budget still tries the likely winners."""
     if params.mode == "explicit":
         grid = [
             params.replace(rank=r, reg_param=g, max_iter=i)
-            for i in (15, 20)
-            for r in (10, 20, 40)
-            for g in (0.1, 0.15, 0.2)
+            for i in (20, 15)
+            for r in (50, 20)
+            for g in (0.12, 0.15, 0.1)
         ]
     else:
         grid = [
-            params.replace(rank=r, reg_param=g, alpha=a, max_iter=i)
-            for i in (10, 15)
-            for r in (10, 20, 50)
-            for g in (0.1, 1.0, 5.0)
-            for a in (5.0, 20.0, 40.0)
+            params.replace(rank=r, reg_param=g, alpha=a, max_iter=15)
+            for a in (1.0, 3.0, 0.5)
+            for r in (20, 30, 50, 10)
+            for g in (0.1, 0.05, 0.2)
         ]
     return [params, *[p for p in grid if p != params]]
 
