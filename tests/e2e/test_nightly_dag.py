@@ -24,7 +24,18 @@ from tests.e2e.conftest import BACKFILL_DAYS, DAYS, K, setlist
 
 pytestmark = pytest.mark.e2e
 
-AUDIT_COLUMNS = {"_ingested_at", "run_id", "generated_at", "trained_at", "fit_seconds", "validated_at"}
+AUDIT_COLUMNS = {
+    "_ingested_at",
+    "run_id",
+    "generated_at",
+    "trained_at",
+    "fit_seconds",
+    "validated_at",
+    "evaluated_at",
+    "duration_seconds",
+    "rows_per_second",
+    "trials",
+}
 
 
 def read(spark, table: tables.Table, lake: str):
@@ -51,11 +62,29 @@ def test_every_active_user_gets_k_unplayed_tracks_with_raw_ids(spark, lake):
         for r in recs:
             assert (r["user_id"], r["track_id"]) not in seen
             assert r["user_id"].startswith("user_") and r["track_id"].startswith("trk_")
-            assert r["source"] in ("als", "popular")
+            assert r["source"] in ("als", "content", "popular")
             by_user.setdefault(r["user_id"], []).append(r["rank"])
         assert set(by_user) == active and len(active) > 30
         assert all(sorted(ranks) == list(range(1, K + 1)) for ranks in by_user.values())
         assert any(r["source"] == "als" and r["model_version"] for r in recs)
+
+
+def test_the_nightly_run_evaluates_its_model_beside_the_baselines_and_promotes_the_first(spark, lake):
+    runs = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
+    assert [(r["kind"], r["run_date"], r["mode"]) for r in runs] == [("nightly", DAYS[0], "implicit")]
+    run = runs[0]
+    model = read(spark, tables.OPS_MODELS, lake).where(F.col("run_date") == DAYS[0]).first()
+    assert run["run_key"] == model["model_version"] and run["params"] == model["params"]
+    assert run["promoted"] and run["decision"].startswith("no champion yet")
+    name = f"ndcg_at_{K}"
+    assert run["primary_metric"] == name and run["primary_value"] == run["metrics"][name]
+    for metrics in (run["metrics"], run["baseline_metrics"], run["popularity_metrics"]):
+        assert {f"{m}_at_{K}" for m in ("precision", "recall", "ndcg", "map")} | {"coverage"} <= set(metrics)
+        assert all(0.0 <= metrics[m] <= 1.0 for m in metrics if m != "users_evaluated")
+    assert run["metrics"]["users_evaluated"] > 30 and run["training_rows"] > 0 and run["code_version"]
+    assert "gold.user_track_affinity" in run["input_versions"]
+    for plot in ("metrics.png", "ratings.png"):
+        assert (Path(lake) / "reports" / "model_runs" / run["run_key"] / plot).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_lines_are_kept_in_bronze_and_quarantined_in_silver(spark, lake):
@@ -113,6 +142,7 @@ def test_a_rest_api_backfill_runs_each_missing_day_once_and_repeating_it_changes
     runs the other two; training runs once, for the newest day (train=auto)."""
     api = airflow["api"]
     before = rows_by_day(spark, lake, DAYS)
+    before_runs = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     # Logical dates are each day at the nightly hour (02:00 UTC), so the range ends after the last day's.
     request = {
@@ -132,10 +162,14 @@ def test_a_rest_api_backfill_runs_each_missing_day_once_and_repeating_it_changes
     silver = read(spark, tables.SILVER_INTERACTIONS, lake)
     assert sorted(r[0] for r in silver.select("run_date").distinct().collect()) == list(BACKFILL_DAYS)
     assert silver.groupBy("event_id").count().where("count > 1").count() == 0
-    recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake)
-    assert {r[0] for r in recs.select("run_date").distinct().collect()} == {DAYS[0], BACKFILL_DAYS[-1]}
     models = read(spark, tables.OPS_MODELS, lake).select("run_date").collect()
     assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]  # the backfill's older day: no training
+    # The newest day's model was judged against day 1's (the champion): its lists are published only if promoted.
+    newest = read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_date") == BACKFILL_DAYS[-1]).first()
+    assert newest["champion_run_key"] == before_runs[0]["run_key"], newest["decision"]
+    recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake)
+    published = {DAYS[0], BACKFILL_DAYS[-1]} if newest["promoted"] else {DAYS[0]}
+    assert {r[0] for r in recs.select("run_date").distinct().collect()} == published, newest["decision"]
 
     # The same backfill again, this time with Airflow's CLI: every day has its run, so it starts none.
     everything = snapshot(spark, lake)
