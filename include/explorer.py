@@ -112,6 +112,18 @@ def models(model_versions: Sequence[str], lake: str) -> pd.DataFrame:
     )
 
 
+def model_runs(lake: str, limit: int = 20) -> pd.DataFrame:
+    """The newest evaluated training runs: the primary metric for the model, the baseline configuration and
+    popularity on the same split, and whether the model was promoted (and why)."""
+    return frame(
+        "SELECT run_key, run_date, kind, mode, primary_metric AS metric, primary_value AS model,"
+        " baseline_metrics[primary_metric] AS baseline_config, popularity_metrics[primary_metric] AS popularity,"
+        " metrics['coverage'] AS coverage, promoted, decision"
+        f" FROM ops.model_runs ORDER BY evaluated_at DESC LIMIT {int(limit)}",
+        lake,
+    )
+
+
 def layer_counts(lake: str) -> pd.DataFrame:
     return frame(
         "SELECT run_date, layer, source, rows_in, rows_out, quarantined, duplicates FROM ops.layer_counts"

@@ -62,6 +62,10 @@ with recs_tab:
             st.write(f"`{model['model_version']}` ({model['mode']}), trained {model['trained_at']}")
             st.json(json.loads(model["params"]), expanded=False)
         st.dataframe(models.drop(columns=["params"]), hide_index=True)
+    runs = explorer.model_runs(lake)
+    if not runs.empty:
+        st.subheader("Model evaluations (held-out split, beside the baselines)")
+        st.dataframe(runs, hide_index=True)
     st.subheader("Recent listening")
     if view.recent.empty:
         st.write("No plays recorded for this user.")

@@ -72,3 +72,22 @@ def test_recommend_keeps_the_champions_lists_when_the_model_is_not_promoted(spar
     recommend.recommend(spark, JobContext("recommend", dt.date.fromisoformat(day), "r", settings))
     assert "not promoted, gold.recommendations unchanged: test" in capsys.readouterr().out
     assert not delta_io.exists(spark, tables.GOLD_RECOMMENDATIONS, settings.lake)
+
+
+def test_the_explorer_shows_each_runs_metric_beside_the_baselines(spark, tmp_path):
+    from include import explorer
+
+    lake = str(tmp_path)
+    assert explorer.model_runs(lake).empty
+    record(spark, lake, "a", "2026-11-01", 0.30, True)
+    record(spark, lake, "b", "2026-11-02", 0.20, False)
+    runs = explorer.model_runs(lake)
+    assert list(runs["run_key"]) == ["b", "a"]  # newest first
+    first = runs.iloc[1]
+    assert (first["metric"], first["model"], first["baseline_config"], first["popularity"]) == (
+        "ndcg_at_10",
+        0.30,
+        0.2,
+        0.1,
+    )
+    assert list(runs["promoted"]) == [False, True]
