@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars browser demo test test-unit lint bench clean sql-server explorer airflow
+.PHONY: setup venv jars browser demo test test-unit lint bench bench-quality clean sql-server explorer airflow
 
 setup: venv jars
 
@@ -63,6 +63,13 @@ bench: setup
 	$(BIN)/python bench/bench_pipeline.py --events-per-day 100000 --days 1
 	$(BIN)/python bench/bench_validation.py --events-per-day 1000000
 	$(BIN)/python bench/bench_lookup.py --users 100000 --lookups 2000
+
+# Model quality on MovieLens (research use only; read from ../shared, never committed): BENCHMARKS.md.
+MOVIELENS ?= ../shared/data/ml-latest-small/ratings.csv
+TUNE_SECONDS ?= 420
+bench-quality: setup
+	$(BIN)/setlist evaluate --source movielens --path $(MOVIELENS) --mode explicit --tune-seconds $(TUNE_SECONDS)
+	$(BIN)/setlist evaluate --source movielens --path $(MOVIELENS) --mode implicit --tune-seconds $(TUNE_SECONDS)
 
 # JDBC/ODBC endpoint on 127.0.0.1:$(SQL_PORT) over the lake's tables; Ctrl-C stops it.
 SQL_PORT ?= 10000

@@ -18,10 +18,16 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include import jobs, tables
 from include.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from include.evaluation import Report
+    from include.sources import SourceMapping
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def metric_table(report: Any) -> list[tuple[str, str, str, str]]:
+def metric_table(report: Report) -> list[tuple[str, str, str, str]]:
     """(metric, model, baseline config, popularity) rows; '-' where a scorer has no such metric."""
 
     def cell(values: dict[str, float], name: str) -> str:
@@ -56,7 +62,9 @@ def metric_table(report: Any) -> list[tuple[str, str, str, str]]:
     return [(n, cell(report.metrics, n), cell(report.baseline, n), cell(report.popularity, n)) for n in names]
 
 
-def evaluate(spark: Any, ctx: jobs.JobContext, mapping: Any, path: str, tune_seconds: int) -> dict[str, Any]:
+def evaluate(
+    spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, tune_seconds: int
+) -> dict[str, Any]:
     from include import als, delta_io, evaluation, model_runs, sources
     from include.packaging import code_version
     from spark_jobs import build_gold, build_silver, ingest_bronze, train_als

@@ -24,6 +24,9 @@ def test_env_and_overrides_build_one_frozen_object(tmp_path):
         ({"reg_param": "-1"}, "reg_param", "between 0 and 100"),
         ({"top_k": "5000"}, "top_k", "between 1 and 1000"),
         ({"vacuum_retention_hours": "24"}, "vacuum_retention_hours", "between 168 and 87600"),
+        ({"als_biases": "maybe"}, "als_biases", "true, 1, yes, false, 0, no"),
+        ({"promotion_tolerance": "1.5"}, "promotion_tolerance", "between 0 and 1"),
+        ({"tune_seconds": "-5"}, "tune_seconds", "between 0 and 86400"),
     ],
 )
 def test_invalid_settings_name_the_field_and_allowed_values(overrides, field, allowed):
@@ -53,3 +56,8 @@ def test_model_version_is_deterministic_and_param_sensitive():
     assert model_version(a, "2026-11-20") == model_version(a, "2026-11-20")
     assert model_version(a, "2026-11-20") != model_version(a.with_overrides(rank=8), "2026-11-20")
     assert model_version(a, "2026-11-20").startswith("als-implicit-2026-11-20-")
+
+
+def test_biases_setting_accepts_true_and_false_words():
+    assert load_settings(env={"SETLIST_ALS_BIASES": "no"}).als_biases is False
+    assert load_settings(env={}, als_biases="TRUE").als_biases is True
