@@ -210,9 +210,9 @@ def tuning_grid(params: AlsParams) -> list[AlsParams]:
     else:
         grid = [
             params.replace(rank=r, reg_param=g, alpha=a, max_iter=15)
-            for a in (1.0, 3.0, 0.5)
-            for r in (20, 30, 50, 10)
-            for g in (0.1, 0.05, 0.2)
+            for a in (3.0, 5.0, 1.0)
+            for r in (30, 50, 20)
+            for g in (0.2, 0.4, 0.1)
         ]
     return [params, *[p for p in grid if p != params]]
 

@@ -48,7 +48,7 @@ def distribution(counts: pd.DataFrame, mode: str, path: Path) -> str:
     ax.bar([str(v) for v in counts["value"]], counts["count"])
     ax.set_xlabel("rating" if mode == "explicit" else "play strength (log1p of full plays)")
     ax.set_ylabel("user-track pairs")
-    ax.set_title("Training values")
+    ax.set_title("Values of the run's user-track pairs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
