@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include.config import Settings
@@ -137,6 +138,12 @@ def with_biases(model: ALSModel, mean: float, user: DataFrame, item: DataFrame) 
     java_model.setUserCol(USER).setItemCol(TRACK).setColdStartStrategy("drop").setPredictionCol("prediction")
     folded = ALSModel(java_model)
     return folded.setUserCol(USER).setItemCol(TRACK).setColdStartStrategy("drop").setPredictionCol("prediction")
+
+
+def fitter(settings: Settings, spark: SparkSession) -> Callable[[DataFrame, AlsParams], ALSModel]:
+    """``fit`` with the settings' blocks (default: one per core of the cluster) and checkpoint interval."""
+    blocks = settings.als_blocks or spark.sparkContext.defaultParallelism
+    return lambda data, params: fit(data, params, blocks, settings.checkpoint_interval)
 
 
 def fit(data: DataFrame, params: AlsParams, blocks: int, checkpoint_interval: int = 5) -> ALSModel:

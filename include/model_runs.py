@@ -122,6 +122,42 @@ def row(
     )
 
 
+INPUTS = (tables.GOLD_AFFINITY, tables.SILVER_INTERACTIONS)
+
+
+def record_run(
+    spark: SparkSession,
+    lake: str,
+    report: Report,
+    data: DataFrame,
+    *,
+    run_key: str,
+    kind: str,
+    run_date: str,
+    source: str,
+    decision: Decision,
+    duration_seconds: float,
+    run_id: str,
+) -> list[str]:
+    """Record one run (with its input versions and code version) and write its plots; returns the plots."""
+    from include.packaging import code_version
+
+    values = row(
+        report,
+        run_key=run_key,
+        kind=kind,
+        run_date=run_date,
+        source=source,
+        decision=decision,
+        versions=input_versions(spark, lake, INPUTS),
+        code_version=code_version(),
+        duration_seconds=duration_seconds,
+        run_id=run_id,
+    )
+    record(spark, lake, values)
+    return write_plots(spark, lake, run_key, kind, report.mode, data)
+
+
 def record(spark: SparkSession, lake: str, values: tuple) -> None:
     frame = spark.createDataFrame([values], SCHEMA).withColumn("evaluated_at", F.current_timestamp())
     delta_io.merge(frame, tables.OPS_MODEL_RUNS, lake, ["run_key"])

@@ -66,7 +66,6 @@ def evaluate(
     spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, tune_seconds: int
 ) -> dict[str, Any]:
     from include import als, delta_io, evaluation, model_runs, sources
-    from include.packaging import code_version
     from spark_jobs import build_gold, build_silver, ingest_bronze, train_als
 
     started = time.monotonic()
@@ -77,30 +76,23 @@ def evaluate(
     spark.sparkContext.setCheckpointDir(ctx.settings.checkpoint_dir)
     affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, ctx.settings.lake, ctx.ds)
     data = train_als.training_set(affinity, ctx.settings.als_mode).cache()
-    blocks = ctx.settings.als_blocks or spark.sparkContext.defaultParallelism
     params = als.AlsParams.of(ctx.settings)
-
-    def fitter(frame: Any, p: als.AlsParams) -> Any:
-        return als.fit(frame, p, blocks, ctx.settings.checkpoint_interval)
-
+    fitter = als.fitter(ctx.settings, spark)
     report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds)
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
-    versions = model_runs.input_versions(spark, ctx.settings.lake, (tables.GOLD_AFFINITY, tables.SILVER_INTERACTIONS))
-    decision = model_runs.Decision(False, "evaluation only: never promoted")
-    values = model_runs.row(
+    plots = model_runs.record_run(
+        spark,
+        ctx.settings.lake,
         report,
+        data,
         run_key=run_key,
         kind="evaluate",
         run_date=ctx.ds,
         source=mapping.name,
-        decision=decision,
-        versions=versions,
-        code_version=code_version(),
+        decision=model_runs.Decision(False, "evaluation only: never promoted"),
         duration_seconds=time.monotonic() - started,
         run_id=ctx.run_id,
     )
-    model_runs.record(spark, ctx.settings.lake, values)
-    plots = model_runs.write_plots(spark, ctx.settings.lake, run_key, "evaluate", report.mode, data)
     return {
         "source": mapping.name,
         "path": path,

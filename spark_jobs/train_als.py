@@ -20,7 +20,6 @@ from pyspark.sql import functions as F
 
 from include import als, delta_io, evaluation, jobs, model_runs, schemas, tables
 from include.model_version import model_version
-from include.packaging import code_version
 
 RATING_COLUMN = {"explicit": "latest_rating", "implicit": "strength"}
 
@@ -66,20 +65,19 @@ def evaluate_and_decide(
     report = evaluation.evaluate(data, als.AlsParams.of(settings), settings.top_k, fitter, settings.tune_seconds)
     current = model_runs.champion(spark, settings.lake, settings.als_mode, ctx.ds)
     decision = model_runs.decide(report, current, settings.promotion_tolerance)
-    values = model_runs.row(
+    model_runs.record_run(
+        spark,
+        settings.lake,
         report,
+        data,
         run_key=version,
         kind="nightly",
         run_date=ctx.ds,
         source="landing",
         decision=decision,
-        versions=model_runs.input_versions(spark, settings.lake, (tables.GOLD_AFFINITY, tables.SILVER_INTERACTIONS)),
-        code_version=code_version(),
         duration_seconds=time.monotonic() - started,
         run_id=ctx.run_id,
     )
-    model_runs.record(spark, settings.lake, values)
-    model_runs.write_plots(spark, settings.lake, version, "nightly", settings.als_mode, data)
     name, value, _ = report.primary
     popular = report.popularity.get(name, float("nan"))
     ctx.log(f"evaluated: {name}={value:.4f} (popularity {popular:.4f}); {decision.reason}")
@@ -99,13 +97,9 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     if stats["rows"] == 0:
         ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
         return
-    blocks = settings.als_blocks or spark.sparkContext.defaultParallelism
     params = als.AlsParams.of(settings)
-
-    def fitter(frame: DataFrame, p: als.AlsParams) -> object:
-        return als.fit(frame, p, blocks, settings.checkpoint_interval)
-
-    evaluate_and_decide(spark, ctx, data, version, fitter)  # type: ignore[arg-type]
+    fitter = als.fitter(settings, spark)
+    evaluate_and_decide(spark, ctx, data, version, fitter)
     started = time.monotonic()
     model = fitter(data, params)
     fit_seconds = time.monotonic() - started
