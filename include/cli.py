@@ -142,7 +142,7 @@ def _recs(args: argparse.Namespace) -> int:
         print(f"setlist recs: {exc}", file=sys.stderr)
         return 1
     if not recs:
-        recs = lookup.popular(args.k, settings.lake)
+        recs = lookup.popular(args.k, settings.lake, args.genre or ())
         note = "the most popular tracks instead" if recs else "and there is no popularity table yet"
         print(f"setlist recs: user {args.user!r} is not in the newest run; {note}", file=sys.stderr)
         if not recs:
@@ -281,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--user", required=True)
     k.add_argument("--k", type=int, default=10)
     k.add_argument("--format", choices=FORMATS, default="table")
+    k.add_argument(
+        "--genre",
+        action="append",
+        help="a new user's declared genre (repeatable): their popular tracks come first in the fallback list",
+    )
     k.set_defaults(func=_recs)
     return p
 

@@ -158,13 +158,15 @@ def _row_groups(uris: list[str]) -> list[_RowGroup]:
     return groups
 
 
-def popular(k: int = 10, lake: str | None = None) -> list[dict[str, Any]]:
+def popular(k: int = 10, lake: str | None = None, genres: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The ``k`` most popular tracks of the newest ``gold.track_popularity`` snapshot, in the shape of a
     recommendation row (``source = 'popular'``, score = the track's share of the top track's listeners):
-    the list for a user the newest run does not know. Empty before the first gold run."""
+    the list for a user the newest run does not know. With ``genres`` (a new user's declared genres, any
+    case), the most popular tracks of those genres come first, then the rest. Empty before the first gold run."""
     import pyarrow.dataset as ds
 
-    delta = snapshot(tables.GOLD_POPULARITY, lake or load_settings().lake)
+    root = lake or load_settings().lake
+    delta = snapshot(tables.GOLD_POPULARITY, root)
     if delta is None:
         return []
     latest, newest = newest_partition(delta, tables.AS_OF_DATE)
@@ -172,18 +174,27 @@ def popular(k: int = 10, lake: str | None = None) -> list[dict[str, Any]]:
         columns=["popularity_rank", "track_id", "listeners"], filter=ds.field("popularity_rank") <= k
     )
     rows = sorted(top.to_pylist(), key=lambda r: r["popularity_rank"])
-    most = max((r["listeners"] for r in rows), default=1) or 1
+    most = rows[0]["listeners"] if rows else 1
+    if genres:
+        _, liked = query(
+            "SELECT p.track_id, p.listeners FROM gold.track_popularity p JOIN silver.tracks t USING (track_id)"
+            " WHERE p.as_of_date = ? AND list_contains(?, lower(t.genre)) ORDER BY p.popularity_rank LIMIT ?",
+            root,
+            [latest, [g.strip().lower() for g in genres], k],
+        )
+        first = [{"track_id": t, "listeners": n} for t, n in liked]
+        rows = first + [r for r in rows if r["track_id"] not in {f["track_id"] for f in first}]
     return [
         {
             "user_id": None,
-            "rank": r["popularity_rank"],
+            "rank": rank,
             "track_id": r["track_id"],
-            "score": r["listeners"] / most,
+            "score": r["listeners"] / (most or 1),
             "source": "popular",
             "model_version": None,
             tables.RUN_DATE: latest,
         }
-        for r in rows
+        for rank, r in enumerate(rows[:k], start=1)
     ]
 
 

@@ -74,3 +74,12 @@ def test_clustered_layout_gives_sorted_row_groups_and_a_lookup_reads_few(spark, 
     assert len(groups) > 3 and all(h <= low for (_, h), (low, _) in itertools.pairwise(groups))
     assert [(r["user_id"], r["rank"]) for r in got] == [("u123", 1), ("u123", 2), ("u123", 3)]
     assert sum(g.low <= "u123" <= g.high for g in reader._groups) <= 2  # a user may straddle two groups
+
+
+def test_a_new_users_declared_genres_come_first_in_the_popular_list(lake):
+    plain = [r["track_id"] for r in lookup.popular(3, lake)]
+    assert plain == ["t1", "t9", "t3"]
+    declared = lookup.popular(3, lake, genres=["Pop"])
+    assert [(r["rank"], r["track_id"]) for r in declared] == [(1, "t9"), (2, "t1"), (3, "t3")]
+    assert declared[0]["score"] == 0.5  # still the share of the most popular track's listeners
+    assert [r["track_id"] for r in lookup.popular(2, lake, genres=["rock", "jazz"])] == ["t1", "t3"]
