@@ -1,7 +1,8 @@
 """The daily report the ``setlist_daily_report`` DAG writes each time ``gold.recommendations`` changes.
 
 Reads, through delta-rs and DuckDB (no JVM), the newest ``gold.recommendations`` run and, for its run date,
-``ops.layer_counts``, ``ops.dq_results`` and the run's model in ``ops.models``. Writes
+``ops.layer_counts``, ``ops.dq_results``, the run's model in ``ops.models`` and its evaluation in
+``ops.model_runs``. Writes
 ``<lake>/reports/run_date=<D>/report.md``, replaced on a rerun: the report is a function of those tables.
 """
 
@@ -54,6 +55,13 @@ def build(lake: str) -> tuple[str, str]:
         f" WHERE model_version IN (SELECT model_version FROM gold.recommendations WHERE {where})",
         lake,
     )
+    evaluation = _rows(
+        "SELECT run_key, primary_metric AS metric, primary_value AS model,"
+        " baseline_metrics[primary_metric] AS baseline_config, popularity_metrics[primary_metric] AS popularity,"
+        " promoted, decision FROM ops.model_runs"
+        f" WHERE run_key IN (SELECT model_version FROM gold.recommendations WHERE {where})",
+        lake,
+    )
     lines = [
         f"# Setlist daily report: {day}",
         "",
@@ -72,6 +80,9 @@ def build(lake: str) -> tuple[str, str]:
         "",
         "## Model",
         *_table(*models),
+        "",
+        "## Model evaluation (held-out split, beside the baselines)",
+        *_table(*evaluation),
         "",
     ]
     return day, "\n".join(lines)

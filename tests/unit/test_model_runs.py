@@ -91,3 +91,13 @@ def test_the_explorer_shows_each_runs_metric_beside_the_baselines(spark, tmp_pat
         0.1,
     )
     assert list(runs["promoted"]) == [False, True]
+
+
+def test_the_daily_report_shows_the_runs_evaluation(spark, lake):
+    from include import report
+
+    assert "## Model evaluation" in report.build(lake)[1]  # (none) before any evaluated run
+    record(spark, lake, "m-2026-11-02", "2026-11-02", 0.30, True)  # the model of the newest run in `lake`
+    text = report.build(lake)[1]
+    section = text.split("## Model evaluation (held-out split, beside the baselines)\n", 1)[1]
+    assert "| m-2026-11-02 | ndcg_at_10 | 0.3 | 0.2 | 0.1 | True | test |" in section
