@@ -99,16 +99,22 @@ def content_neighbours(new_tracks: DataFrame, played_tracks: DataFrame, n: int) 
     return pairs.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n).drop("_n")
 
 
-def content_candidates(scores: DataFrame, neighbours: DataFrame) -> DataFrame:
-    """A new track for each user whose top ALS scores include one of its neighbours (played or not: a user
+CONTENT_SLOTS = 2  # new tracks per user at most, so sound-alikes of a user's favourites do not fill the list
+
+
+def content_candidates(scores: DataFrame, neighbours: DataFrame, slots: int = CONTENT_SLOTS) -> DataFrame:
+    """New tracks for each user whose top ALS scores include one of their neighbours (played or not: a user
     who loves a track is a good audience for its sound-alike), scored as the neighbour's ALS score times
-    their similarity (the best such neighbour): ``source = 'content'``."""
+    their similarity (the best such neighbour); the user's best ``slots`` of them: ``source = 'content'``."""
     joined = scores.select("user_key", F.col("track_key").alias("neighbour_key"), "score").join(
         neighbours, "neighbour_key"
     )
+    best = joined.groupBy("user_key", "track_key").agg(F.max(F.col("score") * F.col("similarity")).alias("score"))
+    order = Window.partitionBy("user_key").orderBy(F.desc("score"), F.asc("track_key"))
     return (
-        joined.groupBy("user_key", "track_key")
-        .agg(F.max(F.col("score") * F.col("similarity")).alias("score"))
+        best.withColumn("_n", F.row_number().over(order))
+        .where(F.col("_n") <= slots)
+        .drop("_n")
         .withColumn("source", F.lit("content"))
     )
 

@@ -94,3 +94,13 @@ def test_popular_fallback_prefers_the_users_genres(spark):
     assert top(with_genres, "u4") == ["t6", "t0"]
     assert top(plain, "u4") == ["t0", "t1"]
     assert top(with_genres, "u3") == top(plain, "u3") == ["t1", "t2"]  # rock fans: the popular rock tracks
+
+
+def test_new_tracks_take_at_most_the_content_slots_of_a_list(spark):
+    scores = spark.createDataFrame([(1, 3, 2.0), (1, 4, 1.0)], "user_key int, track_key int, score double")
+    neighbours = spark.createDataFrame(
+        [(n, 3, s) for n, s in ((20, 0.9), (21, 0.8), (22, 0.7))] + [(23, 4, 0.99)],
+        "track_key int, neighbour_key int, similarity double",
+    )
+    got = rec.content_candidates(scores, neighbours, slots=2).select("user_key", "track_key", "score", "source")
+    assertDataFrameEqual(got, [(1, 20, 1.8, "content"), (1, 21, 1.6, "content")])
