@@ -12,9 +12,10 @@ Reads and writes nothing: pure functions of DataFrames of ``(user_key, track_key
 from __future__ import annotations
 
 import math
+import statistics
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.ml.evaluation import RankingEvaluator
@@ -126,6 +127,7 @@ class Split:
     train: DataFrame
     test: DataFrame
     positive: Column  # over ``rating``: the pair is relevant
+    seed: int = 0  # the split's seed: a validation split carved from ``train`` uses the next one
 
     @property
     def relevant(self) -> DataFrame:
@@ -142,11 +144,11 @@ def split_for(mode: str, data: DataFrame, seed: int) -> Split:
     positive strength); everything else, skipped-only pairs included, stays in training (and counts as seen)."""
     if mode == "explicit":
         train, test = split_random(data, seed)
-        return Split(train, test, F.col(RATING) >= POSITIVE_RATING)
+        return Split(train, test, F.col(RATING) >= POSITIVE_RATING, seed)
     positive = F.col(RATING) > 0
     _, test = split_per_user(data.where(positive), seed)
     train = data.join(test.select(USER, TRACK), [USER, TRACK], "left_anti")
-    return Split(train, test, positive)
+    return Split(train, test, positive, seed)
 
 
 def evaluate_scores(split: Split, scores: DataFrame, k: int, catalog_size: int) -> dict[str, float]:
@@ -210,9 +212,9 @@ def tuning_grid(params: AlsParams) -> list[AlsParams]:
     else:
         grid = [
             params.replace(rank=r, reg_param=g, alpha=a, max_iter=15)
-            for a in (3.0, 5.0, 1.0)
+            for a in (5.0, 3.0, 1.0)
             for r in (30, 50, 20)
-            for g in (0.2, 0.4, 0.1)
+            for g in (0.4, 0.2, 0.1)
         ]
     return [params, *[p for p in grid if p != params]]
 
@@ -230,6 +232,7 @@ class Report:
     training_rows: int
     fit_seconds: float
     trials: list[dict[str, Any]]
+    splits: list[dict[str, Any]] = field(default_factory=list)  # repeated holdout: each split's seed and results
 
     @property
     def primary(self) -> tuple[str, float, bool]:
@@ -246,7 +249,7 @@ def tune(
 ) -> tuple[AlsParams, list[dict[str, Any]]]:
     """The grid's best parameters on a validation split carved from ``split.train`` (never the test split),
     trying candidates until ``seconds`` run out (at least one is always tried)."""
-    inner = split_for(params.mode, split.train, params.seed + 1)
+    inner = split_for(params.mode, split.train, split.seed + 1)
     name, higher = primary_metric(params.mode, k)
     deadline = time.monotonic() + seconds
     best, best_value = params, math.nan
@@ -257,21 +260,90 @@ def tune(
         started = time.monotonic()
         model = fitter(inner.train, candidate)
         value = evaluate_model(model, inner, params.mode, k, catalog_size)[name]
-        trials.append({"params": candidate.as_dict(), name: value, "seconds": round(time.monotonic() - started, 2)})
+        seconds_taken = round(time.monotonic() - started, 2)
+        trials.append({"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken})
         if math.isnan(best_value) or (value > best_value if higher else value < best_value):
             best, best_value = candidate, value
     return best, trials
 
 
+# Repeated holdout: split i uses seed + i * SPLIT_SEED_STEP, far from any split's validation seed (+1).
+SPLIT_SEED_STEP = 1000
+MAX_SPLITS = 20
+
+
 def evaluate(
-    data: DataFrame, params: AlsParams, k: int, fitter: Fitter, tune_seconds: float = 0.0, with_baseline: bool = True
+    data: DataFrame,
+    params: AlsParams,
+    k: int,
+    fitter: Fitter,
+    tune_seconds: float = 0.0,
+    with_baseline: bool = True,
+    splits: int = 1,
 ) -> Report:
     """Split ``data`` for the mode, optionally tune on the training split, fit and score the model, the baseline
-    configuration and popularity on the same test split."""
-    split = split_for(params.mode, data, params.seed)
-    split = Split(split.train.cache(), split.test.cache(), split.positive)
-    rows = split.train.count()
+    configuration and popularity on the same test split.
+
+    With ``splits`` > 1 this is a repeated holdout: the whole evaluation (tuning included, ``tune_seconds`` each)
+    runs on ``splits`` independent splits, the metrics are their means with ``<metric>_sd`` (sample standard
+    deviation) beside them, and :attr:`Report.splits` holds each split's primary values.
+    """
+    if not 1 <= splits <= MAX_SPLITS:
+        raise ValueError(f"splits must be from 1 to {MAX_SPLITS}, got {splits}")
     catalog_size = data.select(TRACK).distinct().count()
+    seeds = [params.seed + i * SPLIT_SEED_STEP for i in range(splits)]
+    reports = [evaluate_split(data, params, k, fitter, tune_seconds, with_baseline, catalog_size, s) for s in seeds]
+    if splits == 1:
+        return reports[0]
+    first = reports[0]
+    name, _ = primary_metric(first.mode, k)
+    return Report(
+        first.mode,
+        k,
+        first.params,
+        mean_metrics([r.metrics for r in reports]),
+        mean_metrics([r.baseline for r in reports]) if with_baseline else {},
+        mean_metrics([r.popularity for r in reports]),
+        round(statistics.fmean(r.training_rows for r in reports)),
+        statistics.fmean(r.fit_seconds for r in reports),
+        [t for r in reports for t in r.trials],
+        [
+            {
+                "split_seed": seed,
+                "params": r.params.as_dict(),
+                "model": r.metrics.get(name, math.nan),
+                "baseline": r.baseline.get(name, math.nan),
+                "popularity": r.popularity.get(name, math.nan),
+            }
+            for seed, r in zip(seeds, reports, strict=True)
+        ],
+    )
+
+
+def mean_metrics(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over ``runs`` and, as ``<metric>_sd``, its sample standard deviation."""
+    out: dict[str, float] = {}
+    for name in runs[0]:
+        values = [r[name] for r in runs]
+        out[name] = statistics.fmean(values)
+        out[f"{name}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
+
+
+def evaluate_split(
+    data: DataFrame,
+    params: AlsParams,
+    k: int,
+    fitter: Fitter,
+    tune_seconds: float,
+    with_baseline: bool,
+    catalog_size: int,
+    seed: int,
+) -> Report:
+    """One holdout: the split of ``data`` with ``seed``; the model's parameters keep their own seed."""
+    split = split_for(params.mode, data, seed)
+    split = Split(split.train.cache(), split.test.cache(), split.positive, seed)
+    rows = split.train.count()
     trials: list[dict[str, Any]] = []
     if tune_seconds > 0:
         params, trials = tune(split, params, tune_seconds, k, catalog_size, fitter)

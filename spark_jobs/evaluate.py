@@ -45,25 +45,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tune-seconds", type=int, default=None, help="search budget in seconds (default: $SETLIST_TUNE_SECONDS or 0)"
     )
+    p.add_argument(
+        "--splits",
+        type=splits_arg,
+        default=1,
+        help="repeated holdout: evaluate on this many independent splits and report means and standard deviations"
+        " (1 to 20, default 1)",
+    )
     p.add_argument("--run-id", default="evaluate")
     for name in ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
     return p
 
 
+def splits_arg(text: str) -> int:
+    from include.evaluation import MAX_SPLITS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SPLITS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SPLITS}, got {text!r}")
+    return int(text)
+
+
 def metric_table(report: Report) -> list[tuple[str, str, str, str]]:
-    """(metric, model, baseline config, popularity) rows; '-' where a scorer has no such metric."""
+    """(metric, model, baseline config, popularity) rows; '-' where a scorer has no such metric; with
+    repeated splits each cell is the mean +/- its standard deviation."""
 
     def cell(values: dict[str, float], name: str) -> str:
         v = values.get(name)
-        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        sd = values.get(f"{name}_sd")
+        return f"{v:.4f}" if sd is None else f"{v:.4f} +/- {sd:.4f}"
 
-    names = [n for n in report.metrics if n not in ("users_evaluated", "scored")]
+    names = [n for n in report.metrics if n not in ("users_evaluated", "scored") and not n.endswith("_sd")]
     return [(n, cell(report.metrics, n), cell(report.baseline, n), cell(report.popularity, n)) for n in names]
 
 
 def evaluate(
-    spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, tune_seconds: int
+    spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, tune_seconds: int, splits: int = 1
 ) -> dict[str, Any]:
     from include import als, delta_io, evaluation, model_runs, sources
     from spark_jobs import build_gold, build_silver, ingest_bronze, train_als
@@ -78,8 +97,13 @@ def evaluate(
     data = train_als.training_set(affinity, ctx.settings.als_mode).cache()
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)
-    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds)
+    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds, splits=splits)
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
+    if splits > 1:
+        run_key += f"-x{splits}"
+    split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"
+    if splits > 1:
+        split += f", repeated on {splits} splits (seeds {', '.join(str(s['split_seed']) for s in report.splits)})"
     plots = model_runs.record_run(
         spark,
         ctx.settings.lake,
@@ -98,7 +122,8 @@ def evaluate(
         "path": path,
         "mode": report.mode,
         "k": report.k,
-        "split": "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout",
+        "split": split,
+        "splits": report.splits,
         "params": report.params.as_dict(),
         "tuned": bool(report.trials),
         "trials": report.trials,
@@ -126,6 +151,16 @@ def print_report(result: dict[str, Any], as_json: bool) -> None:
     print(f"model: {json.dumps(result['params'], sort_keys=True)}{' (tuned)' if result['tuned'] else ''}")
     print(f"baseline config: {json.dumps(result['baseline']['params'], sort_keys=True)}")
     print(format_table(("metric", "model", "baseline config", "popularity"), metric_table(report)))
+    name, value, _ = report.primary
+    popular = report.popularity.get(name, math.nan)
+    if popular:
+        print(f"{name}: model / popularity = {value / popular:.3f}")
+    for s in result["splits"]:
+        ratio = s["model"] / s["popularity"] if s["popularity"] else math.nan
+        print(
+            f"  split seed {s['split_seed']}: {name} model {s['model']:.4f}, baseline config {s['baseline']:.4f},"
+            f" popularity {s['popularity']:.4f} (model / popularity {ratio:.3f}); params {json.dumps(s['params'])}"
+        )
     print(
         f"fit: {result['training_rows']} training rows in {result['fit_seconds']:.1f}s"
         f" ({result['rows_per_second']:.0f} rows/s); recorded as {result['run_key']} in ops.model_runs"
@@ -153,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = jobs.JobContext("evaluate", day, args.run_id, base)
         jobs._preload("include.quality")
         spark = get_spark("setlist-evaluate", base)
-        result.update(evaluate(spark, ctx, mapping, args.path, base.tune_seconds))
+        result.update(evaluate(spark, ctx, mapping, args.path, base.tune_seconds, args.splits))
 
     # With --json, stdout carries only the JSON object: progress lines go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():

@@ -140,3 +140,30 @@ def test_promotion_rule(mode, value, champion, promoted):
     assert decision.promoted is promoted
     if not promoted:
         assert "als-old" in decision.reason
+
+
+def test_repeated_holdout_reports_the_mean_of_independent_splits(spark):
+    data = pairs(spark, users=20, tracks=15).cache()
+    params = als.AlsParams(mode="explicit", rank=3, max_iter=3, biases=False)
+
+    def fitter(d, p):
+        return als.fit(d, p, blocks=2)
+
+    catalog = data.select("track_key").distinct().count()
+    one = [evaluation.evaluate_split(data, params, 5, fitter, 0.0, False, catalog, s) for s in (42, 1042)]
+    report = evaluation.evaluate(data, params, 5, fitter, with_baseline=False, splits=2)
+
+    assert [s["split_seed"] for s in report.splits] == [42, 1042]
+    assert [s["model"] for s in report.splits] == pytest.approx([r.metrics["rmse"] for r in one], rel=1e-6)
+    assert one[0].metrics["rmse"] != one[1].metrics["rmse"]  # different splits, different test pairs
+    for name in ("rmse", "ndcg_at_5", "coverage"):
+        values = [r.metrics[name] for r in one]
+        assert report.metrics[name] == pytest.approx(sum(values) / 2, rel=1e-6)
+        assert report.metrics[f"{name}_sd"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), rel=1e-6)
+    assert report.popularity["ndcg_at_5"] == pytest.approx(sum(r.popularity["ndcg_at_5"] for r in one) / 2)
+    assert report.baseline == {} and report.primary[1] == report.metrics["rmse"]
+    # One split is the plain evaluation, with no per-split list.
+    single = evaluation.evaluate(data, params, 5, fitter, with_baseline=False)
+    assert single.splits == [] and single.metrics["rmse"] == pytest.approx(one[0].metrics["rmse"], rel=1e-6)
+    with pytest.raises(ValueError, match="splits must be from 1 to 20"):
+        evaluation.evaluate(data, params, 5, fitter, splits=0)
