@@ -66,10 +66,13 @@ bench: setup
 
 # Model quality on MovieLens (research use only; read from ../shared, never committed): BENCHMARKS.md.
 MOVIELENS ?= ../shared/data/ml-latest-small/ratings.csv
-TUNE_SECONDS ?= 420
+# Repeated holdout: 5 independent splits, each tuned for TUNE_SECONDS on its own training split.
+TUNE_SECONDS ?= 120
+SPLITS ?= 5
+QUALITY = $(BIN)/setlist evaluate --source movielens --path $(MOVIELENS) --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS)
 bench-quality: setup
-	$(BIN)/setlist evaluate --source movielens --path $(MOVIELENS) --mode explicit --tune-seconds $(TUNE_SECONDS)
-	$(BIN)/setlist evaluate --source movielens --path $(MOVIELENS) --mode implicit --tune-seconds $(TUNE_SECONDS)
+	$(QUALITY) --mode explicit
+	$(QUALITY) --mode implicit
 
 # JDBC/ODBC endpoint on 127.0.0.1:$(SQL_PORT) over the lake's tables; Ctrl-C stops it.
 SQL_PORT ?= 10000

@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pyspark.ml.evaluation import RankingEvaluator
 from pyspark.ml.recommendation import ALSModel
@@ -27,7 +27,8 @@ from include.als import BASELINE, RATING, TRACK, USER, AlsParams
 
 TEST_PERCENT = 20
 POSITIVE_RATING = 4.0
-RANKING: dict[str, Any] = {
+RankingMetric = Literal["precisionAtK", "recallAtK", "ndcgAtK", "meanAveragePrecisionAtK"]
+RANKING: dict[str, RankingMetric] = {
     "precision": "precisionAtK",
     "recall": "recallAtK",
     "ndcg": "ndcgAtK",

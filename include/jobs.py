@@ -68,7 +68,8 @@ def context(step: str, args: argparse.Namespace) -> JobContext:
     return JobContext(step, parse_run_date(args.run_date, "--run-date"), args.run_id, settings)
 
 
-def _preload(module: str) -> None:
+def preload(module: str) -> None:
+    """Import ``module`` in a background thread, so a slow import overlaps the Spark session's start."""
     threading.Thread(target=importlib.import_module, args=(module,), name=f"preload-{module}", daemon=True).start()
 
 
@@ -107,7 +108,7 @@ def main(
         ctx = context(step, args)
         from include.spark import get_spark
 
-        _preload("include.quality")
+        preload("include.quality")
         work(get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings), ctx)
 
     return run(step, body)

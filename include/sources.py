@@ -10,6 +10,7 @@ was and is quarantined there with the rule it broke, so a converted file loses n
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -243,19 +244,22 @@ def _write(df: DataFrame, folder: str) -> None:
     )
 
 
+def _readable(path: str) -> bool:
+    """A local file that exists, or a remote URI (which only Spark can check)."""
+    return "://" in path or Path(path).is_file()
+
+
 def land(spark: SparkSession, mapping: SourceMapping, path: str, lake: str, run_date: str) -> dict[str, int]:
     """Write one landing day from the source file at ``path``; returns rows written per landing source."""
-    import datetime as dt
-
     day = dt.date.fromisoformat(run_date)
-    if not Path(path).is_file() and "://" not in path:
+    if not _readable(path):
         raise ConfigError(f"--path: no such file: {path}")
     raw = mapping.format.read(spark, path)
     events = interactions(raw, mapping, run_date).cache()
     items = None
     if mapping.catalog is not None:
         item_path = str(Path(path).parent / mapping.catalog.file)
-        if Path(item_path).is_file() or "://" in item_path:
+        if _readable(item_path):
             items = mapping.catalog.format.read(spark, item_path)
     catalog = catalog_rows(events, items, mapping).cache()
     _write(events, tables.landing_dir(lake, "interactions", day))

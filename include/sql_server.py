@@ -55,11 +55,12 @@ def server_conf(settings: Settings, port: int) -> dict[str, str]:
     }
     # The login check builds its own HiveConf, which reads only hive-site.xml and JVM system properties.
     derby = PROJECT_ROOT / ".build" / "derby"  # Hive's scratch metastore and derby.log, never the lake
-    java_options = spark_conf(settings)["spark.driver.extraJavaOptions"] + "".join(
+    base = spark_conf(settings)
+    java_options = base["spark.driver.extraJavaOptions"] + "".join(
         f" -D{k}={v}" for k, v in {**hive, "derby.system.home": str(derby)}.items()
     )
     jars = [*delta_jars(settings), str(jar)]
-    extensions = spark_conf(settings)["spark.sql.extensions"] + "," + READ_ONLY_CLASS
+    extensions = base["spark.sql.extensions"] + "," + READ_ONLY_CLASS
     return {
         "spark.sql.extensions": extensions,
         "spark.jars": ",".join(jars),

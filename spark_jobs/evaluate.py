@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = base.with_overrides(dq_severity=",".join(s for s in (base.dq_severity, severities) if s))
         day = parse_run_date(args.run_date, "--run-date") if args.run_date else dt.datetime.now(dt.UTC).date()
         ctx = jobs.JobContext("evaluate", day, args.run_id, base)
-        jobs._preload("include.quality")
+        jobs.preload("include.quality")
         spark = get_spark("setlist-evaluate", base)
         result.update(evaluate(spark, ctx, mapping, args.path, base.tune_seconds, args.splits))
 

@@ -92,9 +92,39 @@ def test_evaluate_movielens_explicit_as_json(spark, tmp_path, capsys):
         assert Path(plot).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_implicit_on_repeated_splits(spark, tmp_path, capsys):
+    ratings = movielens_folder(tmp_path)
+    lake = str(tmp_path / "lake")
+    argv = ["--source", "movielens", "--path", str(ratings), "--mode", "implicit", "--lake", lake, "--splits", "2"]
+    code = evaluate.main([*argv, "--run-date", "2026-11-22", "--rank", "4", "--max-iter", "5", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out)
+
+    assert result["split"] == "per-user 20% holdout, repeated on 2 splits (seeds 42, 1042)"
+    assert [s["split_seed"] for s in result["splits"]] == [42, 1042]
+    per_split = [s["model"] for s in result["splits"]]
+    assert result["metrics"]["ndcg_at_10"] == pytest.approx(sum(per_split) / 2)
+    assert result["metrics"]["ndcg_at_10_sd"] == pytest.approx(abs(per_split[0] - per_split[1]) / 2**0.5)
+    popular = [s["popularity"] for s in result["splits"]]
+    assert result["popularity"]["ndcg_at_10"] == pytest.approx(sum(popular) / 2)
+    # two clean taste groups: the model beats popularity on every split, not only on average
+    assert all(m > p for m, p in zip(per_split, popular, strict=True))
+    assert result["run_key"].endswith("-x2")
+    run = delta_io.read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_key") == result["run_key"]).first()
+    assert run["metrics"]["ndcg_at_10_sd"] == pytest.approx(result["metrics"]["ndcg_at_10_sd"])
+
+
 def test_evaluate_names_a_bad_argument(tmp_path, capsys):
     code = evaluate.main(["--source", "lastfm", "--path", str(tmp_path / "x.csv"), "--mode", "implicit"])
     assert code == 2
     assert "--source: must be one of movielens, movielens-100k or a mapping .json file, got 'lastfm'" in (
         capsys.readouterr().err
     )
+
+
+def test_evaluate_refuses_a_bad_number_of_splits(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["--source", "movielens", "--path", "x.csv", "--mode", "implicit", "--splits", "0"])
+    assert exit_.value.code == 2
+    assert "argument --splits: must be a whole number from 1 to 20, got '0'" in capsys.readouterr().err
