@@ -129,11 +129,15 @@ def with_biases(model: ALSModel, mean: float, user: DataFrame, item: DataFrame) 
     """A model of rank + 2 whose dot product is ``mean + b_u + b_i + x . y``."""
     users = _folded(model.userFactors, user, USER, [F.lit(1.0), F.lit(mean) + F.col("b_u")])
     items = _folded(model.itemFactors, item, TRACK, [F.col("b_i"), F.lit(1.0)])
-    spark = users.sparkSession
-    jvm: Any = spark._jvm  # type: ignore[attr-defined]
+    return from_factors(model.uid, model.rank + 2, users, items)
+
+
+def from_factors(uid: str, rank: int, users: DataFrame, items: DataFrame) -> ALSModel:
+    """A model of ``rank`` from (id, features) user and item factors computed outside ``ALS.fit``."""
+    jvm: Any = users.sparkSession._jvm  # type: ignore[attr-defined]
     # ALSModel's constructor is package-private in Scala, public in bytecode: the supported way to build
     # a model from factors computed outside ALS.fit.
-    java_model = jvm.org.apache.spark.ml.recommendation.ALSModel(model.uid, model.rank + 2, users._jdf, items._jdf)
+    java_model = jvm.org.apache.spark.ml.recommendation.ALSModel(uid, rank, users._jdf, items._jdf)
     # Set on the JVM object too: Python-side params reach it only on transform, not on recommendFor*.
     java_model.setUserCol(USER).setItemCol(TRACK).setColdStartStrategy("drop").setPredictionCol("prediction")
     folded = ALSModel(java_model)

@@ -151,15 +151,19 @@ def print_report(result: dict[str, Any], as_json: bool) -> None:
     print(f"model: {json.dumps(result['params'], sort_keys=True)}{' (tuned)' if result['tuned'] else ''}")
     print(f"baseline config: {json.dumps(result['baseline']['params'], sort_keys=True)}")
     print(format_table(("metric", "model", "baseline config", "popularity"), metric_table(report)))
-    name, value, _ = report.primary
-    popular = report.popularity.get(name, math.nan)
-    if popular:
-        print(f"{name}: model / popularity = {value / popular:.3f}")
+    name, value, higher = report.primary
+
+    def against_popularity(model: float, popular: float) -> str:
+        # Popularity has no rating error: the ratio applies to the ranking metrics (higher is better) only.
+        if not higher or not popular or math.isnan(popular):
+            return ""
+        return f", popularity {popular:.4f} (model / popularity {model / popular:.3f})"
+
+    print(f"{name}: model {value:.4f}{against_popularity(value, report.popularity.get(name, math.nan))}")
     for s in result["splits"]:
-        ratio = s["model"] / s["popularity"] if s["popularity"] else math.nan
         print(
-            f"  split seed {s['split_seed']}: {name} model {s['model']:.4f}, baseline config {s['baseline']:.4f},"
-            f" popularity {s['popularity']:.4f} (model / popularity {ratio:.3f}); params {json.dumps(s['params'])}"
+            f"  split seed {s['split_seed']}: {name} model {s['model']:.4f}, baseline config {s['baseline']:.4f}"
+            f"{against_popularity(s['model'], s['popularity'])}; params {json.dumps(s['params'], sort_keys=True)}"
         )
     print(
         f"fit: {result['training_rows']} training rows in {result['fit_seconds']:.1f}s"
