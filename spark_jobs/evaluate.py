@@ -5,6 +5,7 @@ Reads the source file named by ``--path`` through a source mapping (``--source``
 gold jobs on it (quarantine and data-quality results included). Then splits ``gold.user_track_affinity``
 deterministically, fits the configured (or, with ``--tune-seconds``, tuned) model, the baseline
 configuration and popularity on the same split, and prints the metric table (``--json``: one JSON object).
+With ``--splits N`` all of that runs on N independent splits and the table gives means and standard deviations.
 Writes the evaluation lake's tables, one ``ops.model_runs`` row (kind ``evaluate``) and the run's PNG plots.
 """
 
