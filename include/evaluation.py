@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from include.als import BASELINE, RATING, TRACK, USER, AlsParams
+from include.frames import first_n
 
 TEST_PERCENT = 20
 POSITIVE_RATING = 4.0
@@ -72,8 +73,7 @@ def rating_metrics(predictions: DataFrame) -> dict[str, float]:
 def ranked(scored: DataFrame, seen: DataFrame, k: int) -> DataFrame:
     """Top ``k`` unseen tracks per user by ``score`` (ties by track_key), with ``rank`` 1..k."""
     unseen = scored.join(seen.select(USER, TRACK), [USER, TRACK], "left_anti")
-    order = Window.partitionBy(USER).orderBy(F.desc("score"), F.asc(TRACK))
-    return unseen.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
+    return first_n(unseen, USER, [F.desc("score"), F.asc(TRACK)], k, rank="rank")
 
 
 def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:

@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include import delta_io, jobs, schemas, tables
+from include.frames import first_n
 from include.schemas import REASONS, raw_text
 
 TRUE_VALUES = ("true", "1")
@@ -102,8 +103,7 @@ def quarantine(rejected: DataFrame, source: str, run_id: str, run_date: str) -> 
 
 def dedupe(rows: DataFrame, key: str, order: list[Column | str], earlier_keys: DataFrame | None = None) -> DataFrame:
     """One row per ``key`` (the first by ``order``), minus keys already seen in ``earlier_keys``."""
-    window = Window.partitionBy(key).orderBy(*order)
-    first = rows.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n")
+    first = first_n(rows, key, order, 1)
     if earlier_keys is not None:
         first = first.join(earlier_keys.select(key).distinct(), key, "left_anti")
     return first

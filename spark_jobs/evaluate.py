@@ -100,10 +100,9 @@ def evaluate(
     fitter = als.fitter(ctx.settings, spark)
     report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds, splits=splits)
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
-    if splits > 1:
-        run_key += f"-x{splits}"
     split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"
     if splits > 1:
+        run_key += f"-x{splits}"
         split += f", repeated on {splits} splits (seeds {', '.join(str(s['split_seed']) for s in report.splits)})"
     plots = model_runs.record_run(
         spark,

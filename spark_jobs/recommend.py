@@ -15,10 +15,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include import delta_io, jobs, schemas, tables
+from include.frames import first_n
 from include.landing import path_exists
 from include.model_version import model_version
 
@@ -34,16 +35,14 @@ def exclude_seen(candidates: DataFrame, seen: DataFrame) -> DataFrame:
 
 def top_k(candidates: DataFrame, k: int) -> DataFrame:
     """Rank 1..k per user: ALS before popular, then by score, ties by track_key (deterministic)."""
-    order = Window.partitionBy("user_key").orderBy(_als_first(), F.desc("score"), F.asc("track_key"))
-    return candidates.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
+    return first_n(candidates, "user_key", [_als_first(), F.desc("score"), F.asc("track_key")], k, rank="rank")
 
 
 def top_genres(affinity: DataFrame, genres: DataFrame, n: int = 2) -> DataFrame:
     """Each user's ``n`` most played genres (user_key, genre): what their popular fallback is drawn from."""
     plays = affinity.join(genres, "track_key").where(F.col("genre").isNotNull() & (F.col("genre") != ""))
     per_genre = plays.groupBy("user_key", "genre").agg(F.sum("plays").alias("p"))
-    order = Window.partitionBy("user_key").orderBy(F.desc("p"), F.asc("genre"))
-    return per_genre.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n).select("user_key", "genre")
+    return first_n(per_genre, "user_key", [F.desc("p"), F.asc("genre")], n).select("user_key", "genre")
 
 
 def popular_candidates(
@@ -66,8 +65,7 @@ def popular_candidates(
     pairs = users.select("user_key").crossJoin(head.select("track_key", share))
     if user_genres is not None and genres is not None:
         in_genre = popularity.join(genres, "track_key").crossJoin(total)
-        order = Window.partitionBy("genre").orderBy("popularity_rank")
-        genre_head = in_genre.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n)
+        genre_head = first_n(in_genre, "genre", ["popularity_rank"], n)
         genre_pairs = user_genres.join(genre_head.select("genre", "track_key", share), "genre").select(
             "user_key", "track_key", (F.col("score") + 1.0).alias("score")
         )
@@ -95,8 +93,7 @@ def content_neighbours(new_tracks: DataFrame, played_tracks: DataFrame, n: int) 
     old = played_tracks.select(F.col("track_key").alias("neighbour_key"), feature_vector(played_tracks).alias("g"))
     squared = F.aggregate(F.zip_with("f", "g", lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda acc, x: acc + x)
     pairs = new.crossJoin(old).select("track_key", "neighbour_key", (1.0 / (1.0 + F.sqrt(squared))).alias("similarity"))
-    order = Window.partitionBy("track_key").orderBy(F.desc("similarity"), F.asc("neighbour_key"))
-    return pairs.withColumn("_n", F.row_number().over(order)).where(F.col("_n") <= n).drop("_n")
+    return first_n(pairs, "track_key", [F.desc("similarity"), F.asc("neighbour_key")], n)
 
 
 CONTENT_SLOTS = 2  # new tracks per user at most, so sound-alikes of a user's favourites do not fill the list
@@ -110,12 +107,8 @@ def content_candidates(scores: DataFrame, neighbours: DataFrame, slots: int = CO
         neighbours, "neighbour_key"
     )
     best = joined.groupBy("user_key", "track_key").agg(F.max(F.col("score") * F.col("similarity")).alias("score"))
-    order = Window.partitionBy("user_key").orderBy(F.desc("score"), F.asc("track_key"))
-    return (
-        best.withColumn("_n", F.row_number().over(order))
-        .where(F.col("_n") <= slots)
-        .drop("_n")
-        .withColumn("source", F.lit("content"))
+    return first_n(best, "user_key", [F.desc("score"), F.asc("track_key")], slots).withColumn(
+        "source", F.lit("content")
     )
 
 
@@ -171,8 +164,7 @@ def transform(
             content = content_candidates(scores, content_neighbours(new, played, NEIGHBOURS))
             candidates = content.unionByName(candidates)
     # A track may come from several sources: keep its model row.
-    first = Window.partitionBy("user_key", "track_key").orderBy(_als_first())
-    unique = candidates.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+    unique = first_n(candidates, ["user_key", "track_key"], [_als_first()], 1)
     ranked = top_k(unique, k)
     track_ids = popularity.select("track_key", "track_id")
     if catalog is not None:
