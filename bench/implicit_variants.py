@@ -31,8 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyspark.ml.recommendation import ALSModel  # noqa: E402
-
 from include import als, delta_io, evaluation, tables  # noqa: E402
 from include.config import load_settings  # noqa: E402
 
@@ -50,23 +48,39 @@ def signal(name: str):  # type: ignore[no-untyped-def]
     return F.when(positive, F.lit(PLAY)).otherwise(low[name])
 
 
-def ensemble(models: list[ALSModel]) -> ALSModel:
-    """One model whose dot product is the mean of the models' dot products (factors side by side)."""
+def side_by_side(frames: list, scales: list[float]):  # type: ignore[no-untyped-def]
+    """(id, features) frames joined by id, each vector scaled, concatenated in order."""
     from pyspark.sql import functions as F
 
+    scaled = [
+        f.select("id", F.transform("features", lambda x, s=s: (x * s).cast("float")).alias(f"f{i}"))
+        for i, (f, s) in enumerate(zip(frames, scales, strict=True))
+    ]
+    joined = scaled[0]
+    for f in scaled[1:]:
+        joined = joined.join(f, "id")
+    return joined.select("id", F.concat(*[f"f{i}" for i in range(len(frames))]).alias("features"))
+
+
+def ensemble(models: list[als.Factors]) -> als.Factors:
+    """One model whose dot product is the mean of the models' dot products (factors side by side)."""
     n = len(models)
+    users = side_by_side([m.users for m in models], [1.0 / n] * n)
+    items = side_by_side([m.items for m in models], [1.0] * n)
+    return als.Factors(users, items, sum(m.rank for m in models), models[0].fitted)
 
-    def side(attr: str, scale: float):  # type: ignore[no-untyped-def]
-        frames = [
-            getattr(m, attr).select("id", F.transform("features", lambda x: (x * scale).cast("float")).alias(f"f{i}"))
-            for i, m in enumerate(models)
-        ]
-        joined = frames[0]
-        for f in frames[1:]:
-            joined = joined.join(f, "id")
-        return joined.select("id", F.concat(*[f"f{i}" for i in range(n)]).alias("features"))
 
-    return als.from_factors(models[0].uid, models[0].rank * n, side("userFactors", 1.0 / n), side("itemFactors", 1.0))
+def blended(model: als.Factors, prior, b: float) -> als.Factors:  # type: ignore[no-untyped-def]
+    """The model's score + b x the track's prior, as one more factor: user b, track prior (0 without one)."""
+    from pyspark.sql import functions as F
+
+    users = model.users.select("id", F.concat("features", F.array(F.lit(b).cast("float"))).alias("features"))
+    items = (
+        model.items.join(prior.withColumnRenamed(als.TRACK, "id"), "id", "left")
+        .fillna(0.0)
+        .select("id", F.concat("features", F.array(F.col("prior").cast("float"))).alias("features"))
+    )
+    return als.Factors(users, items, model.rank + 1, model.fitted)
 
 
 def main() -> None:
@@ -89,7 +103,6 @@ def main() -> None:
 
     settings = load_settings(lake=args.lake, als_mode="implicit")
     spark = get_spark("implicit-variants", settings)
-    spark.sparkContext.setCheckpointDir(settings.checkpoint_dir)
     events = delta_io.read(spark, tables.SILVER_INTERACTIONS, args.lake)
     keys = [als.USER, als.TRACK]
     plays = events.select(*keys, signal("plays").cast("float").alias(als.RATING)).cache()
@@ -113,12 +126,9 @@ def main() -> None:
             fitter(train, als.AlsParams(mode="implicit", seed=SEED + 1000 * i, **config)) for i in range(args.ensemble)
         ]
         model = models[0] if args.ensemble == 1 else ensemble(models)
-        users = split.relevant.select(als.USER).distinct()
-        scores = evaluation.model_scores(model, users, split.candidates(10)).cache()
         for b in [0.0, *args.blend]:
-            blended = scores.join(prior, als.TRACK, "left").fillna(0.0)
-            blended = blended.select(*keys, (F.col("score") + b * F.col("prior")).alias("score"))
-            ndcg = evaluation.evaluate_scores(split, blended, 10, catalog)["ndcg_at_10"]
+            scored = blended(model, prior, b) if b else model
+            ndcg = evaluation.evaluate_model(scored, split, "implicit", 10, catalog)["ndcg_at_10"]
             label = f" ensemble {args.ensemble}" if args.ensemble > 1 else ""
             label += f" blend {b}" if args.blend else ""
             print(
@@ -126,7 +136,6 @@ def main() -> None:
                 f" ({time.monotonic() - started:.0f}s)",
                 flush=True,
             )
-        scores.unpersist()
 
 
 if __name__ == "__main__":

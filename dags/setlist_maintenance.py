@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG
 
 from include.config import load_settings
 from include.dag_spec import DEFAULT_ARGS, MAINTENANCE_DAG_ID, MAINTENANCE_JOB, submit_kwargs
 from include.dag_tasks import package_code, resolve_run_date
+from include.spark_operator import SparkJobOperator
 
 settings = load_settings()
 
@@ -27,4 +27,4 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["setlist", "spark", "delta", "maintenance"],
 ):
-    [resolve_run_date(), package_code()] >> SparkSubmitOperator(**submit_kwargs(MAINTENANCE_JOB, settings))
+    [resolve_run_date(), package_code()] >> SparkJobOperator(**submit_kwargs(MAINTENANCE_JOB, settings))

@@ -1,7 +1,8 @@
 """Nightly Setlist pipeline: landing CSV -> bronze -> silver -> gold -> ALS -> gold.recommendations.
 
-Each step is a Spark job submitted with ``SparkSubmitOperator`` through the ``spark_default`` connection;
-shared code ships with ``--py-files``. Scheduled nightly at ``SETLIST_NIGHTLY_HOUR`` (UTC) for the day just
+Each step is a Spark job submitted with ``spark-submit`` (``SparkJobOperator``) through the ``spark_default``
+connection: a warm Spark Connect server (``--remote``) or a master of its own; shared code ships with
+``--py-files``. Scheduled nightly at ``SETLIST_NIGHTLY_HOUR`` (UTC) for the day just
 ended; the run date is the ``run_date`` param, else the logical date (``resolve_run_date``). Training and
 recommendations run behind the ``newest_day`` gate (param ``train``): a backfill trains once, on its newest
 day. This file only wires tasks: the logic lives in ``spark_jobs/`` and ``include/``.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Asset, Param, task
 
 from include.config import load_settings
@@ -29,6 +29,7 @@ from include.dag_spec import (
     submit_kwargs,
 )
 from include.dag_tasks import package_code, resolve_run_date
+from include.spark_operator import SparkJobOperator
 
 settings = load_settings()
 
@@ -57,6 +58,6 @@ with DAG(
             previous >> gate
             previous = gate
         outlets = [Asset(name=t.sql_name, uri=asset_uri(t, settings)) for t in OUTLETS.get(job.task_id, ())]
-        submit = SparkSubmitOperator(**submit_kwargs(job, settings), outlets=outlets)
+        submit = SparkJobOperator(**submit_kwargs(job, settings), outlets=outlets)
         previous >> submit
         previous = submit

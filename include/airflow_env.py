@@ -20,8 +20,18 @@ def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", str(PROJECT_ROOT / ".airflow")))
 
 
+def spark_connection(settings: Settings) -> str:
+    """Where the DAG's Spark tasks go: the warm Spark Connect server in connect mode (when one is running),
+    else the master each task's own driver runs on."""
+    if settings.spark_mode == "connect" and settings.spark_remote:
+        return settings.spark_remote
+    return settings.spark_master
+
+
 def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
+    for marker in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):  # a parent's Spark Connect session, not theirs
+        env.pop(marker, None)
     home = env.get("AIRFLOW_HOME") or str(PROJECT_ROOT / ".airflow")
     bin_dir = str(Path(sys.executable).parent)
     defaults = {
@@ -30,7 +40,7 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": f"{home}/logs",
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": settings.spark_master}),
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": spark_connection(settings)}),
     }
     spec = importlib.util.find_spec("pyspark")
     if spec and spec.submodule_search_locations:

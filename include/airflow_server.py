@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from include import credentials
-from include.airflow_env import airflow_env
+from include.airflow_env import airflow_env, airflow_home
 from include.config import Settings, check_range
 
 DEFAULT_PORT = 8080
@@ -69,12 +69,21 @@ def server_env(settings: Settings, port: int, passwords: Path) -> dict[str, str]
 
 
 def start(settings: Settings, port: int, log: Callable[[str], None] = print) -> list[subprocess.Popen[bytes]]:
-    """Prepare the database and pool, then start every component in its own process group."""
+    """Prepare the database and pool, then start every component in its own process group; in connect mode
+    without ``SETLIST_SPARK_REMOTE``, also the warm Spark the tasks submit to (the last process returned)."""
+    from include import spark_server
+
     check_range("--port", port, 1024, 65535)
     password = credentials.password("airflow", "SETLIST_AIRFLOW_PASSWORD", log)
-    env = server_env(settings, port, write_auth_file(password))
-    logs = Path(env["AIRFLOW_HOME"]) / "logs"
+    spark = None
+    logs = airflow_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    if settings.spark_mode == "connect" and not settings.spark_remote:
+        spark = spark_server.spawn(settings, log_file=logs / "spark-connect.log")  # starts while Airflow does
+        settings = settings.with_overrides(spark_remote=spark.url)
+    env = server_env(settings, port, write_auth_file(password))
+    if spark is not None:
+        env.update(spark.client_env())
     with open(logs / "prepare.log", "wb") as out:
         prepared = subprocess.run(
             [sys.executable, "-m", "include.airflow_run", "prepare"], env=env, stdout=out, stderr=out, check=False
@@ -95,6 +104,14 @@ def start(settings: Settings, port: int, log: Callable[[str], None] = print) -> 
                     start_new_session=True,
                 )
             )
+    if spark is not None:
+        try:
+            spark_server.wait_ready(spark)
+        except RuntimeError:
+            stop(procs)
+            raise
+        procs.append(spark.proc)
+        log(f"[setlist] warm Spark (Spark Connect) for the tasks on 127.0.0.1:{spark.port}")
     log(f"[setlist] Airflow on http://127.0.0.1:{port}/ (user {ADMIN}; password: $SETLIST_AIRFLOW_PASSWORD or")
     log(f"[setlist]   {credentials.password_file('airflow')}); component logs in {logs}; Ctrl-C stops it")
     return procs
@@ -124,7 +141,8 @@ def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], Non
     while not done.wait(2.0):
         exited = next((p for p in procs if p.poll() is not None), None)
         if exited is not None:
-            component = COMPONENTS[procs.index(exited)]
+            index = procs.index(exited)
+            component = COMPONENTS[index] if index < len(COMPONENTS) else "spark-connect"
             log(f"[setlist] Airflow {component} exited with {exited.returncode}; stopping the others")
             break
     stop(procs)

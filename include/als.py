@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include.config import Settings
+from include.spark import cached
 
 USER, TRACK, RATING = "user_key", "track_key", "rating"
 BIAS_DAMPING = 5.0  # ratings' worth of pull towards the mean for a user or track with few ratings
@@ -125,36 +126,74 @@ def _folded(factors: DataFrame, bias: DataFrame, key: str, extra: list[Column]) 
     return joined.select("id", F.concat("features", F.array(*[c.cast("float") for c in extra])).alias("features"))
 
 
-def with_biases(model: ALSModel, mean: float, user: DataFrame, item: DataFrame) -> ALSModel:
-    """A model of rank + 2 whose dot product is ``mean + b_u + b_i + x . y``."""
+@dataclass(frozen=True)
+class Factors:
+    """A fitted model as its factor tables, ``(id int, features array<float>)`` per user and per track: the
+    score of a pair is the dot product of its two vectors. ``fitted`` is what ``ALS.fit`` returned; with
+    biases the factors here carry them too (rank + 2) and :meth:`save` writes them in its place."""
+
+    users: DataFrame
+    items: DataFrame
+    rank: int
+    fitted: ALSModel
+
+    @classmethod
+    def of(cls, model: ALSModel) -> Factors:
+        return cls(model.userFactors, model.itemFactors, model.rank, model)
+
+    def predict(self, pairs: DataFrame) -> DataFrame:
+        """``pairs`` (user_key, track_key, ...) with ``prediction`` (float, like Spark's ``transform``); pairs
+        whose user or track has no factors are dropped (cold-start ``drop``)."""
+        users = self.users.select(F.col("id").alias(USER), F.col("features").alias("_u"))
+        items = self.items.select(F.col("id").alias(TRACK), F.col("features").alias("_i"))
+        dot = F.aggregate(F.zip_with("_u", "_i", lambda a, b: a * b), F.lit(0.0), lambda acc, x: acc + x)
+        return pairs.join(users, USER).join(items, TRACK).withColumn("prediction", dot.cast("float")).drop("_u", "_i")
+
+    def save(self, path: str) -> None:
+        """Spark ML's own model format, readable by ``ALSModel.load``: the fitted model, and with biases the
+        folded factors and rank written over its factors and rank."""
+        self.fitted.write().overwrite().save(path)
+        if self.rank == self.fitted.rank:
+            return
+        spark = self.users.sparkSession
+        self.users.write.mode("overwrite").parquet(f"{path}/userFactors")
+        self.items.write.mode("overwrite").parquet(f"{path}/itemFactors")
+        metadata = spark.read.text(f"{path}/metadata").first()
+        assert metadata is not None
+        fields = json.loads(metadata[0])
+        fields["rank"] = self.rank
+        spark.createDataFrame([(json.dumps(fields),)], "value string").coalesce(1).write.mode("overwrite").text(
+            f"{path}/metadata"
+        )
+
+    @classmethod
+    def load(cls, path: str) -> Factors:
+        return cls.of(ALSModel.load(path))
+
+
+def with_biases(model: ALSModel, mean: float, user: DataFrame, item: DataFrame) -> Factors:
+    """Factors of rank + 2 whose dot product is ``mean + b_u + b_i + x . y``."""
     users = _folded(model.userFactors, user, USER, [F.lit(1.0), F.lit(mean) + F.col("b_u")])
     items = _folded(model.itemFactors, item, TRACK, [F.col("b_i"), F.lit(1.0)])
-    return from_factors(model.uid, model.rank + 2, users, items)
+    return Factors(users, items, model.rank + 2, model)
 
 
-def from_factors(uid: str, rank: int, users: DataFrame, items: DataFrame) -> ALSModel:
-    """A model of ``rank`` from (id, features) user and item factors computed outside ``ALS.fit``."""
-    jvm: Any = users.sparkSession._jvm  # type: ignore[attr-defined]
-    # ALSModel's constructor is package-private in Scala, public in bytecode: the supported way to build
-    # a model from factors computed outside ALS.fit.
-    java_model = jvm.org.apache.spark.ml.recommendation.ALSModel(uid, rank, users._jdf, items._jdf)
-    # Set on the JVM object too: Python-side params reach it only on transform, not on recommendFor*.
-    java_model.setUserCol(USER).setItemCol(TRACK).setColdStartStrategy("drop").setPredictionCol("prediction")
-    folded = ALSModel(java_model)
-    return folded.setUserCol(USER).setItemCol(TRACK).setColdStartStrategy("drop").setPredictionCol("prediction")
+Fitter = Callable[[DataFrame, AlsParams], Factors]
 
 
-def fitter(settings: Settings, spark: SparkSession) -> Callable[[DataFrame, AlsParams], ALSModel]:
+def fitter(settings: Settings, spark: SparkSession) -> Fitter:
     """``fit`` with the settings' blocks (default: one per core of the cluster) and checkpoint interval."""
-    blocks = settings.als_blocks or spark.sparkContext.defaultParallelism
+    from include.spark import parallelism
+
+    blocks = settings.als_blocks or parallelism(spark)
     return lambda data, params: fit(data, params, blocks, settings.checkpoint_interval)
 
 
-def fit(data: DataFrame, params: AlsParams, blocks: int, checkpoint_interval: int = 5) -> ALSModel:
+def fit(data: DataFrame, params: AlsParams, blocks: int, checkpoint_interval: int = 5) -> Factors:
     """Fit ``params`` on ``(user_key, track_key, rating)`` rows."""
     if not params.biases:
-        return estimator(params, blocks, checkpoint_interval).fit(data)
+        return Factors.of(estimator(params, blocks, checkpoint_interval).fit(data))
     mean, user, item = biases(data)
-    user, item = user.cache(), item.cache()
+    user, item = cached(user), cached(item)
     model = estimator(params, blocks, checkpoint_interval).fit(residuals(data, user, item, mean))
     return with_biases(model, mean, user, item)

@@ -39,15 +39,24 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run_in_airflow(settings: Settings, args: Sequence[str], log_file: Path) -> int:
-    """Run ``python args...`` in the Airflow environment; keep the full log in ``log_file``, print progress."""
+    """Run ``python args...`` in the Airflow environment, with a warm Spark for its Spark tasks (unless
+    ``spark_mode`` is submit); keep the full log in ``log_file``, print progress."""
+    from include import spark_server
     from include.airflow_env import airflow_env
 
+    with spark_server.running(settings) as client:
+        if client:
+            settings = settings.with_overrides(spark_remote=client["SETLIST_SPARK_REMOTE"])
+        return _logged(args, {**airflow_env(settings), **client}, log_file)
+
+
+def _logged(args: Sequence[str], env: dict[str, str], log_file: Path) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     with open(log_file, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
             [sys.executable, *args],
-            env=airflow_env(settings),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -110,7 +119,9 @@ def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, .
     from include import delta_io, tables
     from include.spark import get_spark
 
-    spark = get_spark("setlist-sql", load_settings(lake=lake), log_level="ERROR")
+    # A session of its own: tables are registered by name in the session's catalog, which a shared Spark
+    # Connect server would share between lakes.
+    spark = get_spark("setlist-sql", load_settings(lake=lake, spark_mode="submit"), log_level="ERROR")
     delta_io.register_tables(spark, lake, only=tables.referenced_tables(query))
     result = spark.sql(query)
     return result.columns, [tuple(r) for r in result.collect()]
@@ -156,6 +167,12 @@ def _sql_server(args: argparse.Namespace) -> int:
 
     sql_server.serve(load_settings(lake=args.lake), args.port)
     return 0
+
+
+def _spark_server(args: argparse.Namespace) -> int:
+    from include import spark_server
+
+    return spark_server.serve(load_settings(lake=args.lake), args.port)
 
 
 def _airflow(args: argparse.Namespace) -> int:
@@ -261,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
             _sql_server,
         ),
         ("airflow", "Airflow's UI/API server, scheduler and DAG processor (loopback, login)", 8080, _airflow),
+        (
+            "spark-server",
+            "a warm Spark the jobs join as clients (Spark Connect server; loopback, token)",
+            15002,
+            _spark_server,
+        ),
         ("explorer", "the recommendations explorer web page (Streamlit, loopback, login)", 8501, _explorer),
     )
     for name, help_text, port, func in servers:
@@ -297,9 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return evaluate.main(argv[1:])
     args = build_parser().parse_args(argv)
+    from include.spark_conf import MissingJarsError
+
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, MissingJarsError) as exc:
         print(f"setlist {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,9 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ALS_MODES = ("explicit", "implicit")
+# connect: the DAG's Spark tasks are Spark Connect clients of one warm Spark (``spark-submit --remote``);
+# submit: each task is its own spark-submit driver on ``spark_master`` (a cold JVM per task).
+SPARK_MODES = ("connect", "submit")
 MISSING_DAY_POLICIES = ("fail", "empty")  # a day with no interactions file: stop, or warn and write an empty day
 
 # Allowed ranges, checked here and offered as the DAG's JSON-schema params: one source for both.
@@ -31,9 +34,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "als_blocks": (0, 10_000),
     "checkpoint_interval": (1, 100),
     "vacuum_retention_hours": (168, 87_600),  # at least 7 days of time travel
-    "nightly_hour": (0, 23),
+    "nightly_hour": (0, 23),  # UTC hour at which the nightly run for the day before starts
     "tune_seconds": (0, 86_400),  # 0: no tuning
-    "promotion_tolerance": (0.0, 1.0),  # UTC hour at which the nightly run for the day before starts
+    "promotion_tolerance": (0.0, 1.0),
 }
 # Settings a run may override per job or per DAG trigger.
 MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
@@ -72,6 +75,8 @@ class Settings:
     lake: str = dataclasses.field(default_factory=_default_lake)
     jars_dir: str = str(PROJECT_ROOT / ".jars")
     spark_master: str = "local[*]"
+    spark_mode: str = "connect"
+    spark_remote: str = ""  # sc://localhost:PORT of a running Spark Connect server; empty: setlist starts one
     shuffle_partitions: int = 4
     als_blocks: int = 0  # 0: one block per core of the cluster (defaultParallelism)
     als_mode: str = "implicit"
@@ -96,6 +101,12 @@ class Settings:
         object.__setattr__(self, "lake", normalize_lake(self.lake))
         if self.als_mode not in ALS_MODES:
             raise ConfigError(f"als_mode: must be one of {', '.join(ALS_MODES)}, got {self.als_mode!r}")
+        if self.spark_mode not in SPARK_MODES:
+            raise ConfigError(f"spark_mode: must be one of {', '.join(SPARK_MODES)}, got {self.spark_mode!r}")
+        if self.spark_remote and not self.spark_remote.startswith("sc://"):
+            raise ConfigError(
+                f"spark_remote: must be a Spark Connect URL such as sc://localhost:15002, got {self.spark_remote!r}"
+            )
         if self.missing_day not in MISSING_DAY_POLICIES:
             raise ConfigError(
                 f"missing_day: must be one of {', '.join(MISSING_DAY_POLICIES)}, got {self.missing_day!r}"

@@ -2,15 +2,18 @@
 
 Reads and writes the Delta tables named in :mod:`include.tables` under a lake root. Writes are either a
 ``replaceWhere`` overwrite of one partition value or a ``MERGE`` on keys; both commit atomically, so a
-reader sees the table before or after a run, never between.
+reader sees the table before or after a run, never between. Table operations are DataFrame writes and Delta
+SQL (``MERGE INTO``, ``OPTIMIZE``, ``VACUUM``, ``DESCRIBE HISTORY``), never the ``DeltaTable`` Python API,
+which has no Spark Connect implementation: the same code runs in a Connect client and a classic driver.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Sequence
 
-from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StructType
@@ -18,16 +21,26 @@ from pyspark.sql.types import MapType, StructType
 from include.tables import ALL_TABLES, Table
 
 ROW_GROUP_CONF = "parquet.block.size"
+_VIEWS = itertools.count()  # names of the session's temporary MERGE sources
 LISTING_CONF = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
+def _sql_path(path: str) -> str:
+    return "delta.`" + path.replace("`", "``") + "`"
+
+
 def exists(spark: SparkSession, table: Table, lake: str) -> bool:
-    return bool(DeltaTable.isDeltaTable(spark, table.path(lake)))
+    """Whether the table has a Delta log (resolving its schema reads the log, nothing else)."""
+    try:
+        spark.read.format("delta").load(table.path(lake)).schema  # noqa: B018
+    except AnalysisException:
+        return False
+    return True
 
 
 def version(spark: SparkSession, table: Table, lake: str) -> int:
     """The table's current Delta version (what a run read, recorded so it can be read again by time travel)."""
-    row = DeltaTable.forPath(spark, table.path(lake)).history(1).select("version").first()
+    row = spark.sql(f"DESCRIBE HISTORY {_sql_path(table.path(lake))} LIMIT 1").select("version").first()
     return int(row[0]) if row else -1
 
 
@@ -83,20 +96,25 @@ def overwrite_partition(
 def optimize(spark: SparkSession, table: Table, lake: str, where: str | None = None) -> tuple[int, int]:
     """Compact small files in the rows matching ``where`` (Z-ordered by the table's ``cluster_by``, in its
     row group size); one atomic commit with the same rows. Returns (files removed, files added)."""
-    builder = DeltaTable.forPath(spark, table.path(lake)).optimize()
+    statement = f"OPTIMIZE {_sql_path(table.path(lake))}"
     if where:
-        builder = builder.where(where)
+        statement += f" WHERE {where}"
+    if table.cluster_by:
+        statement += f" ZORDER BY (`{table.cluster_by}`)"
     with session_conf(spark, ROW_GROUP_CONF, table.row_group_bytes):
-        result = builder.executeZOrderBy(table.cluster_by) if table.cluster_by else builder.executeCompaction()
-    metrics = result.first()["metrics"]  # type: ignore[index]
+        row = spark.sql(statement).first()
+    assert row is not None
+    metrics = row["metrics"]
     return int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
 
 
 def vacuum(spark: SparkSession, table: Table, lake: str, retention_hours: int) -> None:
     """Delete files no table version within ``retention_hours`` needs (time travel stays possible that far)."""
+    from include.spark import parallelism
+
     # VACUUM lists files with as many tasks as this setting (default 10,000): minutes for a small table.
-    with session_conf(spark, LISTING_CONF, spark.sparkContext.defaultParallelism * 2):
-        DeltaTable.forPath(spark, table.path(lake)).vacuum(float(retention_hours))
+    with session_conf(spark, LISTING_CONF, parallelism(spark) * 2):
+        spark.sql(f"VACUUM {_sql_path(table.path(lake))} RETAIN {int(retention_hours)} HOURS").collect()
 
 
 def merge(
@@ -116,10 +134,10 @@ def merge(
     source row whose column is not older, so a backfill of an old date does not roll a newer row back.
     """
     spark = df.sparkSession
+    path = table.path(lake)
     if not exists(spark, table, lake):
-        df.write.format("delta").mode("errorifexists").save(table.path(lake))
+        df.write.format("delta").mode("error").save(path)
         return df.count()
-    target = DeltaTable.forPath(spark, table.path(lake))
     compared = [*keys, *([c for c in df.columns if c not in keys and c != newer_than] if update else [])]
     maps = {f.name for f in df.schema.fields if isinstance(f.dataType, MapType)}
 
@@ -127,16 +145,18 @@ def merge(
         return F.to_json(F.col(f"{side}.`{c}`")) if c in maps else F.col(f"{side}.`{c}`")
 
     same = [value("s", c).eqNullSafe(value("t", c)) for c in compared]
-    pending = df.alias("s").join(target.toDF().alias("t"), same, "left_anti").cache()
+    pending = df.alias("s").join(read(spark, table, lake).alias("t"), same, "left_anti").cache()
     count = pending.count()
     if count:
+        view = f"setlist_merge_{table.layer}_{table.name}_{next(_VIEWS)}"
+        pending.createOrReplaceTempView(view)
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        builder = target.alias("t").merge(pending.alias("s"), on)
+        statement = f"MERGE INTO {_sql_path(path)} AS t USING {view} AS s ON {on}"
         if update:
-            builder = builder.whenMatchedUpdateAll(
-                condition=f"s.`{newer_than}` >= t.`{newer_than}`" if newer_than else None
-            )
-        builder.whenNotMatchedInsertAll().execute()
+            newer = f" AND s.`{newer_than}` >= t.`{newer_than}`" if newer_than else ""
+            statement += f" WHEN MATCHED{newer} THEN UPDATE SET *"
+        spark.sql(statement + " WHEN NOT MATCHED THEN INSERT *").collect()
+        spark.catalog.dropTempView(view)
     pending.unpersist()
     return count
 

@@ -14,17 +14,17 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from pyspark.ml.evaluation import RankingEvaluator
-from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from include.als import BASELINE, RATING, TRACK, USER, AlsParams
-from include.frames import first_n
+from include import topk
+from include.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, Fitter
 
 TEST_PERCENT = 20
 POSITIVE_RATING = 4.0
@@ -70,12 +70,6 @@ def rating_metrics(predictions: DataFrame) -> dict[str, float]:
     return {"rmse": float(row["rmse"] or math.nan), "mae": float(row["mae"] or math.nan), "scored": float(row["n"])}
 
 
-def ranked(scored: DataFrame, seen: DataFrame, k: int) -> DataFrame:
-    """Top ``k`` unseen tracks per user by ``score`` (ties by track_key), with ``rank`` 1..k."""
-    unseen = scored.join(seen.select(USER, TRACK), [USER, TRACK], "left_anti")
-    return first_n(unseen, USER, [F.desc("score"), F.asc(TRACK)], k, rank="rank")
-
-
 def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:
     """Precision, recall, NDCG and MAP at ``k`` of ``recs`` (user_key, track_key, rank) against ``relevant``
     (user_key, track_key), averaged over the users with a relevant track; a user without recs scores 0."""
@@ -106,19 +100,22 @@ def coverage(recs: DataFrame, catalog_size: int) -> float:
     return recs.select(TRACK).distinct().count() / catalog_size if catalog_size else 0.0
 
 
-def popularity_scores(train: DataFrame, users: DataFrame, positive: Column, n: int) -> DataFrame:
-    """Every user scored on the ``n`` tracks with the most positive training pairs: the popularity baseline."""
-    counts = train.where(positive).groupBy(TRACK).agg(F.count("*").cast("double").alias("score"))
-    head = counts.orderBy(F.desc("score"), F.asc(TRACK)).limit(n)
-    return users.select(USER).distinct().crossJoin(head)
+def model_recs(model: Factors, users: DataFrame, seen: DataFrame, k: int) -> DataFrame:
+    """Each user's ``k`` best tracks by the model, none in ``seen`` (ties: the smaller track key): exact, by
+    blocked matrix products (:mod:`include.topk`); (user_key, track_key, rank, score)."""
+    ranker = topk.Ranker(k, topk.Catalog(*topk.collect_matrix(model.items)))
+    return topk.rank(topk.user_rows(users, seen, model.users), ranker).drop("source")
 
 
-def model_scores(model: ALSModel, users: DataFrame, n: int) -> DataFrame:
-    """The model's ``n`` best tracks for each user, as (user_key, track_key, score)."""
-    recs = model.recommendForUserSubset(users.select(USER).distinct(), n)
-    return recs.select(USER, F.explode("recommendations").alias("r")).select(
-        USER, F.col(f"r.{TRACK}").alias(TRACK), F.col("r.rating").cast("double").alias("score")
+def popularity_recs(train: DataFrame, users: DataFrame, positive: Column, k: int) -> DataFrame:
+    """The popularity baseline: each user's ``k`` tracks with the most positive training pairs (ties: the
+    smaller key) that the user has no training pair with; (user_key, track_key, rank, score)."""
+    counts = train.where(positive).groupBy(TRACK).agg(F.count("*").cast("double").alias("n")).toArrow()
+    popular = topk.Popular.ordered(
+        counts.column(TRACK).to_numpy(zero_copy_only=False).astype(np.int64),
+        counts.column("n").to_numpy(zero_copy_only=False),
     )
+    return topk.rank(topk.user_rows(users, train, None), topk.Ranker(k, popular=popular)).drop("source")
 
 
 @dataclass(frozen=True)
@@ -134,11 +131,6 @@ class Split:
     def relevant(self) -> DataFrame:
         return self.test.where(self.positive)
 
-    def candidates(self, k: int) -> int:
-        """How many scored tracks per user guarantee ``k`` unseen ones: k + the largest training history."""
-        row = self.train.groupBy(USER).count().agg(F.max("count")).first()
-        return k + int(row[0] or 0) if row else k
-
 
 def split_for(mode: str, data: DataFrame, seed: int) -> Split:
     """Explicit: random 80/20 by pair. Implicit: per-user holdout of 20% of each user's positive pairs (a
@@ -152,28 +144,27 @@ def split_for(mode: str, data: DataFrame, seed: int) -> Split:
     return Split(train, test, positive, seed)
 
 
-def evaluate_scores(split: Split, scores: DataFrame, k: int, catalog_size: int) -> dict[str, float]:
-    """Ranking metrics and coverage of a scorer's (user_key, track_key, score) rows on ``split``."""
-    recs = ranked(scores, split.train, k).cache()
+def evaluate_recs(split: Split, recs: DataFrame, k: int, catalog_size: int) -> dict[str, float]:
+    """Ranking metrics and coverage of (user_key, track_key, rank) lists on ``split``."""
+    recs = recs.cache()
     metrics = ranking_metrics(recs, split.relevant, k)
     metrics["coverage"] = coverage(recs, catalog_size)
     recs.unpersist()
     return metrics
 
 
-def evaluate_model(model: ALSModel, split: Split, mode: str, k: int, catalog_size: int) -> dict[str, float]:
+def evaluate_model(model: Factors, split: Split, mode: str, k: int, catalog_size: int) -> dict[str, float]:
     """Every metric of a model fitted on ``split.train``: ranking metrics, and RMSE/MAE in explicit mode."""
     users = split.relevant.select(USER).distinct()
-    metrics = evaluate_scores(split, model_scores(model, users, split.candidates(k)), k, catalog_size)
+    metrics = evaluate_recs(split, model_recs(model, users, split.train, k), k, catalog_size)
     if mode == "explicit":
-        metrics.update(rating_metrics(model.transform(split.test)))
+        metrics.update(rating_metrics(model.predict(split.test)))
     return metrics
 
 
 def evaluate_popularity(split: Split, k: int, catalog_size: int) -> dict[str, float]:
     users = split.relevant.select(USER).distinct()
-    scores = popularity_scores(split.train, users, split.positive, split.candidates(k))
-    return evaluate_scores(split, scores, k, catalog_size)
+    return evaluate_recs(split, popularity_recs(split.train, users, split.positive, k), k, catalog_size)
 
 
 # The metric each mode is judged by, and whether higher is better.
@@ -350,7 +341,7 @@ def evaluate_split(
         params, trials = tune(split, params, tune_seconds, k, catalog_size, fitter)
     started = time.monotonic()
     model = fitter(split.train, params)
-    model.userFactors.count()  # fitting is lazy in part: time it whole
+    model.users.count()  # fitting is lazy in part: time it whole
     fit_seconds = time.monotonic() - started
     metrics = evaluate_model(model, split, params.mode, k, catalog_size)
     baseline: dict[str, float] = {}
@@ -361,6 +352,3 @@ def evaluate_split(
     split.train.unpersist()
     split.test.unpersist()
     return Report(params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials)
-
-
-Fitter = Callable[[DataFrame, AlsParams], ALSModel]

@@ -106,9 +106,12 @@ def main(
 
     def body() -> None:
         ctx = context(step, args)
-        from include.spark import get_spark
+        from include.spark import get_spark, release_cached
 
         preload("include.quality")
-        work(get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings), ctx)
+        try:
+            work(get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings), ctx)
+        finally:
+            release_cached()
 
     return run(step, body)

@@ -1,13 +1,17 @@
-"""Lists and checks the raw CSV files of one landing day, through Hadoop's file system (local or s3a).
+"""Lists and checks the raw CSV files of one landing day, through Spark's own file sources (local or s3a).
 
-Reads: ``<lake>/landing/<source>/date=YYYY-MM-DD/*.csv`` (listing and header lines only). Writes nothing.
+Reads: ``<lake>/landing/<source>/date=YYYY-MM-DD/*.csv`` (the listing, and each file's first line only).
+Writes nothing. Everything goes through the DataFrame API, so a Spark Connect client lists the files where
+the Spark driver sees them, exactly as a classic driver does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 
 @dataclass(frozen=True)
@@ -17,39 +21,37 @@ class LandingFile:
     header: list[str] | None  # None: the file is empty
 
 
-def _fs_path(spark: SparkSession, path: str):  # type: ignore[no-untyped-def]
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    return p, p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` (a file or a folder) exists: resolving a file source fails on a missing path."""
+    try:
+        spark.read.format("binaryFile").option("pathGlobFilter", "_none_").load(path).schema  # noqa: B018
+    except AnalysisException:
+        return False
+    return True
 
 
 def _header(spark: SparkSession, path: str) -> list[str] | None:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    p, fs = _fs_path(spark, path)
-    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(p), "UTF-8"))
-    try:
-        line = reader.readLine()
-    finally:
-        reader.close()
-    if line is None:
+    """The file's first line as column names (a BOM and quotes removed); None for an empty file."""
+    first = spark.read.text(path).limit(1).collect()
+    if not first:
         return None
+    line = str(first[0][0])
     return [c.strip().strip('"') for c in line.lstrip("\ufeff").rstrip("\r").split(",")]
-
-
-def path_exists(spark: SparkSession, path: str) -> bool:
-    p, fs = _fs_path(spark, path)
-    return bool(fs.exists(p))
 
 
 def list_files(spark: SparkSession, directory: str) -> list[LandingFile]:
     """The CSV files of one landing folder, sorted by path; empty when the folder does not exist."""
-    p, fs = _fs_path(spark, directory)
-    if not fs.exists(p):
+    if not path_exists(spark, directory):
         return []
-    statuses = fs.globStatus(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(f"{directory}/*.csv"))  # type: ignore[union-attr]
-    files = sorted((s.getPath().toString(), int(s.getLen())) for s in (statuses or []))
+    # binaryFile reads a file's bytes only when its content column is selected: this is a listing.
+    listing = (
+        spark.read.format("binaryFile")
+        .option("pathGlobFilter", "*.csv")
+        .load(directory)
+        .select("path", F.col("length").cast("long"))
+        .collect()
+    )
+    files = sorted((str(r["path"]), int(r["length"])) for r in listing)
     return [LandingFile(path, size, _header(spark, path) if size else None) for path, size in files]
 
 

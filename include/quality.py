@@ -87,7 +87,8 @@ def context() -> Any:
     if _context is None:
         _context = gx.get_context(mode="ephemeral")
         _context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        _context.data_sources.add_spark(name="setlist")
+        # persist=False: GX would cache every validated frame and never release it; the frames are cached already.
+        _context.data_sources.add_spark(name="setlist", persist=False)
     return _context
 
 

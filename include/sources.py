@@ -23,6 +23,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from include import schemas, tables
 from include.config import ConfigError
+from include.spark import cached
 
 SHIPPED = Path(__file__).resolve().parent / "source_mappings"
 PLAYED_AT_FORMATS = ("epoch_seconds", "timestamp")
@@ -255,13 +256,13 @@ def land(spark: SparkSession, mapping: SourceMapping, path: str, lake: str, run_
     if not _readable(path):
         raise ConfigError(f"--path: no such file: {path}")
     raw = mapping.format.read(spark, path)
-    events = interactions(raw, mapping, run_date).cache()
+    events = cached(interactions(raw, mapping, run_date))
     items = None
     if mapping.catalog is not None:
         item_path = str(Path(path).parent / mapping.catalog.file)
         if _readable(item_path):
             items = mapping.catalog.format.read(spark, item_path)
-    catalog = catalog_rows(events, items, mapping).cache()
+    catalog = cached(catalog_rows(events, items, mapping))
     _write(events, tables.landing_dir(lake, "interactions", day))
     _write(catalog, tables.landing_dir(lake, "tracks", day))
     counts = {"interactions": events.count(), "tracks": catalog.count()}

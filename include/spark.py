@@ -1,17 +1,49 @@
 """Builds the Spark session every Setlist job and command uses (Delta enabled, settings applied).
 
-Reads: the Delta jar folder. Writes: nothing.
+Two kinds of session, one API: a Spark Connect client of a warm Spark (``spark-submit --remote``, or
+``settings.spark_remote`` in-process), or a classic driver of its own (``spark-submit --master``, or
+``settings.spark_master`` in-process). Job code uses only what both offer (no JVM handles, no SparkContext).
+
+Reads: the Delta jar folder (classic sessions). Writes nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from include.config import Settings
-from include.spark_conf import spark_conf
+from include.spark_conf import session_conf, spark_conf
+
+_CACHED: list[DataFrame] = []
+# Set by pyspark once a process has a Spark Connect session; a child process that inherits them would build
+# a Connect session where it asked for a classic one.
+CONNECT_MARKERS = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")
+
+
+def submitted_remote() -> str | None:
+    """The Spark Connect URL ``spark-submit --remote`` started this process with (it passes its settings to
+    the Python client as JSON in ``PYSPARK_REMOTE_INIT_CONF_<i>``), else None."""
+    for i in range(int(os.environ.get("PYSPARK_REMOTE_INIT_CONF_LEN", "0"))):
+        remote = json.loads(os.environ.get(f"PYSPARK_REMOTE_INIT_CONF_{i}", "{}")).get("spark.remote")
+        if remote:
+            return str(remote)
+    return None
+
+
+def remote_url(settings: Settings) -> str | None:
+    """Where this process's session lives: the ``--remote`` of spark-submit; under a classic spark-submit,
+    its own driver (None); started from Python, ``settings.spark_remote`` in connect mode (None: a driver of
+    its own on ``settings.spark_master``)."""
+    remote = submitted_remote()
+    if remote or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return remote
+    if settings.spark_mode == "connect" and settings.spark_remote:
+        return settings.spark_remote
+    return None
 
 
 def get_spark(
@@ -19,20 +51,59 @@ def get_spark(
 ) -> SparkSession:
     """The active session, or a new one with Setlist's configuration (plus ``extra`` settings).
 
-    Under ``spark-submit`` the master and jars come from the submit command (the DAG's connection);
-    started from Python, the session uses ``settings.spark_master``.
+    A Connect client sets only its session's SQL settings (the server was started with the rest); its
+    token comes from ``SPARK_CONNECT_AUTHENTICATE_TOKEN``. Under spark-submit the master and jars come from
+    the submit command (the DAG's connection); started from Python, the session uses ``settings.spark_master``.
     """
-    conf = {**spark_conf(settings), **(extra or {})}
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    remote = remote_url(settings)
+    if remote:
+        from include.spark_server import TOKEN_VAR, client_token
+
+        secret = client_token()
+        if secret:
+            os.environ[TOKEN_VAR] = secret
+        spark = SparkSession.builder.remote(remote).getOrCreate()
+        for key, value in {**session_conf(settings), **(extra or {})}.items():
+            spark.conf.set(key, value)
+        return spark
+    for inherited in CONNECT_MARKERS:  # a Connect client's markers, inherited from a parent process
+        os.environ.pop(inherited, None)
     builder = SparkSession.builder.appName(app_name)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
         builder = builder.master(settings.spark_master)
         if settings.spark_master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM before any conf
-    for key, value in conf.items():
+    for key, value in {**spark_conf(settings), **(extra or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(log_level)
     return spark
+
+
+def is_connect(spark: SparkSession) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def parallelism(spark: SparkSession) -> int:
+    """The cluster's default parallelism (cores of all executors), asked through the DataFrame API: a range
+    without a partition count gets exactly that many partitions, in Connect and classic sessions alike."""
+    from pyspark.sql import functions as F
+
+    row = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p")).agg(F.countDistinct("p")).first()
+    return max(1, int(row[0])) if row else 1
+
+
+def cached(df: DataFrame) -> DataFrame:
+    """``df.cache()``, released by :func:`release_cached` when the job ends: a Spark Connect server outlives
+    its clients and keeps what they cached until someone unpersists it."""
+    _CACHED.append(df.cache())
+    return df
+
+
+def release_cached() -> None:
+    """Unpersist every frame this process cached through :func:`cached`."""
+    while _CACHED:
+        _CACHED.pop().unpersist()

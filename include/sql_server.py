@@ -84,7 +84,9 @@ def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], Non
     from include import delta_io
     from include.spark import get_spark
 
-    spark = get_spark("setlist-sql-server", settings, log_level="WARN", extra=server_conf(settings, port))
+    # The Thrift server runs in this process's own driver (its JVM hosts the endpoint), never a Connect client.
+    own = settings.with_overrides(spark_mode="submit")
+    spark = get_spark("setlist-sql-server", own, log_level="WARN", extra=server_conf(settings, port))
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     jvm.dev.setlist.sql.ReadOnlyExtensions.exempt(spark._jsparkSession)  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include import delta_io, jobs, schemas, tables
+from include.spark import cached
 
 
 def _full_play() -> Column:
@@ -110,10 +111,10 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from include import quality
 
     lake, ds = ctx.settings.lake, ctx.ds
-    history = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") <= ds).cache()
+    history = cached(delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") <= ds))
     quarantined = delta_io.read_partition(spark, tables.SILVER_QUARANTINE, lake, ds)
 
-    aff = affinity(history, ds, ctx.settings.alpha).cache()
+    aff = cached(affinity(history, ds, ctx.settings.alpha))
     n_aff = aff.count()
     dims = (delta_io.read(spark, tables.SILVER_DIM_USER, lake), delta_io.read(spark, tables.SILVER_DIM_TRACK, lake))
     results = quality.validate(with_references(aff, *dims), suites.gold_affinity(ctx.settings.dq_severity))

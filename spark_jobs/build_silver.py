@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from include import delta_io, jobs, schemas, tables
 from include.frames import first_n
 from include.schemas import REASONS, raw_text
+from include.spark import cached
 
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
@@ -154,13 +155,12 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
     lake, ds, severities = ctx.settings.lake, ctx.ds, ctx.settings.dq_severity
 
-    typed_tracks = type_tracks(delta_io.read_partition(spark, tables.BRONZE_TRACKS, lake, ds)).cache()
+    typed_tracks = cached(type_tracks(delta_io.read_partition(spark, tables.BRONZE_TRACKS, lake, ds)))
     tracks = quality.apply(typed_tracks, suites.silver_track_rows(severities))
-    tracks_today = (
+    tracks_today = cached(
         dedupe(tracks.kept, "track_id", [F.col(schemas.SOURCE_FILE).desc(), "title"])
         .withColumn("run_date", F.lit(ds))
         .select(*schemas.SILVER_TRACKS.fieldNames())
-        .cache()
     )
     t_out = tracks_today.count()
     results = tracks.results + quality.validate(tracks_today, suites.silver_tracks(severities))
@@ -170,19 +170,19 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
     known = delta_io.read_or_empty(spark, tables.SILVER_TRACKS, lake, schemas.SILVER_TRACKS).select("track_id")
     bronze = delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, lake, ds)
-    typed = type_interactions(bronze, known.unionByName(tracks_today.select("track_id"))).cache()
+    typed = cached(type_interactions(bronze, known.unionByName(tracks_today.select("track_id"))))
     events = quality.apply(typed, suites.silver_interaction_rows(ctx.run_date, severities))
     earlier = None
     if delta_io.exists(spark, tables.SILVER_INTERACTIONS, lake):
         earlier = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") < ds)
     order: list[Column | str] = ["played_at", schemas.SOURCE_FILE, schemas.SOURCE_ROW, "user_id", "track_id"]
-    kept = dedupe(events.kept, "event_id", order, earlier).cache()
+    kept = cached(dedupe(events.kept, "event_id", order, earlier))
 
     dim_user = delta_io.read_or_empty(spark, tables.SILVER_DIM_USER, lake, USER_DIM_SCHEMA)
     dim_track = delta_io.read_or_empty(spark, tables.SILVER_DIM_TRACK, lake, TRACK_DIM_SCHEMA)
-    user_rows = new_keys(kept, dim_user, "user_id", "user_key", ds).cache()
-    track_rows = new_keys(tracks_today, dim_track, "track_id", "track_key", ds).cache()
-    silver = with_keys(kept, dim_user.unionByName(user_rows), dim_track.unionByName(track_rows), ds).cache()
+    user_rows = cached(new_keys(kept, dim_user, "user_id", "user_key", ds))
+    track_rows = cached(new_keys(tracks_today, dim_track, "track_id", "track_key", ds))
+    silver = cached(with_keys(kept, dim_user.unionByName(user_rows), dim_track.unionByName(track_rows), ds))
     out = silver.count()
     results += events.results + quality.validate(silver, suites.silver_interactions(severities))
     event_counts = balance(

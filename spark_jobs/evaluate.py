@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from include import jobs, tables
 from include.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
+from include.spark import cached
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -93,9 +94,8 @@ def evaluate(
     ctx.log(f"{mapping.name}: landed {landed['interactions']} events and {landed['tracks']} catalog rows from {path}")
     for step in (ingest_bronze.ingest_all, build_silver.build, build_gold.build):
         step(spark, ctx)
-    spark.sparkContext.setCheckpointDir(ctx.settings.checkpoint_dir)
     affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, ctx.settings.lake, ctx.ds)
-    data = train_als.training_set(affinity, ctx.settings.als_mode).cache()
+    data = cached(train_als.training_set(affinity, ctx.settings.als_mode))
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)
     report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds, splits=splits)

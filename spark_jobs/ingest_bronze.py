@@ -17,6 +17,7 @@ from pyspark.sql.types import StructType
 from include import delta_io, jobs, schemas, tables
 from include.landing import header_problems, list_files
 from include.schemas import raw_text
+from include.spark import cached
 
 SOURCES: dict[str, tuple[tables.Table, tuple[str, ...], StructType]] = {
     "interactions": (tables.BRONZE_INTERACTIONS, schemas.INTERACTION_COLUMNS, schemas.RAW_INTERACTIONS),
@@ -87,7 +88,7 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
             F.lit(None).cast("long").alias(schemas.SOURCE_ROW),
         )
     # The raw-text column the whole-row checks read is computed once, in the pass that fills the cache.
-    return transform(raw, ctx.ds).withColumn("_raw", raw_text(columns)).cache(), len(readable)
+    return cached(transform(raw, ctx.ds).withColumn("_raw", raw_text(columns))), len(readable)
 
 
 def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:

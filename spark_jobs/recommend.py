@@ -15,27 +15,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import delta_io, jobs, schemas, tables
+from include import als, delta_io, jobs, schemas, tables, topk
 from include.frames import first_n
 from include.landing import path_exists
 from include.model_version import model_version
-
-
-def _als_first() -> Column:
-    """Sort key that puts model rows (ALS, and content neighbours scored through ALS) before popularity rows."""
-    return F.when(F.col("source").isin("als", "content"), 0).otherwise(1)
-
-
-def exclude_seen(candidates: DataFrame, seen: DataFrame) -> DataFrame:
-    return candidates.join(seen.select("user_key", "track_key"), ["user_key", "track_key"], "left_anti")
-
-
-def top_k(candidates: DataFrame, k: int) -> DataFrame:
-    """Rank 1..k per user: ALS before popular, then by score, ties by track_key (deterministic)."""
-    return first_n(candidates, "user_key", [_als_first(), F.desc("score"), F.asc("track_key")], k, rank="rank")
+from include.spark import cached
 
 
 def top_genres(affinity: DataFrame, genres: DataFrame, n: int = 2) -> DataFrame:
@@ -45,32 +33,23 @@ def top_genres(affinity: DataFrame, genres: DataFrame, n: int = 2) -> DataFrame:
     return first_n(per_genre, "user_key", [F.desc("p"), F.asc("genre")], n).select("user_key", "genre")
 
 
-def popular_candidates(
-    users: DataFrame,
-    popularity: DataFrame,
-    seen: DataFrame,
-    n: int,
-    user_genres: DataFrame | None = None,
-    genres: DataFrame | None = None,
-) -> DataFrame:
-    """For each user, the ``n`` most popular tracks minus those the user played; with ``user_genres`` and
-    the tracks' ``genres``, also the ``n`` most popular of each of the user's genres, ranked first.
-
-    ``score`` is the track's share of listeners (plus 1 within the user's genres), so popular rows are
-    comparable across runs and genre rows come before the rest.
-    """
-    total = popularity.agg(F.max("listeners").alias("m"))
-    share = (F.col("listeners") / F.col("m")).alias("score")
-    head = popularity.where(F.col("popularity_rank") <= n).crossJoin(total)
-    pairs = users.select("user_key").crossJoin(head.select("track_key", share))
-    if user_genres is not None and genres is not None:
-        in_genre = popularity.join(genres, "track_key").crossJoin(total)
-        genre_head = first_n(in_genre, "genre", ["popularity_rank"], n)
-        genre_pairs = user_genres.join(genre_head.select("genre", "track_key", share), "genre").select(
-            "user_key", "track_key", (F.col("score") + 1.0).alias("score")
-        )
-        pairs = genre_pairs.unionByName(pairs).groupBy("user_key", "track_key").agg(F.max("score").alias("score"))
-    return exclude_seen(pairs, seen).withColumn("source", F.lit("popular"))
+def popular_lists(popularity: DataFrame, genres: DataFrame | None) -> tuple[topk.Popular, dict[str, topk.Popular]]:
+    """Tracks by popularity (``score``: the track's share of the top track's listeners, so popular rows are
+    comparable across runs), overall and within each genre."""
+    frame = popularity.select("track_key", "listeners")
+    if genres is not None:
+        frame = frame.join(genres, "track_key", "left")
+    table = frame.toArrow()
+    keys = table.column("track_key").to_numpy(zero_copy_only=False).astype(np.int64)
+    listeners = table.column("listeners").to_numpy(zero_copy_only=False).astype(np.float64)
+    share = listeners / listeners.max() if len(listeners) else listeners
+    by_genre: dict[str, topk.Popular] = {}
+    if genres is not None:
+        names = np.array(table.column("genre").to_pylist(), dtype=object)
+        for genre in {g for g in names if g}:
+            mine = names == genre
+            by_genre[genre] = topk.Popular.ordered(keys[mine], share[mine])
+    return topk.Popular.ordered(keys, share), by_genre
 
 
 FEATURE_SCALE = {"tempo": 250.0, "loudness": 65.0}  # to about [0, 1] like the unit features
@@ -87,51 +66,41 @@ def feature_vector(tracks: DataFrame) -> Column:
 
 
 def content_neighbours(new_tracks: DataFrame, played_tracks: DataFrame, n: int) -> DataFrame:
-    """For each unplayed track, its ``n`` nearest played tracks by audio features:
-    (track_key, neighbour_key, similarity = 1 / (1 + Euclidean distance))."""
-    new = new_tracks.select("track_key", feature_vector(new_tracks).alias("f"))
-    old = played_tracks.select(F.col("track_key").alias("neighbour_key"), feature_vector(played_tracks).alias("g"))
-    squared = F.aggregate(F.zip_with("f", "g", lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda acc, x: acc + x)
-    pairs = new.crossJoin(old).select("track_key", "neighbour_key", (1.0 / (1.0 + F.sqrt(squared))).alias("similarity"))
-    return first_n(pairs, "track_key", [F.desc("similarity"), F.asc("neighbour_key")], n)
+    """For each unplayed track, its ``n`` nearest played tracks by audio features (ties: the smaller key):
+    (track_key, neighbour_key, similarity = 1 / (1 + Euclidean distance)), by blocked matrix products."""
+    played = played_tracks.select("track_key", feature_vector(played_tracks).alias("features"))
+    keys, features = topk.collect_matrix(played, key="track_key")
+    new = new_tracks.select("track_key", feature_vector(new_tracks).alias("features"))
+    if not len(keys):
+        return new.limit(0).select(
+            "track_key", F.col("track_key").alias("neighbour_key"), F.lit(0.0).alias("similarity")
+        )
+    return new.mapInArrow(topk.Neighbours.of(keys, features, n), topk.NEIGHBOURS_OUTPUT)
 
 
 CONTENT_SLOTS = 2  # new tracks per user at most, so sound-alikes of a user's favourites do not fill the list
-
-
-def content_candidates(scores: DataFrame, neighbours: DataFrame, slots: int = CONTENT_SLOTS) -> DataFrame:
-    """New tracks for each user whose top ALS scores include one of their neighbours (played or not: a user
-    who loves a track is a good audience for its sound-alike), scored as the neighbour's ALS score times
-    their similarity (the best such neighbour); the user's best ``slots`` of them: ``source = 'content'``."""
-    joined = scores.select("user_key", F.col("track_key").alias("neighbour_key"), "score").join(
-        neighbours, "neighbour_key"
-    )
-    best = joined.groupBy("user_key", "track_key").agg(F.max(F.col("score") * F.col("similarity")).alias("score"))
-    return first_n(best, "user_key", [F.desc("score"), F.asc("track_key")], slots).withColumn(
-        "source", F.lit("content")
-    )
-
-
-def als_scores(model: object, users: DataFrame, n: int) -> DataFrame:
-    """The model's top ``n`` (user_key, track_key, score) per user, played tracks included."""
-    recs = model.recommendForUserSubset(users.select("user_key"), n)  # type: ignore[attr-defined]
-    return recs.select("user_key", F.explode("recommendations").alias("r")).select(
-        "user_key", F.col("r.track_key").alias("track_key"), F.col("r.rating").cast("double").alias("score")
-    )
-
-
-def als_candidates(scores: DataFrame, seen: DataFrame) -> DataFrame:
-    """The model's scored tracks minus those the user already played."""
-    return exclude_seen(scores, seen).withColumn("source", F.lit("als"))
-
-
 NEIGHBOURS = 5
+
+
+def content_index(catalog: DataFrame, popularity: DataFrame, model_catalog: topk.Catalog) -> topk.Content:
+    """New tracks (in the catalog with audio features, played by nobody yet) by their nearest played tracks."""
+    with_features = catalog.where(F.col("tempo").isNotNull())
+    played = popularity.select("track_key")
+    new = with_features.join(played, "track_key", "left_anti")
+    pairs = content_neighbours(new, with_features.join(played, "track_key"), NEIGHBOURS).toArrow()
+    return topk.Content.of(
+        model_catalog,
+        pairs.column("track_key").to_numpy(zero_copy_only=False).astype(np.int64),
+        pairs.column("neighbour_key").to_numpy(zero_copy_only=False).astype(np.int64),
+        pairs.column("similarity").to_numpy(zero_copy_only=False),
+        CONTENT_SLOTS,
+    )
 
 
 def transform(
     affinity: DataFrame,
     popularity: DataFrame,
-    model: object | None,
+    model: als.Factors | None,
     k: int,
     version: str | None,
     run_id: str,
@@ -140,35 +109,28 @@ def transform(
 ) -> DataFrame:
     """Top-K recommendations for every user in ``affinity`` with raw string ids, in the published schema.
 
-    ``catalog`` (track_key, track_id, genre and audio features: ``silver.tracks`` with its keys) adds the
-    cold-start candidates: popular tracks of each user's genres, and catalog tracks nobody has played yet,
-    through their nearest played tracks by audio features (``source = 'content'``)."""
+    Model rows first: the model's best tracks the user has not played, with up to ``CONTENT_SLOTS`` tracks
+    nobody has played yet, scored as a neighbour's score times their similarity when the neighbour scores at
+    least the user's K-th recommendation (``source = 'content'``); then popular rows until there are K, the
+    popular tracks of the user's two most played genres first (``catalog``: track_key, track_id, genre and
+    audio features, i.e. ``silver.tracks`` with its keys)."""
     users = affinity.select("user_key", "user_id").distinct()
-    seen = affinity.select("user_key", "track_key")
-    max_seen_row = seen.groupBy("user_key").count().agg(F.max("count")).first()
-    max_seen = int(max_seen_row[0] or 0) if max_seen_row else 0
-    # Asking for K + the largest history guarantees K unplayed candidates whenever the catalog has them.
-    n = k + max_seen
-    user_genres = genres = None
-    if catalog is not None:
-        genres = catalog.select("track_key", "genre")
-        user_genres = top_genres(affinity, genres)
-    candidates = popular_candidates(users, popularity, seen, n, user_genres, genres)
+    genres = catalog.select("track_key", "genre") if catalog is not None else None
+    popular, by_genre = popular_lists(popularity, genres)
+    factors = model.users if model is not None else None
+    rows = topk.user_rows(users, affinity, factors)
+    if genres is not None:
+        user_genres = top_genres(affinity, genres).groupBy("user_key").agg(F.collect_list("genre").alias("genres"))
+        rows = rows.join(user_genres, "user_key", "left")
+    else:
+        rows = rows.withColumn("genres", F.lit(None).cast("array<string>"))
+    model_catalog = content = None
     if model is not None:
-        scores = als_scores(model, users, n)
-        candidates = als_candidates(scores, seen).unionByName(candidates)
+        model_catalog = topk.Catalog(*topk.collect_matrix(model.items))
         if catalog is not None:
-            with_features = catalog.where(F.col("tempo").isNotNull())
-            new = with_features.join(popularity.select("track_key"), "track_key", "left_anti")
-            played = with_features.join(popularity.select("track_key"), "track_key")
-            content = content_candidates(scores, content_neighbours(new, played, NEIGHBOURS))
-            candidates = content.unionByName(candidates)
-    # A track may come from several sources: keep its model row.
-    unique = first_n(candidates, ["user_key", "track_key"], [_als_first()], 1)
-    ranked = top_k(unique, k)
-    track_ids = popularity.select("track_key", "track_id")
-    if catalog is not None:
-        track_ids = catalog.select("track_key", "track_id")
+            content = content_index(catalog, popularity, model_catalog)
+    ranked = topk.rank(rows, topk.Ranker(k, model_catalog, popular, by_genre, content))
+    track_ids = (catalog if catalog is not None else popularity).select("track_key", "track_id")
     return (
         ranked.join(users, "user_key")
         .join(track_ids, "track_key")
@@ -177,7 +139,9 @@ def transform(
             "track_id",
             F.col("rank").cast("int"),
             F.col("score").cast("double"),
-            "source",
+            # a UDF's declared string is written to Delta as "string collate UTF8_BINARY", which delta-rs
+            # readers cannot parse; the cast gives the plain type
+            F.col("source").cast("string"),
             F.lit(version).cast("string").alias("model_version"),
             F.lit(run_id).alias("run_id"),
             F.lit(run_date).alias("run_date"),
@@ -223,8 +187,6 @@ def catalog_with_keys(spark: SparkSession, lake: str) -> DataFrame | None:
 
 
 def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
-    from pyspark.ml.recommendation import ALSModel
-
     from expectations import suites
     from include import model_runs, quality
 
@@ -234,17 +196,17 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     if decision is not None and not decision.promoted:
         ctx.log(f"not promoted, gold.recommendations unchanged: {decision.reason}")
         return
-    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds).cache()
-    popularity = delta_io.read_partition(spark, tables.GOLD_POPULARITY, lake, ds).cache()
+    affinity = cached(delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds))
+    popularity = cached(delta_io.read_partition(spark, tables.GOLD_POPULARITY, lake, ds))
     model = None
     path = tables.model_path(lake, str(version))
     if path_exists(spark, path):
-        model = ALSModel.load(path)
+        model = als.Factors.load(path)
     else:
         ctx.log(f"no model at {path}: popularity fallback for every user")
         version = None
     catalog = catalog_with_keys(spark, lake)
-    recs = transform(affinity, popularity, model, settings.top_k, version, ctx.run_id, ds, catalog=catalog).cache()
+    recs = cached(transform(affinity, popularity, model, settings.top_k, version, ctx.run_id, ds, catalog=catalog))
     n_recs = recs.count()
     rows, per_user = checked_frames(recs, affinity)
     results = quality.validate(rows, suites.gold_recommendations(settings.top_k, settings.dq_severity))

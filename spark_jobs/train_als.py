@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from include import als, delta_io, evaluation, jobs, model_runs, schemas, tables
 from include.model_version import model_version
+from include.spark import cached
 
 RATING_COLUMN = {"explicit": "latest_rating", "implicit": "strength"}
 
@@ -32,11 +33,11 @@ def training_set(affinity: DataFrame, mode: str) -> DataFrame:
     )
 
 
-def factor_rows(model: object) -> DataFrame:
+def factor_rows(model: als.Factors) -> DataFrame:
     """What the ``model_factors`` suite checks: one row per user and per track factor vector with its
     ``length`` and ``finite`` (every value a finite number). Non-finite factors would give NaN scores."""
     frames = []
-    for side, factors in (("user", model.userFactors), ("track", model.itemFactors)):  # type: ignore[attr-defined]
+    for side, factors in (("user", model.users), ("track", model.items)):
         frames.append(
             factors.select(
                 F.lit(side).alias("side"),
@@ -86,9 +87,8 @@ def evaluate_and_decide(
 
 def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
-    spark.sparkContext.setCheckpointDir(settings.checkpoint_dir)
     affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds)
-    data = training_set(affinity, settings.als_mode).cache()
+    data = cached(training_set(affinity, settings.als_mode))
     stats = data.agg(
         F.count("*").alias("rows"), F.countDistinct("user_key").alias("u"), F.countDistinct("track_key").alias("t")
     ).first()
@@ -106,12 +106,11 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from expectations import suites
     from include import quality
 
-    factors = factor_rows(model).cache()
+    factors = cached(factor_rows(model))
     factors.count()  # GX validates the cached frame
-    rank = model.rank  # type: ignore[attr-defined]
-    quality.record(spark, ctx, quality.validate(factors, suites.model_factors(rank, settings.dq_severity)))
+    quality.record(spark, ctx, quality.validate(factors, suites.model_factors(model.rank, settings.dq_severity)))
     path = tables.model_path(lake, version)
-    model.write().overwrite().save(path)  # type: ignore[attr-defined]
+    model.save(path)
     row = (
         version,
         ds,

@@ -1,4 +1,6 @@
-"""Shared fixtures: one Spark session per test run (Delta enabled), tiny lakes under tmp_path."""
+"""Shared fixtures: one warm Spark per test run (a Spark Connect server with Delta) that the tests' own session,
+the jobs they run in-process and the spark-submits of ``setlist run`` and Airflow all join; tiny lakes under
+tmp_path."""
 
 from __future__ import annotations
 
@@ -28,15 +30,33 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return load_settings(
-        lake=str(tmp_path_factory.mktemp("lake")), spark_master="local[2]", shuffle_partitions=2, driver_memory="2g"
+        lake=str(tmp_path_factory.mktemp("lake")), spark_master="local[2]", shuffle_partitions=2, driver_memory="3g"
     )
 
 
 @pytest.fixture(scope="session")
-def spark(settings: Settings) -> Iterator[SparkSession]:
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+def spark_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The run's Spark Connect server; its URL and token are in the environment of everything started
+    afterwards (``SETLIST_SPARK_REMOTE``), so ``setlist run`` and Airflow submit to it too. Stopped at the end."""
+    from include import spark_server as server
+
+    running = server.start(settings, log_file=tmp_path_factory.mktemp("spark") / "spark-connect.log")
+    client = running.client_env()
+    saved = {k: os.environ.get(k) for k in client}
+    os.environ.update(client)
+    yield client
+    server.stop_process(running.proc)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings, spark_server: dict[str, str]) -> Iterator[SparkSession]:
     from include.spark import get_spark
 
-    session = get_spark("setlist-tests", settings)
+    session = get_spark("setlist-tests", settings.with_overrides(spark_remote=spark_server["SETLIST_SPARK_REMOTE"]))
     yield session
     session.stop()

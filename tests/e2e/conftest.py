@@ -27,7 +27,7 @@ def setlist(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
+def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str]) -> str:
     root = tmp_path_factory.mktemp("e2e-lake")
     # three days land; `setlist run` processes the first, the backfill test all three
     generate(
@@ -83,7 +83,7 @@ class AirflowApi:
 
 
 @pytest.fixture(scope="session")
-def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory):
+def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str]):
     """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake. Clock-driven
     runs are off (``use_job_schedule``): only the tests' backfills and triggers run."""
     from include import airflow_server

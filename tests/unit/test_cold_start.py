@@ -3,12 +3,13 @@ nearest played tracks by audio features (source = 'content')."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from pyspark.ml.recommendation import ALS
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from include import schemas
+from include import als, schemas, topk
 from spark_jobs import build_gold as gold
 from spark_jobs import recommend as rec
 
@@ -51,28 +52,30 @@ def test_content_neighbours_are_the_nearest_played_tracks(spark):
 
 def test_unplayed_track_reaches_users_through_its_neighbour(spark):
     aff, pop, catalog = lake_frames(spark)
-    model = ALS(
+    fitted = ALS(
         userCol="user_key", itemCol="track_key", ratingCol="strength", implicitPrefs=True, rank=3, maxIter=5, seed=1
     ).fit(aff)
+    model = als.Factors.of(fitted)
     k = 3
     recs = rec.transform(aff, pop, model, k, "v1", "run", "d", catalog=catalog).collect()
     content = [r for r in recs if r["source"] == "content"]
     assert content and {r["track_id"] for r in content} == {"t9"}  # t8 has no features: never content
-    # Every played track is within each user's top k + largest history, so the expected score is the
-    # best (model prediction x similarity) over t9's five nearest played tracks.
-    neighbours = rec.content_neighbours(catalog.where("track_key = 9"), catalog.where("track_key < 8"), 5)
-    users = aff.select("user_key", "user_id").distinct()
-    pairs = users.crossJoin(neighbours.select(F.col("neighbour_key").alias("track_key"), "similarity"))
-    expected = {
-        r["user_id"]: r["s"]
-        for r in model.transform(pairs)
-        .groupBy("user_id")
-        .agg(F.max(F.col("prediction") * F.col("similarity")).alias("s"))
-        .collect()
+    # A neighbour counts when the user's model score for it is at least the user's k-th best unplayed score:
+    # the expected score is the best (prediction x similarity) over t9's five nearest played tracks that do.
+    neighbours = {
+        r["neighbour_key"]: r["similarity"]
+        for r in rec.content_neighbours(catalog.where("track_key = 9"), catalog.where("track_key < 8"), 5).collect()
     }
-    for r in content:
-        assert r["score"] == pytest.approx(expected[r["user_id"]], rel=1e-5)
+    users = aff.select("user_key", "user_id").distinct()
+    tracks = aff.select("track_key").distinct()
+    predicted = model.predict(users.crossJoin(tracks)).collect()
     played = {(r["user_id"], r["track_id"]) for r in aff.collect()}
+    for r in content:
+        mine = {p["track_key"]: p["prediction"] for p in predicted if p["user_id"] == r["user_id"]}
+        unplayed = sorted((s for t, s in mine.items() if (r["user_id"], f"t{t}") not in played), reverse=True)
+        kth = unplayed[k - 1] if len(unplayed) >= k else float("-inf")
+        best = max(mine[n] * sim for n, sim in neighbours.items() if n in mine and mine[n] >= kth)
+        assert r["score"] == pytest.approx(best, rel=1e-5)
     assert not [r for r in recs if (r["user_id"], r["track_id"]) in played]
     assert all(sorted(r["rank"] for r in recs if r["user_id"] == u) == [1, 2, 3] for u in {r["user_id"] for r in recs})
 
@@ -96,11 +99,11 @@ def test_popular_fallback_prefers_the_users_genres(spark):
     assert top(with_genres, "u3") == top(plain, "u3") == ["t1", "t2"]  # rock fans: the popular rock tracks
 
 
-def test_new_tracks_take_at_most_the_content_slots_of_a_list(spark):
-    scores = spark.createDataFrame([(1, 3, 2.0), (1, 4, 1.0)], "user_key int, track_key int, score double")
-    neighbours = spark.createDataFrame(
-        [(n, 3, s) for n, s in ((20, 0.9), (21, 0.8), (22, 0.7))] + [(23, 4, 0.99)],
-        "track_key int, neighbour_key int, similarity double",
+def test_new_tracks_take_at_most_the_content_slots_of_a_list():
+    # new tracks 20-22 sound like track 3, 23 like track 4; the user's eligible neighbours 3 and 4 score 2.0 and 1.0
+    catalog = topk.Catalog(np.array([3, 4]), np.array([[1.0], [1.0]], np.float32))
+    content = topk.Content.of(
+        catalog, np.array([20, 21, 22, 23]), np.array([3, 3, 3, 4]), np.array([0.9, 0.8, 0.7, 0.99]), slots=2
     )
-    got = rec.content_candidates(scores, neighbours, slots=2).select("user_key", "track_key", "score", "source")
-    assertDataFrameEqual(got, [(1, 20, 1.8, "content"), (1, 21, 1.6, "content")])
+    tracks, scores = content.best(np.array([0, 1]), np.array([2.0, 1.0]))
+    assert list(tracks) == [20, 21] and list(scores) == pytest.approx([1.8, 1.6])

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 from include.config import PROJECT_ROOT, ConfigError
 from include.dag_spec import (
@@ -49,13 +50,42 @@ def test_nightly_dag_wires_one_spark_submit_per_job_in_order(dagbag):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     for job in JOBS:
         task = dag.get_task(job.task_id)
-        assert type(task).__name__ == "SparkSubmitOperator"
+        assert type(task).__name__ == "SparkJobOperator" and isinstance(task, SparkSubmitOperator)
         assert task._conn_id == "spark_default"
         assert Path(task.application).is_file()
         assert "{{ ti.xcom_pull(task_ids='resolve_run_date') }}" in task.application_args
         assert task.pool == SPARK_POOL
         assert task.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
         assert task.conf["spark.jars"].endswith("*.jar")
+
+
+@pytest.mark.parametrize(
+    ("master", "expected"),
+    [
+        ("sc://localhost:15002", ["--remote", "sc://localhost:15002"]),
+        ("local[*]", ["--master", "local[*]"]),
+        ("spark://127.0.0.1:7077", ["--master", "spark://127.0.0.1:7077"]),
+    ],
+)
+def test_spark_tasks_submit_to_a_connect_server_with_remote(monkeypatch, master, expected):
+    """The command spark-submit gets: a Connect client (``--remote``) carries only its session's settings."""
+    from include.config import load_settings
+    from include.dag_spec import JOBS, submit_kwargs
+    from include.spark_operator import SparkJobOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", f'{{"conn_type": "spark", "host": "{master}"}}')
+    kwargs = submit_kwargs(JOBS[0], load_settings(env={}))
+    kwargs.update(py_files="/tmp/code.zip", application_args=["--run-date", "2026-11-01"])
+    hook = SparkJobOperator(**kwargs)._get_hook()
+    cmd = hook._build_spark_submit_command(kwargs["application"])
+    assert cmd[1:3] == expected and ("--master" in cmd) == (not master.startswith("sc://"))
+    confs = {cmd[i + 1].split("=", 1)[0] for i, arg in enumerate(cmd) if arg == "--conf"}
+    if master.startswith("sc://"):
+        assert "--driver-memory" not in cmd and "--py-files" in cmd
+        assert confs == {"spark.sql.shuffle.partitions", "spark.sql.session.timeZone", "spark.pyspark.python"}
+    else:
+        assert "spark.sql.extensions" in confs and "--driver-memory" in cmd
+    assert cmd[-3:] == [kwargs["application"], "--run-date", "2026-11-01"]
 
 
 def test_dag_policy_owner_retries_tags_catchup(dagbag):

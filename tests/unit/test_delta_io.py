@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from delta.tables import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
 from include import delta_io, tables
@@ -17,7 +16,7 @@ PARTS = Table("silver", "parts_test", partition_by="run_date")
 
 
 def version(spark, table: Table, lake: str) -> int:
-    return int(DeltaTable.forPath(spark, table.path(lake)).history(1).collect()[0]["version"])
+    return delta_io.version(spark, table, lake)
 
 
 def test_merge_commits_only_new_or_changed_rows_and_never_rolls_back(spark, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -68,24 +69,34 @@ def test_ranking_metrics_by_hand(spark):
     assert m["users_evaluated"] == 2
 
 
-def test_ranked_drops_seen_tracks_and_breaks_ties_by_track(spark):
-    scored = spark.createDataFrame(
-        [(1, 5, 0.9), (1, 6, 0.5), (1, 7, 0.5), (1, 8, 0.1)], "user_key int, track_key int, score double"
+def _factors(spark, users: dict[int, list[float]], items: dict[int, list[float]]) -> als.Factors:
+    schema = "id int, features array<float>"
+    return als.Factors(
+        spark.createDataFrame(list(users.items()), schema),
+        spark.createDataFrame(list(items.items()), schema),
+        rank=len(next(iter(users.values()))),
+        fitted=None,  # type: ignore[arg-type]
     )
+
+
+def test_model_recs_drop_seen_tracks_and_break_ties_by_track(spark):
+    # user 1 scores tracks 5..8 as 0.9, 0.5, 0.5, 0.1 and has played 5; user 2 has no factors.
+    model = _factors(spark, {1: [1.0]}, {5: [0.9], 6: [0.5], 7: [0.5], 8: [0.1]})
+    users = spark.createDataFrame([(1,), (2,)], "user_key int")
     seen = spark.createDataFrame([(1, 5)], "user_key int, track_key int")
-    got = evaluation.ranked(scored, seen, k=2).select("user_key", "track_key", "rank")
+    got = evaluation.model_recs(model, users, seen, k=2).select("user_key", "track_key", "rank")
     assertDataFrameEqual(got, [(1, 6, 1), (1, 7, 2)])
 
 
-def test_popularity_scores_count_positive_training_pairs(spark):
+def test_popularity_recs_count_positive_training_pairs(spark):
     train = spark.createDataFrame([(1, 10, 5.0), (2, 10, 4.0), (3, 11, 5.0), (1, 12, 2.0), (2, 12, 1.0)], PAIRS)
-    users = spark.createDataFrame([(9,)], "user_key int")
-    got = evaluation.popularity_scores(train, users, F.col("rating") >= 4, n=5)
-    assertDataFrameEqual(got, [(9, 10, 2.0), (9, 11, 1.0)])
+    users = spark.createDataFrame([(9,), (3,)], "user_key int")
+    got = evaluation.popularity_recs(train, users, F.col("rating") >= 4, k=5).select("user_key", "track_key", "score")
+    # user 3 has a training pair with 11, so only 10 is left for it; 12 has no positive pair at all
+    assertDataFrameEqual(got, [(9, 10, 2.0), (9, 11, 1.0), (3, 10, 2.0)])
 
 
-def test_biases_are_folded_into_the_factors(spark):
-    spark.sparkContext.setCheckpointDir(str(spark.conf.get("spark.sql.warehouse.dir")) + "/ckpt")
+def test_biases_are_folded_into_the_factors(spark, tmp_path):
     data = pairs(spark, users=12, tracks=10)
     params = als.AlsParams(mode="explicit", rank=3, max_iter=4, reg_param=0.1, biases=True)
     mean, user, item = als.biases(data)
@@ -93,21 +104,27 @@ def test_biases_are_folded_into_the_factors(spark):
     folded = als.with_biases(plain, mean, user, item)
     assert folded.rank == 5
     expected = (
-        plain.transform(data)
+        als.Factors.of(plain)
+        .predict(data)
         .join(user, "user_key")
         .join(item, "track_key")
         .select("user_key", "track_key", (F.col("prediction") + mean + F.col("b_u") + F.col("b_i")).alias("p"))
     )
-    got = folded.transform(data).select("user_key", "track_key", F.col("prediction").cast("double").alias("p"))
+    got = folded.predict(data).select("user_key", "track_key", F.col("prediction").cast("double").alias("p"))
     assertDataFrameEqual(got, expected, rtol=1e-4, checkRowOrder=False, ignoreNullable=True)
-    recs = folded.recommendForUserSubset(data.select("user_key").distinct(), 3)  # what recommend calls
-    assert recs.count() == 12
     # The bias-only part alone is what the biases say: user 0's mean + b_u + b_i for track 0.
     bu = user.where("user_key = 0").first()["b_u"]
     bi = item.where("track_key = 0").first()["b_i"]
-    uf = folded.userFactors.where("id = 0").first()["features"]
-    tf = folded.itemFactors.where("id = 0").first()["features"]
+    uf = folded.users.where("id = 0").first()["features"]
+    tf = folded.items.where("id = 0").first()["features"]
     assert uf[-2:] == pytest.approx([1.0, mean + bu], rel=1e-5) and tf[-2:] == pytest.approx([bi, 1.0], rel=1e-5)
+    # Saved in Spark ML's format, the folded model is what anyone loads: its transform is the full prediction.
+    path = str(tmp_path / "model")
+    folded.save(path)
+    loaded = ALSModel.load(path)
+    assert loaded.rank == 5
+    by_spark = loaded.transform(data).select("user_key", "track_key", F.col("prediction").cast("double").alias("p"))
+    assertDataFrameEqual(by_spark, expected, rtol=1e-4, checkRowOrder=False, ignoreNullable=True)
 
 
 def test_params_json_names_only_what_applies_to_the_mode():

@@ -8,6 +8,7 @@ from pyspark.ml.recommendation import ALS
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from include import als
 from spark_jobs import build_gold as gold
 from spark_jobs import recommend as rec
 
@@ -110,7 +111,7 @@ def test_als_recommendations_exclude_seen_and_fill_to_k(spark):
         numUserBlocks=1,
         numItemBlocks=1,
     ).fit(aff)
-    recs = rec.transform(aff, pop, model, 4, "v1", "run-1", "2026-11-20")
+    recs = rec.transform(aff, pop, als.Factors.of(model), 4, "v1", "run-1", "2026-11-20")
     _check(recs, aff, 4)
     rows = recs.collect()
     assert {r["source"] for r in rows} <= {"als", "popular"} and any(r["source"] == "als" for r in rows)

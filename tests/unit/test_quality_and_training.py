@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 
 import pytest
 from pyspark.testing import assertDataFrameEqual
@@ -72,9 +71,8 @@ def test_explicit_model_fits_and_predicts_in_the_rating_range(spark):
     rows = [(u, t, float(1 + (u + t) % 5), 0.0) for u in range(6) for t in range(6) if (u * t) % 4 != 1]
     data = train_als.training_set(spark.createDataFrame(rows, AFFINITY), "explicit")
     settings = load_settings(env={}, als_mode="explicit", rank=4, max_iter=5, als_biases="false")
-    spark.sparkContext.setCheckpointDir(str(spark.conf.get("spark.sql.warehouse.dir")) + "/ckpt")
     model = als.fit(data, als.AlsParams.of(settings), blocks=2)
-    preds = model.transform(data).select("prediction").collect()
+    preds = model.predict(data).select("prediction").collect()
     assert len(preds) == data.count() and all(0 <= p[0] <= 6 for p in preds)
     factors = train_als.factor_rows(model)
     assert factors.count() == 12  # 6 users + 6 tracks
@@ -83,9 +81,11 @@ def test_explicit_model_fits_and_predicts_in_the_rating_range(spark):
 
 def test_factor_suite_names_missing_short_and_non_finite_factors(spark):
     schema = "id int, features array<float>"
-    model = SimpleNamespace(
-        userFactors=spark.createDataFrame([(1, [0.1, 0.2]), (2, [float("nan"), 0.1]), (3, None)], schema),
-        itemFactors=spark.createDataFrame([(1, [0.3, float("inf")]), (2, [0.5])], schema),
+    model = als.Factors(
+        users=spark.createDataFrame([(1, [0.1, 0.2]), (2, [float("nan"), 0.1]), (3, None)], schema),
+        items=spark.createDataFrame([(1, [0.3, float("inf")]), (2, [0.5])], schema),
+        rank=2,
+        fitted=None,  # type: ignore[arg-type]
     )
     factors = train_als.factor_rows(model)
     assertDataFrameEqual(
