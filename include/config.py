@@ -36,6 +36,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "vacuum_retention_hours": (168, 87_600),  # at least 7 days of time travel
     "nightly_hour": (0, 23),  # UTC hour at which the nightly run for the day before starts
     "tune_seconds": (0, 86_400),  # 0: no tuning
+    "codegen_min_rows": (0, 10**12),
     "promotion_tolerance": (0.0, 1.0),
 }
 # Settings a run may override per job or per DAG trigger.
@@ -77,6 +78,7 @@ class Settings:
     spark_master: str = "local[*]"
     spark_mode: str = "connect"
     spark_remote: str = ""  # sc://localhost:PORT of a running Spark Connect server; empty: setlist starts one
+    codegen_min_rows: int = 200_000  # a job whose input has fewer rows runs interpreted (no code generation)
     shuffle_partitions: int = 4
     als_blocks: int = 0  # 0: one block per core of the cluster (defaultParallelism)
     als_mode: str = "implicit"
@@ -135,6 +137,7 @@ def check_range(field: str, value: float, low: float, high: float) -> None:
 
 _INT_FIELDS = {
     "als_blocks",
+    "codegen_min_rows",
     "shuffle_partitions",
     "rank",
     "max_iter",

@@ -100,18 +100,23 @@ def main(
     """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``.
 
     Great Expectations (about 5 s to import; every pipeline job validates) loads in the background while
-    the session starts, which is mostly waiting for the JVM.
+    the session starts and the job reads its input.
     """
     args = parser(step, description, model_args=model_args).parse_args(argv)
 
     def body() -> None:
         ctx = context(step, args)
-        from include.spark import get_spark, release_cached
+        from pyspark.sql import SparkSession
+
+        from include.spark import get_spark
 
         preload("include.quality")
+        own = SparkSession.getActiveSession() is None
+        spark = get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings)
         try:
-            work(get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings), ctx)
+            work(spark, ctx)
         finally:
-            release_cached()
+            if own:  # a session on a shared Spark Connect server is released with everything it holds
+                spark.stop()
 
     return run(step, body)

@@ -18,7 +18,6 @@ from pyspark.sql import DataFrame, SparkSession
 from include.config import Settings
 from include.spark_conf import session_conf, spark_conf
 
-_CACHED: list[DataFrame] = []
 # Set by pyspark once a process has a Spark Connect session; a child process that inherits them would build
 # a Connect session where it asked for a classic one.
 CONNECT_MARKERS = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")
@@ -83,6 +82,23 @@ def get_spark(
     return spark
 
 
+# Spark compiles Java for every new query plan: worth it over millions of rows, but on a small day the
+# compiling is most of a query's time (BENCHMARKS.md: about a fifth of each job on a 10,000-event day).
+INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+
+
+def fit_to_input(spark: SparkSession, rows: int, settings: Settings) -> bool:
+    """Run the session's later queries interpreted when the job's input has fewer than
+    ``settings.codegen_min_rows`` rows (0: always compiled); returns whether it does."""
+    small = rows < settings.codegen_min_rows
+    for key, value in INTERPRETED.items():
+        if small:
+            spark.conf.set(key, value)
+        else:
+            spark.conf.unset(key)
+    return small
+
+
 def is_connect(spark: SparkSession) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
@@ -97,13 +113,9 @@ def parallelism(spark: SparkSession) -> int:
 
 
 def cached(df: DataFrame) -> DataFrame:
-    """``df.cache()``, released by :func:`release_cached` when the job ends: a Spark Connect server outlives
-    its clients and keeps what they cached until someone unpersists it."""
-    _CACHED.append(df.cache())
-    return df
-
-
-def release_cached() -> None:
-    """Unpersist every frame this process cached through :func:`cached`."""
-    while _CACHED:
-        _CACHED.pop().unpersist()
+    """``df`` computed now and kept (memory, then disk) for the queries that reuse it: a local checkpoint,
+    whose later plans start from the stored rows. Over Spark Connect that makes every later query on it a
+    short plan (``cache()`` there plans the whole query again each time), and the rows are released with
+    the session, so a long-lived server never keeps a finished job's data. A lost executor loses them
+    too: the task fails and Airflow retries it."""
+    return df.localCheckpoint()

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include import delta_io, jobs, schemas, tables
-from include.spark import cached
+from include.spark import cached, fit_to_input
 
 
 def _full_play() -> Column:
@@ -111,7 +111,9 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from include import quality
 
     lake, ds = ctx.settings.lake, ctx.ds
-    history = cached(delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") <= ds))
+    history = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") <= ds)
+    fit_to_input(spark, history.count(), ctx.settings)
+    history = cached(history)
     quarantined = delta_io.read_partition(spark, tables.SILVER_QUARANTINE, lake, ds)
 
     aff = cached(affinity(history, ds, ctx.settings.alpha))

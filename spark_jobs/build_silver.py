@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from include import delta_io, jobs, schemas, tables
 from include.frames import first_n
 from include.schemas import REASONS, raw_text
-from include.spark import cached
+from include.spark import cached, fit_to_input
 
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
@@ -155,6 +155,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
     lake, ds, severities = ctx.settings.lake, ctx.ds, ctx.settings.dq_severity
 
+    fit_to_input(spark, delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, lake, ds).count(), ctx.settings)
     typed_tracks = cached(type_tracks(delta_io.read_partition(spark, tables.BRONZE_TRACKS, lake, ds)))
     tracks = quality.apply(typed_tracks, suites.silver_track_rows(severities))
     tracks_today = cached(

@@ -17,7 +17,9 @@ from pyspark.sql.types import StructType
 from include import delta_io, jobs, schemas, tables
 from include.landing import header_problems, list_files
 from include.schemas import raw_text
-from include.spark import cached
+from include.spark import cached, fit_to_input
+
+BYTES_PER_EVENT = 90  # a contract row is about this long: the day's size in events, estimated from its files
 
 SOURCES: dict[str, tuple[tables.Table, tuple[str, ...], StructType]] = {
     "interactions": (tables.BRONZE_INTERACTIONS, schemas.INTERACTION_COLUMNS, schemas.RAW_INTERACTIONS),
@@ -64,6 +66,8 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
     _, columns, schema = SOURCES[source]
     folder = tables.landing_dir(ctx.settings.lake, source, ctx.run_date)
     files = list_files(spark, folder)
+    if source == "interactions":
+        fit_to_input(spark, sum(f.size for f in files) // BYTES_PER_EVENT, ctx.settings)
     if not files and source == "interactions":
         if ctx.settings.missing_day == "fail":
             raise jobs.LandingError(

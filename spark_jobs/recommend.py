@@ -23,7 +23,7 @@ from include import als, delta_io, jobs, schemas, tables, topk
 from include.frames import first_n
 from include.landing import path_exists
 from include.model_version import model_version
-from include.spark import cached
+from include.spark import cached, fit_to_input
 
 
 def top_genres(affinity: DataFrame, genres: DataFrame, n: int = 2) -> DataFrame:
@@ -196,7 +196,9 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     if decision is not None and not decision.promoted:
         ctx.log(f"not promoted, gold.recommendations unchanged: {decision.reason}")
         return
-    affinity = cached(delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds))
+    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds)
+    fit_to_input(spark, affinity.count(), settings)
+    affinity = cached(affinity)
     popularity = cached(delta_io.read_partition(spark, tables.GOLD_POPULARITY, lake, ds))
     model = None
     path = tables.model_path(lake, str(version))

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from include import als, delta_io, evaluation, jobs, model_runs, schemas, tables
 from include.model_version import model_version
-from include.spark import cached
+from include.spark import cached, fit_to_input
 
 RATING_COLUMN = {"explicit": "latest_rating", "implicit": "strength"}
 
@@ -94,6 +94,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     ).first()
     assert stats is not None
     version = model_version(settings, ds)
+    fit_to_input(spark, stats["rows"], settings)
     if stats["rows"] == 0:
         ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
         return

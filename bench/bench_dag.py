@@ -1,0 +1,141 @@
+"""How long each Spark task of the nightly DAG takes under the real Airflow scheduler.
+
+Usage: .venv/bin/python bench/bench_dag.py --events-per-day 10000 --days 3 [--users 300 --tracks 1500]
+
+Starts ``setlist airflow``'s components (API server, scheduler with the LocalExecutor, DAG processor) and the
+warm Spark they submit to, on loopback, over a throwaway lake under ``bench/results/dag/`` with generated
+days; triggers one run per day through the REST API (``train=always``, so every day trains and recommends),
+one after the other, and reads each task instance's duration from the REST API (what the UI shows: from the
+task's start to its end, as the worker runs it). Prints every task's seconds per day and the median of the
+five Spark tasks per day and over all days. Stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from include import airflow_server, spark_server  # noqa: E402
+from include.config import load_settings  # noqa: E402
+from include.dag_spec import DAG_ID, JOBS  # noqa: E402
+from include.generate import GenerateSpec, generate  # noqa: E402
+
+OUT = ROOT / "bench" / "results" / "dag"
+START = dt.date(2026, 11, 1)
+
+
+class Api:
+    def __init__(self, url: str, password: str) -> None:
+        self.url, self.password, self.token = url, password, ""
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        if not self.token:
+            login = json.dumps({"username": airflow_server.ADMIN, "password": self.password}).encode()
+            req = urllib.request.Request(
+                self.url + "/auth/token", data=login, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=60) as r:
+                self.token = json.loads(r.read())["access_token"]
+        req = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"{}")
+
+
+def wait_until_up(api: Api, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            api.call("GET", f"/api/v2/dags/{DAG_ID}")
+            return
+        except OSError:
+            time.sleep(2)
+    raise RuntimeError("Airflow did not come up (or the DAG was not parsed) in time")
+
+
+def run_day(api: Api, day: dt.date) -> dict[str, float]:
+    run_id = f"bench_{day.isoformat()}"
+    conf = {"run_date": day.isoformat(), "train": "always"}
+    logical = f"{day.isoformat()}T02:00:00Z"
+    api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": logical, "conf": conf})
+    while True:
+        state = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
+        if state in ("success", "failed"):
+            break
+        time.sleep(2)
+    if state != "success":
+        raise RuntimeError(f"the run for {day} failed")
+    tis = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    return {t["task_id"]: float(t["duration"] or 0.0) for t in tis}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events-per-day", type=int, default=10_000)
+    p.add_argument("--days", type=int, default=3)
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--tracks", type=int, default=1500)
+    args = p.parse_args()
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    lake = OUT / "lake"
+    generate(GenerateSpec(str(lake), START, args.days, args.users, args.tracks, args.events_per_day), log=None)
+    home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
+    password = "bench-airflow-password"
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "SETLIST_AIRFLOW_PASSWORD": password,
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        }
+    )
+    port = spark_server.free_port()
+    started = time.monotonic()
+    procs = airflow_server.start(load_settings(lake=str(lake)), port, log=lambda _: None)
+    durations: list[dict[str, float]] = []
+    try:
+        api = Api(f"http://127.0.0.1:{port}", password)
+        wait_until_up(api)
+        api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        print(f"Airflow and the warm Spark up in {time.monotonic() - started:.0f}s", flush=True)
+        for i in range(args.days):
+            durations.append(run_day(api, START + dt.timedelta(days=i)))
+            print(f"day {i + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in durations[-1].items()), flush=True)
+    finally:
+        airflow_server.stop(procs)
+        shutil.rmtree(home, ignore_errors=True)
+    spark_tasks = [j.task_id for j in JOBS]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"\nmachine: {machine}; {dt.date.today()}")
+    print(f"data: {args.days} day(s) x {args.events_per_day:,} events, {args.users} users, {args.tracks} tracks")
+    print("| task | " + " | ".join(f"day {i + 1} s" for i in range(args.days)) + " |")
+    print("|---|" + "---|" * args.days)
+    for task in durations[0]:
+        print(f"| {task} | " + " | ".join(f"{d.get(task, 0):.1f}" for d in durations) + " |")
+    medians = [statistics.median(d[t] for t in spark_tasks) for d in durations]
+    print("| **median of the Spark tasks** | " + " | ".join(f"**{m:.1f}**" for m in medians) + " |")
+    every = [d[t] for d in durations for t in spark_tasks]
+    print(f"\nmedian Spark task over all days: {statistics.median(every):.1f}s (max {max(every):.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
