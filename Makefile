@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars browser demo test test-unit lint bench bench-quality clean sql-server explorer airflow
+.PHONY: setup venv jars browser blas demo test test-unit lint bench bench-quality clean sql-server explorer airflow
 
 setup: venv jars
 
@@ -42,6 +42,13 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+# Debian's OpenBLAS as the libblas.so.3 / liblapack.so.3 Spark's ALS looks for (optional): at rank 50 it fits
+# about a quarter faster than the Java fallback, at the default rank 20 it is no faster (BENCHMARKS.md).
+blas:
+	@ldconfig -p | grep -q 'libblas.so.3 ' || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libopenblas0-pthread; }
 
 demo: setup
 	$(BIN)/setlist generate --lake $(LAKE) --start $(DEMO_START) --days 3 --users 300 --tracks 1500 --events-per-day 10000

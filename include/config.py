@@ -89,7 +89,7 @@ class Settings:
     top_k: int = 10
     seed: int = 42
     checkpoint_interval: int = 5
-    driver_memory: str = "2g"
+    driver_memory: str = "4g"  # one warm driver runs every job of a day; 10M events a day fit (BENCHMARKS.md)
     pyspark_python: str = sys.executable
     missing_day: str = "fail"
     vacuum_retention_hours: int = 168
