@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -22,7 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,29 +35,7 @@ OUT = ROOT / "bench" / "results" / "dag"
 START = dt.date(2026, 11, 1)
 
 
-class Api:
-    def __init__(self, url: str, password: str) -> None:
-        self.url, self.password, self.token = url, password, ""
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        if not self.token:
-            login = json.dumps({"username": airflow_server.ADMIN, "password": self.password}).encode()
-            req = urllib.request.Request(
-                self.url + "/auth/token", data=login, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(req, timeout=60) as r:
-                self.token = json.loads(r.read())["access_token"]
-        req = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read() or b"{}")
-
-
-def wait_until_up(api: Api, timeout_s: float = 240) -> None:
+def wait_until_up(api: airflow_server.RestClient, timeout_s: float = 240) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -70,7 +46,7 @@ def wait_until_up(api: Api, timeout_s: float = 240) -> None:
     raise RuntimeError("Airflow did not come up (or the DAG was not parsed) in time")
 
 
-def run_day(api: Api, day: dt.date) -> dict[str, float]:
+def run_day(api: airflow_server.RestClient, day: dt.date) -> dict[str, float]:
     run_id = f"bench_{day.isoformat()}"
     conf = {"run_date": day.isoformat(), "train": "always"}
     logical = f"{day.isoformat()}T02:00:00Z"
@@ -112,7 +88,7 @@ def main() -> int:
     procs = airflow_server.start(load_settings(lake=str(lake)), port, log=lambda _: None)
     durations: list[dict[str, float]] = []
     try:
-        api = Api(f"http://127.0.0.1:{port}", password)
+        api = airflow_server.RestClient(f"http://127.0.0.1:{port}", password)
         wait_until_up(api)
         api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
         print(f"Airflow and the warm Spark up in {time.monotonic() - started:.0f}s", flush=True)

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,30 @@ DEFAULT_PORT = 8080
 ADMIN = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+class RestClient:
+    """Airflow's REST API (``/api/v2``) as a user calls it: a token from ``/auth/token``, then JSON calls."""
+
+    def __init__(self, url: str, password: str, user: str = ADMIN) -> None:
+        self.url, self.user, self.password = url, user, password
+        self.token = ""
+
+    def _post_json(self, path: str, body: dict[str, Any] | None, method: str = "POST") -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if path != "/auth/token":
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(
+            self.url + path, method=method, data=None if body is None else json.dumps(body).encode(), headers=headers
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return dict(json.loads(response.read() or b"{}"))
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.token:
+            login = {"username": self.user, "password": self.password}
+            self.token = str(self._post_json("/auth/token", login)["access_token"])
+        return self._post_json(path, body, method)
 
 
 def write_auth_file(password: str) -> Path:

@@ -67,6 +67,15 @@ def _lists(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return offsets, values
 
 
+def in_blocks(
+    batches: Iterator[pa.RecordBatch], block: Callable[[pa.RecordBatch], pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """``block`` over every slice of :data:`BLOCK` rows of the batches (a mapInArrow function's body)."""
+    for batch in batches:
+        for start in range(0, batch.num_rows, BLOCK):
+            yield block(batch.slice(start, BLOCK))
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Item vectors by column: ``keys`` ascending (the column order breaks ties) and ``vectors`` (n, r)."""
@@ -225,9 +234,7 @@ class Ranker:
     genre_bonus: float = 1.0
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for start in range(0, batch.num_rows, BLOCK):
-                yield self.block(batch.slice(start, BLOCK))
+        return in_blocks(batches, self.block)
 
     def block(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         users = batch.column("user_key").to_numpy(zero_copy_only=False)
@@ -347,9 +354,7 @@ class Neighbours:
         return cls(Catalog(keys, augmented), f64, n)
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for start in range(0, batch.num_rows, BLOCK):
-                yield self.block(batch.slice(start, BLOCK))
+        return in_blocks(batches, self.block)
 
     def block(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         tracks = batch.column("track_key").to_numpy(zero_copy_only=False)

@@ -47,41 +47,6 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str])
     return str(root)
 
 
-class AirflowApi:
-    """Airflow's REST API (``/api/v2``) as a user calls it: a token from ``/auth/token``, then JSON calls."""
-
-    def __init__(self, url: str, user: str, password: str) -> None:
-        self.url = url
-        self.user, self.password = user, password
-        self.token = ""
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        import json
-        import urllib.request
-
-        if not self.token:
-            self.token = self._login()
-        request = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read() or b"{}")
-
-    def _login(self) -> str:
-        import json
-        import urllib.request
-
-        body = json.dumps({"username": self.user, "password": self.password}).encode()
-        request = urllib.request.Request(
-            self.url + "/auth/token", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return str(json.loads(response.read())["access_token"])
-
-
 @pytest.fixture(scope="session")
 def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str]):
     """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake. Clock-driven
@@ -102,7 +67,7 @@ def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: d
     try:
         url = f"http://127.0.0.1:{port}"
         servers.wait_for_http(url + "/api/v2/monitor/health", procs[0], timeout_s=180)
-        yield {"url": url, "port": port, "api": AirflowApi(url, airflow_server.ADMIN, password), "password": password}
+        yield {"url": url, "port": port, "api": airflow_server.RestClient(url, password), "password": password}
     finally:
         airflow_server.stop(procs)
         for k, v in saved.items():
