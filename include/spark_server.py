@@ -14,6 +14,7 @@ Reads settings; writes the server's log to ``<AIRFLOW_HOME>/logs/spark-connect.l
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -113,11 +114,26 @@ class Server:
         return {"SETLIST_SPARK_REMOTE": self.url, TOKEN_VAR: self.token}
 
 
+PR_SET_PDEATHSIG = 1
+# Looked up here, not in the forked child: a child of a threaded parent must not load libraries.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _stop_with_parent() -> None:
+    """In the server's process, before it runs Java: the kernel sends it SIGTERM when the process that
+    started it dies, even by SIGKILL, so a killed ``setlist run`` or test run leaves no warm Spark behind
+    (the server has a process group of its own, so the parent's group signals do not reach it). The
+    spark-submit scripts ``exec`` into Java, which keeps the setting."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def spawn(
     settings: Settings, port: int | None = None, log_file: Path | None = None, secret: str | None = None
 ) -> Server:
     """Start the server in a process group of its own and return at once (see :func:`wait_ready`). Without
-    a ``secret``, the server gets a new random token that only this process and its children know."""
+    a ``secret``, the server gets a new random token that only this process and its children know. The
+    server stops when the calling thread's process ends (call it from the main thread)."""
     from include.airflow_env import airflow_home
 
     port = port or free_port()
@@ -133,6 +149,7 @@ def spawn(
             stderr=out,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
     return Server(proc, port, secret, log_file)
 
