@@ -42,7 +42,7 @@ class RestClient:
         self.url, self.user, self.password = url, user, password
         self.token = ""
 
-    def _post_json(self, path: str, body: dict[str, Any] | None, method: str = "POST") -> dict[str, Any]:
+    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
         if path != "/auth/token":
             headers["Authorization"] = f"Bearer {self.token}"
@@ -55,8 +55,8 @@ class RestClient:
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         if not self.token:
             login = {"username": self.user, "password": self.password}
-            self.token = str(self._post_json("/auth/token", login)["access_token"])
-        return self._post_json(path, body, method)
+            self.token = str(self._request("POST", "/auth/token", login)["access_token"])
+        return self._request(method, path, body)
 
 
 def write_auth_file(password: str) -> Path:

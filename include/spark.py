@@ -99,10 +99,6 @@ def fit_to_input(spark: SparkSession, rows: int, settings: Settings) -> bool:
     return small
 
 
-def is_connect(spark: SparkSession) -> bool:
-    return type(spark).__module__.startswith("pyspark.sql.connect")
-
-
 def parallelism(spark: SparkSession) -> int:
     """The cluster's default parallelism (cores of all executors), asked through the DataFrame API: a range
     without a partition count gets exactly that many partitions, in Connect and classic sessions alike."""

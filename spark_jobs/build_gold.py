@@ -112,7 +112,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
     lake, ds = ctx.settings.lake, ctx.ds
     history = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") <= ds)
-    fit_to_input(spark, history.count(), ctx.settings)
+    n_history = history.count()
+    fit_to_input(spark, n_history, ctx.settings)
     history = cached(history)
     quarantined = delta_io.read_partition(spark, tables.SILVER_QUARANTINE, lake, ds)
 
@@ -130,7 +131,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     row = metrics.first()
     assert row is not None
     ctx.log(
-        f"{history.count()} silver rows up to {ds} -> {n_aff} affinity rows; day: {row['events']} events,"
+        f"{n_history} silver rows up to {ds} -> {n_aff} affinity rows; day: {row['events']} events,"
         f" {row['unique_users']} users, {row['unique_tracks']} tracks, {row['ratings']} ratings"
     )
 
