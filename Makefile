@@ -53,7 +53,7 @@ blas:
 demo: setup
 	$(BIN)/setlist generate --lake $(LAKE) --start $(DEMO_START) --days 3 --users 300 --tracks 1500 --events-per-day 10000
 	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
-	$(BIN)/setlist sql --engine duckdb --lake $(LAKE) "$$(cat include/sql/demo_top10.sql)"
+	$(BIN)/setlist sql --engine duckdb --lake $(LAKE) "$$(cat include/serving/sql/demo_top10.sql)"
 
 test: setup browser lint
 	$(BIN)/pytest
@@ -65,6 +65,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/bench_pipeline.py --events-per-day 100000 --days 1

@@ -26,9 +26,9 @@ from pyspark.sql import functions as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import als  # noqa: E402
-from include.config import load_settings  # noqa: E402
-from include.spark import get_spark  # noqa: E402
+from include.core.config import load_settings
+from include.lake.spark import get_spark
+from include.models import als
 
 
 def main() -> None:

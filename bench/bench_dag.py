@@ -26,10 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import airflow_server, spark_server  # noqa: E402
-from include.config import load_settings  # noqa: E402
-from include.dag_spec import DAG_ID, JOBS  # noqa: E402
-from include.generate import GenerateSpec, generate  # noqa: E402
+from include.cli.generate import GenerateSpec, generate
+from include.core.config import load_settings
+from include.lake import spark_server
+from include.orchestration import airflow_server
+from include.orchestration.dag_spec import DAG_ID, JOBS
 
 OUT = ROOT / "bench" / "results" / "dag"
 START = dt.date(2026, 11, 1)

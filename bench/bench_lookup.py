@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/bench_lookup.py --users 100000 [--k 10 --lookups 2000]
 Writes USERS x K recommendation rows into ``bench/results/lookup-lake`` (ignored) with the recommend job's
 own layout and writer (Spark, Delta), then measures:
-- cold: a fresh Python process that imports ``include.lookup`` and returns one user's list (wall time of the
+- cold: a fresh Python process that imports ``include.serving.lookup`` and returns one user's list (wall time of the
   whole process, interpreter start included), several times;
 - warm: in one process, ``get_recommendations`` for random users after the first call: p50, p99, max.
 """
@@ -25,10 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import delta_io, lookup, tables  # noqa: E402
-from include.config import load_settings  # noqa: E402
-from include.schemas import RECOMMENDATIONS  # noqa: E402
-from spark_jobs.recommend import clustered_by_user  # noqa: E402
+from include.core import tables
+from include.core.config import load_settings
+from include.core.schemas import RECOMMENDATIONS
+from include.lake import delta_io
+from include.serving import lookup
+from spark_jobs.recommend import clustered_by_user
 
 RUN_DATE = "2026-11-01"
 
@@ -36,7 +38,7 @@ RUN_DATE = "2026-11-01"
 def write_table(lake: str, users: int, k: int) -> int:
     from pyspark.sql import functions as F
 
-    from include.spark import get_spark
+    from include.lake.spark import get_spark
 
     spark = get_spark("setlist-bench-lookup", load_settings(lake=lake), log_level="ERROR")
     rows = (
@@ -89,7 +91,8 @@ def main() -> int:
     for _ in range(args.cold_runs):
         user = f"user_{rng.randrange(args.users):07d}"
         code = (
-            f"from include.lookup import get_recommendations; assert get_recommendations({user!r}, lake={str(lake)!r})"
+            "from include.serving.lookup import get_recommendations; "
+            f"assert get_recommendations({user!r}, lake={str(lake)!r})"
         )
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -32,13 +32,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import spark_server, topk  # noqa: E402
-from include.airflow_env import airflow_env  # noqa: E402
-from include.config import load_settings  # noqa: E402
-from include.dag_spec import JOBS, submit_conf  # noqa: E402
-from include.generate import GenerateSpec, generate  # noqa: E402
-from include.packaging import build_py_files  # noqa: E402
-from include.spark_operator import remote_args  # noqa: E402
+from include.cli.generate import GenerateSpec, generate
+from include.core.config import load_settings
+from include.core.packaging import build_py_files
+from include.models import topk
+from include.orchestration import spark_server
+from include.orchestration.airflow_env import airflow_env
+from include.orchestration.dag_spec import JOBS, submit_conf
+from include.orchestration.spark_operator import remote_args
 
 DAY = dt.date(2026, 11, 1)
 OUT = ROOT / "bench" / "results" / "overhead"
@@ -87,7 +88,7 @@ def bare(spark, landing: Path, lake: Path, k: int = 10) -> dict[str, Callable[[]
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from include import schemas
+    from include.core import schemas
 
     path = {name: str(lake / name) for name in ("bronze", "tracks", "silver", "affinity", "recs")}
 
@@ -172,7 +173,7 @@ def main() -> int:
             print(f"(a) {job.task_id}: {seconds:.1f}s, server peak {peak:.0f} MB", flush=True)
         if args.jobs_only:
             return print_rows(args, rows)
-        from include.spark import get_spark
+        from include.lake.spark import get_spark
 
         spark = get_spark("bench-bare", settings.with_overrides(spark_remote=server.url))
         for phase, step in bare(spark, lakes["dag"] / "landing", lakes["bare"]).items():

@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/bench_topk.py --users 100000 --tracks 200000 --rank 32
        [--k 10 --history 100 --new-tracks 50000 --played-tracks 200000]
 
-Measures, with random factors (seed 42) and the recommend job's own kernel (``include.topk``):
+Measures, with random factors (seed 42) and the recommend job's own kernel (``include.models.topk``):
 - the limit: GFLOP/s of one large DGEMM (and SGEMM, which the kernel uses) with every core;
 - top-K: ``Ranker`` over USERS users x TRACKS tracks of rank RANK, each user with HISTORY played tracks
   masked, split over one worker process per core as Spark's Python workers run it; the ratio is its wall
@@ -32,7 +32,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import schemas, topk  # noqa: E402
+from include.core import schemas
+from include.models import topk
 
 FEATURES = len(schemas.AUDIO_FEATURES_UNIT) + 2  # tempo and loudness
 

@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include.airflow_env import airflow_env  # noqa: E402
-from include.config import load_settings  # noqa: E402
-from include.dag_spec import JOBS, submit_conf  # noqa: E402
-from include.generate import GenerateSpec, generate  # noqa: E402
-from include.packaging import build_py_files  # noqa: E402
+from include.cli.generate import GenerateSpec, generate
+from include.core.config import load_settings
+from include.core.packaging import build_py_files
+from include.orchestration.airflow_env import airflow_env
+from include.orchestration.dag_spec import JOBS, submit_conf
 
 VALIDATE = re.compile(r"\[setlist\] validate (\S+): (\d+) checks in ([0-9.]+)s")
 

@@ -31,8 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include import als, delta_io, evaluation, tables  # noqa: E402
-from include.config import load_settings  # noqa: E402
+from include.core import tables
+from include.core.config import load_settings
+from include.lake import delta_io
+from include.models import als, evaluation
 
 SEED = 42
 PLAY = 0.6931471805599453  # log1p(1): one full play
@@ -99,7 +101,7 @@ def main() -> None:
 
     from pyspark.sql import functions as F
 
-    from include.spark import get_spark
+    from include.lake.spark import get_spark
 
     settings = load_settings(lake=args.lake, als_mode="implicit")
     spark = get_spark("implicit-variants", settings)

@@ -1,7 +1,7 @@
 """Daily report, scheduled on data: runs whenever the nightly DAG's ``recommend`` task updates the
 ``gold.recommendations`` asset, and writes ``<lake>/reports/run_date=<D>/report.md`` (recommendations by
 source, rows per layer, data-quality results, the model). The task reads through delta-rs and DuckDB: no
-Spark job. This file only wires the task; the logic is in ``include/report.py``.
+Spark job. This file only wires the task; the logic is in ``include/serving/report.py``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import datetime as dt
 
 from airflow.sdk import DAG, Asset, task
 
-from include.config import load_settings
-from include.dag_spec import DEFAULT_ARGS, REPORT_DAG_ID, asset_uri
-from include.tables import GOLD_RECOMMENDATIONS
+from include.core.config import load_settings
+from include.core.tables import GOLD_RECOMMENDATIONS
+from include.orchestration.dag_spec import DEFAULT_ARGS, REPORT_DAG_ID, asset_uri
 
 settings = load_settings()
 
@@ -29,7 +29,7 @@ with DAG(
 
     @task(task_id="write_report")
     def write_report() -> str:
-        from include.report import write
+        from include.serving.report import write
 
         return write(load_settings().lake)
 

@@ -10,10 +10,10 @@ import datetime as dt
 
 from airflow.sdk import DAG
 
-from include.config import load_settings
-from include.dag_spec import DEFAULT_ARGS, MAINTENANCE_DAG_ID, MAINTENANCE_JOB, submit_kwargs
-from include.dag_tasks import package_code, resolve_run_date
-from include.spark_operator import SparkJobOperator
+from include.core.config import load_settings
+from include.orchestration.dag_spec import DEFAULT_ARGS, MAINTENANCE_DAG_ID, MAINTENANCE_JOB, submit_kwargs
+from include.orchestration.dag_tasks import package_code, resolve_run_date
+from include.orchestration.spark_operator import SparkJobOperator
 
 settings = load_settings()
 

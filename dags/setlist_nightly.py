@@ -15,8 +15,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, task
 
-from include.config import load_settings
-from include.dag_spec import (
+from include.core.config import load_settings
+from include.orchestration.dag_spec import (
     DAG_ID,
     DEFAULT_ARGS,
     JOBS,
@@ -28,8 +28,8 @@ from include.dag_spec import (
     param_schemas,
     submit_kwargs,
 )
-from include.dag_tasks import package_code, resolve_run_date
-from include.spark_operator import SparkJobOperator
+from include.orchestration.dag_tasks import package_code, resolve_run_date
+from include.orchestration.spark_operator import SparkJobOperator
 
 settings = load_settings()
 
@@ -47,7 +47,7 @@ with DAG(
 
     @task.short_circuit(task_id=TRAIN_GATE_TASK)
     def newest_day(**context: Any) -> bool:
-        from include.dag_spec import train_gate
+        from include.orchestration.dag_spec import train_gate
 
         return train_gate(context)
 

@@ -17,7 +17,7 @@ import great_expectations.expectations as gxe
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from include.config import ConfigError
+from include.core.config import ConfigError
 
 WARN, DROP, FAIL = "warn", "drop", "fail"
 SEVERITIES = (WARN, DROP, FAIL)

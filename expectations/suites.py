@@ -29,8 +29,8 @@ from expectations.checks import (
     table_not_null,
     unique,
 )
-from include import schemas
-from include.quality import context
+from include.core import schemas
+from include.quality.runner import context
 
 MAX_ID_LENGTH = 256
 REPLACEMENT_CHAR = "\ufffd"  # what invalid UTF-8 bytes decode to

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from include import delta_io, jobs, schemas, tables
-from include.spark import cached, fit_to_input
+from include.core import schemas, tables
+from include.lake import delta_io, jobs
+from include.lake.spark import cached, fit_to_input
 
 
 def _full_play() -> Column:
@@ -108,7 +109,7 @@ def with_references(aff: DataFrame, dim_user: DataFrame, dim_track: DataFrame) -
 
 def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from expectations import suites
-    from include import quality
+    from include.quality import runner as quality
 
     lake, ds = ctx.settings.lake, ctx.ds
     history = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") <= ds)

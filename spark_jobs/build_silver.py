@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from include import delta_io, jobs, schemas, tables
-from include.frames import first_n
-from include.schemas import REASONS, raw_text
-from include.spark import cached, fit_to_input
+from include.core import schemas, tables
+from include.core.schemas import REASONS, raw_text
+from include.lake import delta_io, jobs
+from include.lake.frames import first_n
+from include.lake.spark import cached, fit_to_input
 
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
@@ -151,7 +152,7 @@ def balance(ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quar
 
 def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from expectations import suites
-    from include import quality
+    from include.quality import runner as quality
 
     lake, ds, severities = ctx.settings.lake, ctx.ds, ctx.settings.dq_severity
 

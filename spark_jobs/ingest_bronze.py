@@ -14,10 +14,11 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from include import delta_io, jobs, schemas, tables
-from include.landing import header_problems, list_files
-from include.schemas import raw_text
-from include.spark import cached, fit_to_input
+from include.core import schemas, tables
+from include.core.schemas import raw_text
+from include.lake import delta_io, jobs
+from include.lake.landing import header_problems, list_files
+from include.lake.spark import cached, fit_to_input
 
 BYTES_PER_EVENT = 90  # a contract row is about this long: the day's size in events, estimated from its files
 
@@ -97,7 +98,7 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
 
 def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from expectations import suites
-    from include import quality
+    from include.quality import runner as quality
 
     landed = {source: land(spark, ctx, source) for source in SOURCES}
     stats = {}

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 from pyspark.sql import SparkSession
 
-from include import delta_io, jobs, tables
+from include.core import tables
+from include.lake import delta_io, jobs
 
 RECENT_DAYS = 7
 

@@ -19,11 +19,13 @@ import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import als, delta_io, jobs, schemas, tables, topk
-from include.frames import first_n
-from include.landing import path_exists
-from include.model_version import model_version
-from include.spark import cached, fit_to_input
+from include.core import schemas, tables
+from include.lake import delta_io, jobs
+from include.lake.frames import first_n
+from include.lake.landing import path_exists
+from include.lake.spark import cached, fit_to_input
+from include.models import als, topk
+from include.models.model_version import model_version
 
 
 def top_genres(affinity: DataFrame, genres: DataFrame, n: int = 2) -> DataFrame:
@@ -188,7 +190,8 @@ def catalog_with_keys(spark: SparkSession, lake: str) -> DataFrame | None:
 
 def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     from expectations import suites
-    from include import model_runs, quality
+    from include.models import model_runs
+    from include.quality import runner as quality
 
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
     version: str | None = model_version(settings, ds)

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import als, delta_io, evaluation, jobs, model_runs, schemas, tables
-from include.model_version import model_version
-from include.spark import cached, fit_to_input
+from include.core import schemas, tables
+from include.lake import delta_io, jobs
+from include.lake.spark import cached, fit_to_input
+from include.models import als, evaluation, model_runs
+from include.models.model_version import model_version
 
 RATING_COLUMN = {"explicit": "latest_rating", "implicit": "strength"}
 
@@ -105,7 +107,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     model = fitter(data, params)
     fit_seconds = time.monotonic() - started
     from expectations import suites
-    from include import quality
+    from include.quality import runner as quality
 
     factors = cached(factor_rows(model))
     factors.count()  # GX validates the cached frame

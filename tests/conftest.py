@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
-from include.config import Settings, load_settings
+from include.core.config import Settings, load_settings
 
 # Airflow state for the whole test run lives in a throwaway folder, never in the developer's ~/airflow.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="setlist-airflow-")
@@ -38,7 +38,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def spark_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The run's Spark Connect server; its URL and token are in the environment of everything started
     afterwards (``SETLIST_SPARK_REMOTE``), so ``setlist run`` and Airflow submit to it too. Stopped at the end."""
-    from include import spark_server as server
+    from include.orchestration import spark_server as server
 
     running = server.start(settings, log_file=tmp_path_factory.mktemp("spark") / "spark-connect.log")
     client = running.client_env()
@@ -55,7 +55,7 @@ def spark_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings, spark_server: dict[str, str]) -> Iterator[SparkSession]:
-    from include.spark import get_spark
+    from include.lake.spark import get_spark
 
     session = get_spark("setlist-tests", settings.with_overrides(spark_remote=spark_server["SETLIST_SPARK_REMOTE"]))
     yield session

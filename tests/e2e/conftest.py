@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from include.generate import GenerateSpec, generate
+from include.cli.generate import GenerateSpec, generate
 from tests import servers
 
 DAYS = ("2026-11-01",)  # through `setlist run`; the backfill test then runs all three days
@@ -51,8 +51,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str])
 def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str]):
     """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake. Clock-driven
     runs are off (``use_job_schedule``): only the tests' backfills and triggers run."""
-    from include import airflow_server
-    from include.config import load_settings
+    from include.core.config import load_settings
+    from include.orchestration import airflow_server
 
     password = "e2e-airflow-password"
     port = servers.free_port()

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from include import airflow_server, cli, lookup
+from include.cli import main as cli
+from include.orchestration import airflow_server
+from include.serving import lookup
 from tests import servers
 
 pytestmark = pytest.mark.e2e

@@ -15,10 +15,11 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from include import delta_io, tables
-from include.airflow_env import airflow_env
-from include.config import load_settings
-from include.dag_spec import DAG_ID
+from include.core import tables
+from include.core.config import load_settings
+from include.lake import delta_io
+from include.orchestration.airflow_env import airflow_env
+from include.orchestration.dag_spec import DAG_ID
 from tests import servers
 from tests.e2e.conftest import BACKFILL_DAYS, DAYS, K, setlist
 

@@ -6,7 +6,11 @@ import datetime as dt
 
 import pytest
 
-from include import delta_io, schemas, tables
+from include.core import schemas, tables
+from include.lake import delta_io
+from include.models import als, model_runs
+from include.models.evaluation import Report
+from spark_jobs import build_gold
 
 NOW = dt.datetime(2026, 11, 3, 4, 0)
 
@@ -42,3 +46,32 @@ def lake(spark, tmp_path) -> str:
     ]
     spark.createDataFrame(catalog, schemas.SILVER_TRACKS).write.format("delta").save(tables.SILVER_TRACKS.path(root))
     return root
+
+
+def record(spark, lake, key, day, value, promoted, kind="nightly", mode="implicit"):
+    report = Report(
+        mode, 10, als.AlsParams(mode=mode), {"ndcg_at_10": value}, {"ndcg_at_10": 0.2}, {"ndcg_at_10": 0.1}, 50, 1.0, []
+    )
+    decision = model_runs.Decision(promoted, "test")
+    values = model_runs.row(
+        report,
+        run_key=key,
+        kind=kind,
+        run_date=day,
+        source="landing",
+        decision=decision,
+        versions={},
+        code_version="c",
+        duration_seconds=1.0,
+        run_id="r",
+    )
+    model_runs.record(spark, lake, values)
+
+
+def affinity_frame(spark, rows):
+    aff = spark.createDataFrame(rows, "user_key int, track_key int, confidence double")
+    dims = (
+        spark.createDataFrame([(1,), (2,)], "user_key int"),
+        spark.createDataFrame([(2,), (3,), (4,)], "track_key int"),
+    )
+    return build_gold.with_references(aff, *dims)

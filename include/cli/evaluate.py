@@ -1,0 +1,208 @@
+"""A ratings or plays file of another shape -> the pipeline -> an honest evaluation of ALS on it.
+
+Reads the source file named by ``--path`` through a source mapping (``--source``: a shipped name or a
+.json file), lands it as one day in the raw CSV contract, and runs the pipeline's own bronze, silver and
+gold jobs on it (quarantine and data-quality results included). Then splits ``gold.user_track_affinity``
+deterministically, fits the configured (or, with ``--tune-seconds``, tuned) model, the baseline
+configuration and popularity on the same split, and prints the metric table (``--json``: one JSON object).
+With ``--splits N`` all of that runs on N independent splits and the table gives means and standard deviations.
+Writes the evaluation lake's tables, one ``ops.model_runs`` row (kind ``evaluate``) and the run's PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from include.core import tables
+from include.core.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
+from include.lake import jobs
+from include.lake.spark import cached
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from include.lake.sources import SourceMapping
+    from include.models.evaluation import Report
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="setlist evaluate", description=__doc__)
+    p.add_argument("--source", required=True, help="a shipped mapping (movielens, movielens-100k) or a mapping .json")
+    p.add_argument("--path", required=True, help="the events file (ratings.csv, u.data, ...)")
+    p.add_argument("--mode", choices=ALS_MODES, required=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--lake", default=None, help="the evaluation lake (default: ./lake-evaluate/<source name>)")
+    p.add_argument(
+        "--run-date",
+        default=None,
+        help="the landing day the file is loaded as (default: today, UTC; events after it are quarantined)",
+    )
+    p.add_argument(
+        "--tune-seconds", type=int, default=None, help="search budget in seconds (default: $SETLIST_TUNE_SECONDS or 0)"
+    )
+    p.add_argument(
+        "--splits",
+        type=splits_arg,
+        default=1,
+        help="repeated holdout: evaluate on this many independent splits and report means and standard deviations"
+        " (1 to 20, default 1)",
+    )
+    p.add_argument("--run-id", default="evaluate")
+    for name in ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases"):
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+    return p
+
+
+def splits_arg(text: str) -> int:
+    from include.models.evaluation import MAX_SPLITS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SPLITS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SPLITS}, got {text!r}")
+    return int(text)
+
+
+def metric_table(report: Report) -> list[tuple[str, str, str, str]]:
+    """(metric, model, baseline config, popularity) rows; '-' where a scorer has no such metric; with
+    repeated splits each cell is the mean +/- its standard deviation."""
+
+    def cell(values: dict[str, float], name: str) -> str:
+        v = values.get(name)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        sd = values.get(f"{name}_sd")
+        return f"{v:.4f}" if sd is None else f"{v:.4f} +/- {sd:.4f}"
+
+    names = [n for n in report.metrics if n not in ("users_evaluated", "scored") and not n.endswith("_sd")]
+    return [(n, cell(report.metrics, n), cell(report.baseline, n), cell(report.popularity, n)) for n in names]
+
+
+def evaluate(
+    spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, tune_seconds: int, splits: int = 1
+) -> dict[str, Any]:
+    from include.lake import delta_io, sources
+    from include.models import als, evaluation, model_runs
+    from spark_jobs import build_gold, build_silver, ingest_bronze, train_als
+
+    started = time.monotonic()
+    landed = sources.land(spark, mapping, path, ctx.settings.lake, ctx.ds)
+    ctx.log(f"{mapping.name}: landed {landed['interactions']} events and {landed['tracks']} catalog rows from {path}")
+    for step in (ingest_bronze.ingest_all, build_silver.build, build_gold.build):
+        step(spark, ctx)
+    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, ctx.settings.lake, ctx.ds)
+    data = cached(train_als.training_set(affinity, ctx.settings.als_mode))
+    params = als.AlsParams.of(ctx.settings)
+    fitter = als.fitter(ctx.settings, spark)
+    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds, splits=splits)
+    run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
+    split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"
+    if splits > 1:
+        run_key += f"-x{splits}"
+        split += f", repeated on {splits} splits (seeds {', '.join(str(s['split_seed']) for s in report.splits)})"
+    plots = model_runs.record_run(
+        spark,
+        ctx.settings.lake,
+        report,
+        data,
+        run_key=run_key,
+        kind="evaluate",
+        run_date=ctx.ds,
+        source=mapping.name,
+        decision=model_runs.Decision(False, "evaluation only: never promoted"),
+        duration_seconds=time.monotonic() - started,
+        run_id=ctx.run_id,
+    )
+    return {
+        "source": mapping.name,
+        "path": path,
+        "mode": report.mode,
+        "k": report.k,
+        "split": split,
+        "splits": report.splits,
+        "params": report.params.as_dict(),
+        "tuned": bool(report.trials),
+        "trials": report.trials,
+        "metrics": report.metrics,
+        "baseline": {"params": evaluation.baseline_for(report.mode, params.seed).as_dict(), "metrics": report.baseline},
+        "popularity": report.popularity,
+        "training_rows": report.training_rows,
+        "fit_seconds": round(report.fit_seconds, 3),
+        "rows_per_second": round(report.rows_per_second, 1),
+        "run_key": run_key,
+        "lake": ctx.settings.lake,
+        "plots": plots,
+        "_report": report,
+    }
+
+
+def print_report(result: dict[str, Any], as_json: bool) -> None:
+    report = result.pop("_report")
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+        return
+    from include.cli.output import format_table
+
+    print(f"{result['source']} {result['mode']} ({result['split']}, K={result['k']}): {result['path']}")
+    print(f"model: {json.dumps(result['params'], sort_keys=True)}{' (tuned)' if result['tuned'] else ''}")
+    print(f"baseline config: {json.dumps(result['baseline']['params'], sort_keys=True)}")
+    print(format_table(("metric", "model", "baseline config", "popularity"), metric_table(report)))
+    name, value, higher = report.primary
+
+    def against_popularity(model: float, popular: float) -> str:
+        # Popularity has no rating error: the ratio applies to the ranking metrics (higher is better) only.
+        if not higher or not popular or math.isnan(popular):
+            return ""
+        return f", popularity {popular:.4f} (model / popularity {model / popular:.3f})"
+
+    print(f"{name}: model {value:.4f}{against_popularity(value, report.popularity.get(name, math.nan))}")
+    for s in result["splits"]:
+        print(
+            f"  split seed {s['split_seed']}: {name} model {s['model']:.4f}, baseline config {s['baseline']:.4f}"
+            f"{against_popularity(s['model'], s['popularity'])}; params {json.dumps(s['params'], sort_keys=True)}"
+        )
+    print(
+        f"fit: {result['training_rows']} training rows in {result['fit_seconds']:.1f}s"
+        f" ({result['rows_per_second']:.0f} rows/s); recorded as {result['run_key']} in ops.model_runs"
+    )
+    for plot in result["plots"]:
+        print(f"plot: {plot}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: dict[str, Any] = {}
+
+    def body() -> None:
+        from include.lake import sources
+        from include.lake.spark import get_spark
+
+        mapping = sources.load(args.source)
+        lake = args.lake or str(PROJECT_ROOT / "lake-evaluate" / mapping.name)
+        overrides = {k: getattr(args, k) for k in ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases")}
+        base = load_settings(lake=lake, als_mode=args.mode, tune_seconds=args.tune_seconds, **overrides)
+        if not mapping.audio_features:
+            severities = ",".join(f"{c}=warn" for c in sources.FEATURE_CHECKS)
+            base = base.with_overrides(dq_severity=",".join(s for s in (base.dq_severity, severities) if s))
+        day = parse_run_date(args.run_date, "--run-date") if args.run_date else dt.datetime.now(dt.UTC).date()
+        ctx = jobs.JobContext("evaluate", day, args.run_id, base)
+        jobs.preload("include.quality.runner")
+        spark = get_spark("setlist-evaluate", base)
+        result.update(evaluate(spark, ctx, mapping, args.path, base.tune_seconds, args.splits))
+
+    # With --json, stdout carries only the JSON object: progress lines go to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        code = jobs.run("evaluate", body)
+    if code == 0:
+        print_report(result, args.json)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

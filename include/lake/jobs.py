@@ -1,0 +1,122 @@
+"""Shared command-line plumbing for the Spark jobs: common arguments, progress lines, clear failures.
+
+Reads command-line arguments and ``SETLIST_*`` settings; writes progress lines to stdout and one
+error line to stderr when a job stops for a known reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+from dataclasses import dataclass
+
+from include.core.config import MODEL_SETTINGS, ConfigError, Settings, load_settings, parse_run_date
+
+EXIT_USAGE = 2
+EXIT_DATA = 3
+
+
+class LandingError(RuntimeError):
+    """Landing files are missing or do not follow the raw CSV contract."""
+
+
+class DataQualityError(RuntimeError):
+    """A gate between layers failed; the message names each failed expectation and its counts."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every job needs: the step name, the run date, the Airflow run id and the settings."""
+
+    step: str
+    run_date: dt.date
+    run_id: str
+    settings: Settings
+
+    @property
+    def ds(self) -> str:
+        return self.run_date.isoformat()
+
+    def log(self, message: str) -> None:
+        print(f"[setlist] {self.step} {self.ds}: {message}", flush=True)
+
+
+def parser(step: str, description: str, model_args: bool = False) -> argparse.ArgumentParser:
+    """Arguments every job takes; ``model_args`` adds the ALS settings (default: $SETLIST_* or built-in)."""
+    p = argparse.ArgumentParser(prog=step, description=description)
+    p.add_argument("--run-date", required=True, help="the partition to process, YYYY-MM-DD")
+    p.add_argument("--lake", default=None, help="lake root (default: $SETLIST_LAKE or ./lake)")
+    p.add_argument("--run-id", default="manual", help="the Airflow run id, recorded with the output")
+    if model_args:
+        for name in MODEL_SETTINGS:
+            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+    return p
+
+
+def context(step: str, args: argparse.Namespace) -> JobContext:
+    overrides = {k: getattr(args, k, None) for k in MODEL_SETTINGS}
+    settings = load_settings(lake=args.lake, **overrides)
+    return JobContext(step, parse_run_date(args.run_date, "--run-date"), args.run_id, settings)
+
+
+def preload(module: str) -> None:
+    """Import ``module`` in a background thread, so a slow import overlaps the Spark session's start."""
+    threading.Thread(target=importlib.import_module, args=(module,), name=f"preload-{module}", daemon=True).start()
+
+
+def run(step: str, body: Callable[[], None]) -> int:
+    """Run a job body; known failures end with one clear line and a non-zero exit, not a stack trace."""
+    from include.lake.spark_conf import MissingJarsError
+
+    started = time.monotonic()
+    try:
+        body()
+    except (ConfigError, MissingJarsError) as exc:
+        print(f"[setlist] {step}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except (DataQualityError, LandingError) as exc:
+        print(f"[setlist] {step}: FAILED: {exc}", file=sys.stderr, flush=True)
+        return EXIT_DATA
+    print(f"[setlist] {step}: done in {time.monotonic() - started:.1f}s", flush=True)
+    return 0
+
+
+def main(
+    step: str,
+    description: str,
+    work: Callable[[SparkSession, JobContext], None],
+    argv: Sequence[str] | None,
+    model_args: bool = False,
+) -> int:
+    """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``.
+
+    Great Expectations (about 5 s to import; every pipeline job validates) loads in the background while
+    the session starts and the job reads its input.
+    """
+    args = parser(step, description, model_args=model_args).parse_args(argv)
+
+    def body() -> None:
+        ctx = context(step, args)
+        from pyspark.sql import SparkSession
+
+        from include.lake.spark import get_spark
+
+        preload("include.quality.runner")
+        own = SparkSession.getActiveSession() is None
+        spark = get_spark(f"setlist-{step.replace('_', '-')}", ctx.settings)
+        try:
+            work(spark, ctx)
+        finally:
+            if own:  # a session on a shared Spark Connect server is released with everything it holds
+                spark.stop()
+
+    return run(step, body)

@@ -1,0 +1,271 @@
+"""Declarative source mappings: CSV/TSV files of other shapes turned into the raw CSV contract.
+
+Reads a mapping (JSON: a name shipped in ``include/lake/source_mappings/`` or a path) and the source file(s) it
+describes; :func:`land` writes the day's landing folders (``<lake>/landing/{interactions,tracks}/date=D``)
+in the contract, which the pipeline's bronze, silver and gold jobs then ingest like any other day.
+
+Values are carried over as text, never parsed here: a value that does not parse reaches silver as it
+was and is quarantined there with the rule it broke, so a converted file loses nothing silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from include.core import schemas, tables
+from include.core.config import ConfigError
+from include.lake.spark import cached
+
+SHIPPED = Path(__file__).resolve().parent / "source_mappings"
+PLAYED_AT_FORMATS = ("epoch_seconds", "timestamp")
+# A catalog without audio features is allowed for sources that have none (MovieLens): these checks warn.
+FEATURE_CHECKS = tuple(f"{c}_missing" for c in ("tempo", *schemas.AUDIO_FEATURES_UNIT, "loudness"))
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How a delimited file is read: its delimiter, header, encoding and column names in file order."""
+
+    columns: tuple[str, ...]
+    delimiter: str = ","
+    header: bool = True
+    encoding: str = "UTF-8"
+
+    def read(self, spark: SparkSession, path: str) -> DataFrame:
+        """Every column as text; a line with too many or too few fields is kept (PERMISSIVE, nulls)."""
+        schema = StructType([StructField(c, StringType(), True) for c in self.columns])
+        return (
+            spark.read.schema(schema)
+            .option("header", self.header)
+            .option("sep", self.delimiter)
+            .option("encoding", self.encoding)
+            .option("mode", "PERMISSIVE")
+            .option("enforceSchema", True)
+            .csv(path)
+        )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The item file beside the events file, and which of its columns give the catalog fields."""
+
+    file: str
+    format: FileFormat
+    track_id: str
+    title: str | None = None
+    genre: str | None = None
+    genre_separator: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceMapping:
+    """One source shape: how to read it and which column feeds each contract column."""
+
+    name: str
+    format: FileFormat
+    user_id: str
+    track_id: str
+    rating: str | None = None
+    played_at: str | None = None
+    played_at_format: str = "timestamp"
+    plays: str | None = None  # pre-aggregated play counts: one event per play
+    positive_min_rating: float | None = None  # implicit: a lower rating is a skipped play
+    catalog: Catalog | None = None
+    description: str = ""
+    audio_features: bool = field(default=False)
+
+
+def _format(raw: Mapping[str, Any], where: str) -> FileFormat:
+    columns = raw.get("columns")
+    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
+        raise ConfigError(f"{where}.columns: must be a non-empty list of column names in file order")
+    return FileFormat(
+        tuple(columns), str(raw.get("delimiter", ",")), bool(raw.get("header", True)), str(raw.get("encoding", "UTF-8"))
+    )
+
+
+def _column(raw: Mapping[str, Any], key: str, columns: tuple[str, ...], where: str, required: bool) -> str | None:
+    value = raw.get(key)
+    if value is None and not required:
+        return None
+    if value not in columns:
+        raise ConfigError(f"{where}.{key}: must be one of the columns {', '.join(columns)}, got {value!r}")
+    return str(value)
+
+
+def parse(raw: Mapping[str, Any]) -> SourceMapping:
+    """A mapping from its JSON form; every problem is a :class:`ConfigError` naming the field."""
+    name = str(raw.get("name") or "")
+    if not name:
+        raise ConfigError("name: a source mapping needs a name")
+    fmt = _format(raw, name)
+    cols = fmt.columns
+    played_at_format = str(raw.get("played_at_format", "timestamp"))
+    if played_at_format not in PLAYED_AT_FORMATS:
+        raise ConfigError(
+            f"{name}.played_at_format: must be one of {', '.join(PLAYED_AT_FORMATS)}, got {played_at_format!r}"
+        )
+    catalog = None
+    if raw.get("catalog") is not None:
+        c = raw["catalog"]
+        cfmt = _format(c, f"{name}.catalog")
+        where = f"{name}.catalog"
+        catalog = Catalog(
+            file=str(c.get("file") or ""),
+            format=cfmt,
+            track_id=str(_column(c, "track_id", cfmt.columns, where, True)),
+            title=_column(c, "title", cfmt.columns, where, False),
+            genre=_column(c, "genre", cfmt.columns, where, False),
+            genre_separator=c.get("genre_separator"),
+        )
+        if not catalog.file:
+            raise ConfigError(f"{where}.file: the catalog file's name, relative to the events file's folder")
+    rating = _column(raw, "rating", cols, name, False)
+    plays = _column(raw, "plays", cols, name, False)
+    if rating is None and plays is None:
+        raise ConfigError(f"{name}: needs a rating column (explicit) or a plays column (pre-aggregated counts)")
+    minimum = raw.get("positive_min_rating")
+    return SourceMapping(
+        name=name,
+        format=fmt,
+        user_id=str(_column(raw, "user_id", cols, name, True)),
+        track_id=str(_column(raw, "track_id", cols, name, True)),
+        rating=rating,
+        played_at=_column(raw, "played_at", cols, name, False),
+        played_at_format=played_at_format,
+        plays=plays,
+        positive_min_rating=None if minimum is None else float(minimum),
+        catalog=catalog,
+        description=str(raw.get("description", "")),
+        audio_features=bool(raw.get("audio_features", False)),
+    )
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in SHIPPED.glob("*.json"))
+
+
+def load(source: str) -> SourceMapping:
+    """A shipped mapping by name (``movielens``) or a mapping file by path."""
+    path = Path(source) if source.endswith(".json") else SHIPPED / f"{source}.json"
+    if not path.is_file():
+        raise ConfigError(f"--source: must be one of {', '.join(shipped())} or a mapping .json file, got {source!r}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--source: {path} is not valid JSON: {exc}") from None
+    return parse(raw)
+
+
+def _text(column: str | None, default: str = "") -> Column:
+    return F.coalesce(F.col(column), F.lit(default)) if column else F.lit(default)
+
+
+def _played_at(mapping: SourceMapping, run_date: str) -> Column:
+    if mapping.played_at is None:
+        return F.lit(f"{run_date} 00:00:00")
+    value = F.trim(F.col(mapping.played_at))
+    if mapping.played_at_format == "epoch_seconds":
+        as_time = F.date_format(F.timestamp_seconds(value.cast("long")), "yyyy-MM-dd HH:mm:ss")
+        return F.when(value.rlike("^[0-9]+$"), as_time).otherwise(F.coalesce(value, F.lit("")))
+    return F.coalesce(value, F.lit(""))
+
+
+def interactions(raw: DataFrame, mapping: SourceMapping, run_date: str) -> DataFrame:
+    """Contract interaction rows (all text): one per source row, or one per play for play counts.
+
+    ``event_id`` is the source name and the row's values, so reloading the same file yields the same ids.
+    ``skipped`` marks a rating under ``positive_min_rating`` (not a positive for implicit ALS).
+    """
+    ids = [_text(c) for c in (mapping.user_id, mapping.track_id, mapping.played_at) if c]
+    event_id = F.concat_ws(":", F.lit(mapping.name), *ids)
+    rows = raw
+    if mapping.plays:
+        count = F.trim(F.col(mapping.plays))
+        # A count that is not a whole number stays one row carrying its text, so silver quarantines it.
+        n = F.when(count.rlike("^[0-9]+$"), count.cast("int")).otherwise(F.lit(1))
+        rows = raw.withColumn("_play", F.explode(F.sequence(F.lit(1), F.greatest(n, F.lit(1)))))
+        event_id = F.concat_ws(":", event_id, F.col("_play").cast("string"))
+    rating = _text(mapping.rating)
+    skipped = F.lit("false")
+    if mapping.positive_min_rating is not None and mapping.rating:
+        parsed = F.trim(F.col(mapping.rating)).try_cast("double")
+        skipped = F.when(parsed < mapping.positive_min_rating, F.lit("true")).otherwise(F.lit("false"))
+    if mapping.plays:
+        bad = ~F.trim(F.col(mapping.plays)).rlike("^[0-9]+$")
+        # Not true/false: silver quarantines the row under skipped_invalid, with the count's text.
+        skipped = F.when(bad, F.concat(F.lit("plays="), _text(mapping.plays))).otherwise(skipped)
+    return rows.select(
+        event_id.alias("event_id"),
+        _text(mapping.user_id).alias("user_id"),
+        _text(mapping.track_id).alias("track_id"),
+        _played_at(mapping, run_date).alias("played_at"),
+        F.lit("0").alias("ms_played"),
+        skipped.alias("skipped"),
+        F.lit("false").alias("liked"),
+        rating.alias("rating"),
+    )
+
+
+def catalog_rows(events: DataFrame, items: DataFrame | None, mapping: SourceMapping) -> DataFrame:
+    """Contract track rows: the catalog file's items (title, first genre), or the ids the events name.
+
+    Sources without audio features leave them empty; their ``*_missing`` checks are set to warn.
+    """
+    blank = {c: F.lit("") for c in schemas.TRACK_COLUMNS}
+    cat = mapping.catalog
+    if items is None or cat is None:
+        base = events.select(F.col("track_id")).distinct()
+        chosen = {**blank, "track_id": F.col("track_id")}
+        return base.select(*[chosen[c].alias(c) for c in schemas.TRACK_COLUMNS])
+    genre = _text(cat.genre)
+    if cat.genre and cat.genre_separator:
+        genre = F.split(genre, _regex_literal(cat.genre_separator)).getItem(0)
+    chosen = {"track_id": _text(cat.track_id), "title": _text(cat.title), "genre": genre}
+    return items.select(*[chosen.get(c, blank[c]).alias(c) for c in schemas.TRACK_COLUMNS])
+
+
+def _regex_literal(text: str) -> str:
+    return "".join("\\" + ch if not ch.isalnum() else ch for ch in text)
+
+
+def _write(df: DataFrame, folder: str) -> None:
+    """One CSV file with the contract's header, quoted as the bronze reader expects (RFC 4180)."""
+    df.coalesce(1).write.mode("overwrite").option("header", True).option("escape", '"').option("emptyValue", "").csv(
+        folder
+    )
+
+
+def _readable(path: str) -> bool:
+    """A local file that exists, or a remote URI (which only Spark can check)."""
+    return "://" in path or Path(path).is_file()
+
+
+def land(spark: SparkSession, mapping: SourceMapping, path: str, lake: str, run_date: str) -> dict[str, int]:
+    """Write one landing day from the source file at ``path``; returns rows written per landing source."""
+    day = dt.date.fromisoformat(run_date)
+    if not _readable(path):
+        raise ConfigError(f"--path: no such file: {path}")
+    raw = mapping.format.read(spark, path)
+    events = cached(interactions(raw, mapping, run_date))
+    items = None
+    if mapping.catalog is not None:
+        item_path = str(Path(path).parent / mapping.catalog.file)
+        if _readable(item_path):
+            items = mapping.catalog.format.read(spark, item_path)
+    catalog = cached(catalog_rows(events, items, mapping))
+    _write(events, tables.landing_dir(lake, "interactions", day))
+    _write(catalog, tables.landing_dir(lake, "tracks", day))
+    counts = {"interactions": events.count(), "tracks": catalog.count()}
+    events.unpersist()
+    catalog.unpersist()
+    return counts

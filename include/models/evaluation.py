@@ -1,0 +1,354 @@
+"""Offline evaluation of recommenders: deterministic splits, rating and ranking metrics, baselines.
+
+Reads and writes nothing: pure functions of DataFrames of ``(user_key, track_key, rating)`` rows.
+
+- Splits hash each pair with a seed, so the same data gives the same split however it is partitioned.
+- Ranking metrics are Spark's ``RankingEvaluator`` at K over the users with at least one relevant held-out
+  track; the tracks a user has in the training split are never ranked (they are "seen").
+- Relevant: a held-out pair whose rating is at least :data:`POSITIVE_RATING` (explicit), or a held-out pair
+  with a positive strength (implicit: at least one full play).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pyspark.ml.evaluation import RankingEvaluator
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from include.models import topk
+from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, Fitter
+
+TEST_PERCENT = 20
+POSITIVE_RATING = 4.0
+RankingMetric = Literal["precisionAtK", "recallAtK", "ndcgAtK", "meanAveragePrecisionAtK"]
+RANKING: dict[str, RankingMetric] = {
+    "precision": "precisionAtK",
+    "recall": "recallAtK",
+    "ndcg": "ndcgAtK",
+    "map": "meanAveragePrecisionAtK",
+}
+
+
+def _hash(seed: int) -> Column:
+    return F.xxhash64(F.lit(seed), F.col(USER), F.col(TRACK))
+
+
+def split_random(data: DataFrame, seed: int, test_percent: int = TEST_PERCENT) -> tuple[DataFrame, DataFrame]:
+    """(train, test): a pair is held out when its seeded hash falls in the lowest ``test_percent`` of 100."""
+    test = F.pmod(_hash(seed), F.lit(100)) < test_percent
+    return data.where(~test), data.where(test)
+
+
+def split_per_user(data: DataFrame, seed: int, test_percent: int = TEST_PERCENT) -> tuple[DataFrame, DataFrame]:
+    """(train, test): each user's ``floor(test_percent% of their pairs)`` pairs with the highest seeded hash
+    are held out, so every user with five or more pairs is evaluated and keeps 80% for training."""
+    order = Window.partitionBy(USER).orderBy(_hash(seed), TRACK)
+    count = F.count(F.lit(1)).over(Window.partitionBy(USER))
+    marked = data.withColumn("_n", F.row_number().over(order)).withColumn(
+        "_test", F.col("_n") > count - F.floor(count * test_percent / 100)
+    )
+    return marked.where(~F.col("_test")).drop("_n", "_test"), marked.where("_test").drop("_n", "_test")
+
+
+def rating_metrics(predictions: DataFrame) -> dict[str, float]:
+    """RMSE and MAE of ``prediction`` against ``rating`` (rows the model could not score are dropped)."""
+    err = F.col("prediction") - F.col(RATING)
+    row = (
+        predictions.where(F.col("prediction").isNotNull() & ~F.isnan("prediction"))
+        .agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"), F.count("*").alias("n"))
+        .first()
+    )
+    assert row is not None
+    return {"rmse": float(row["rmse"] or math.nan), "mae": float(row["mae"] or math.nan), "scored": float(row["n"])}
+
+
+def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:
+    """Precision, recall, NDCG and MAP at ``k`` of ``recs`` (user_key, track_key, rank) against ``relevant``
+    (user_key, track_key), averaged over the users with a relevant track; a user without recs scores 0."""
+    truth = relevant.groupBy(USER).agg(F.collect_set(F.col(TRACK).cast("double")).alias("label"))
+    lists = recs.groupBy(USER).agg(
+        F.transform(F.array_sort(F.collect_list(F.struct("rank", TRACK))), lambda s: s[TRACK].cast("double")).alias(
+            "prediction"
+        )
+    )
+    frame = (
+        truth.join(lists, USER, "left")
+        .select(F.coalesce("prediction", F.array().cast("array<double>")).alias("prediction"), "label")
+        .cache()
+    )
+    users = frame.count()
+    out = {f"{name}_at_{k}": 0.0 for name in RANKING}
+    if users:
+        for name, metric in RANKING.items():
+            evaluator = RankingEvaluator(predictionCol="prediction", labelCol="label", metricName=metric, k=k)
+            out[f"{name}_at_{k}"] = float(evaluator.evaluate(frame))
+    out["users_evaluated"] = float(users)
+    frame.unpersist()
+    return out
+
+
+def coverage(recs: DataFrame, catalog_size: int) -> float:
+    """Share of the catalog that appears in at least one user's list."""
+    return recs.select(TRACK).distinct().count() / catalog_size if catalog_size else 0.0
+
+
+def model_recs(model: Factors, users: DataFrame, seen: DataFrame, k: int) -> DataFrame:
+    """Each user's ``k`` best tracks by the model, none in ``seen`` (ties: the smaller track key): exact, by
+    blocked matrix products (:mod:`include.models.topk`); (user_key, track_key, rank, score)."""
+    ranker = topk.Ranker(k, topk.Catalog(*topk.collect_matrix(model.items)))
+    return topk.rank(topk.user_rows(users, seen, model.users), ranker).drop("source")
+
+
+def popularity_recs(train: DataFrame, users: DataFrame, positive: Column, k: int) -> DataFrame:
+    """The popularity baseline: each user's ``k`` tracks with the most positive training pairs (ties: the
+    smaller key) that the user has no training pair with; (user_key, track_key, rank, score)."""
+    counts = train.where(positive).groupBy(TRACK).agg(F.count("*").cast("double").alias("n")).toArrow()
+    popular = topk.Popular.ordered(
+        counts.column(TRACK).to_numpy(zero_copy_only=False).astype(np.int64),
+        counts.column("n").to_numpy(zero_copy_only=False),
+    )
+    return topk.rank(topk.user_rows(users, train, None), topk.Ranker(k, popular=popular)).drop("source")
+
+
+@dataclass(frozen=True)
+class Split:
+    """A training and a test split of one dataset, and what counts as relevant in it."""
+
+    train: DataFrame
+    test: DataFrame
+    positive: Column  # over ``rating``: the pair is relevant
+    seed: int = 0  # the split's seed: a validation split carved from ``train`` uses the next one
+
+    @property
+    def relevant(self) -> DataFrame:
+        return self.test.where(self.positive)
+
+
+def split_for(mode: str, data: DataFrame, seed: int) -> Split:
+    """Explicit: random 80/20 by pair. Implicit: per-user holdout of 20% of each user's positive pairs (a
+    positive strength); everything else, skipped-only pairs included, stays in training (and counts as seen)."""
+    if mode == "explicit":
+        train, test = split_random(data, seed)
+        return Split(train, test, F.col(RATING) >= POSITIVE_RATING, seed)
+    positive = F.col(RATING) > 0
+    _, test = split_per_user(data.where(positive), seed)
+    train = data.join(test.select(USER, TRACK), [USER, TRACK], "left_anti")
+    return Split(train, test, positive, seed)
+
+
+def evaluate_recs(split: Split, recs: DataFrame, k: int, catalog_size: int) -> dict[str, float]:
+    """Ranking metrics and coverage of (user_key, track_key, rank) lists on ``split``."""
+    recs = recs.cache()
+    metrics = ranking_metrics(recs, split.relevant, k)
+    metrics["coverage"] = coverage(recs, catalog_size)
+    recs.unpersist()
+    return metrics
+
+
+def evaluate_model(model: Factors, split: Split, mode: str, k: int, catalog_size: int) -> dict[str, float]:
+    """Every metric of a model fitted on ``split.train``: ranking metrics, and RMSE/MAE in explicit mode."""
+    users = split.relevant.select(USER).distinct()
+    metrics = evaluate_recs(split, model_recs(model, users, split.train, k), k, catalog_size)
+    if mode == "explicit":
+        metrics.update(rating_metrics(model.predict(split.test)))
+    return metrics
+
+
+def evaluate_popularity(split: Split, k: int, catalog_size: int) -> dict[str, float]:
+    users = split.relevant.select(USER).distinct()
+    return evaluate_recs(split, popularity_recs(split.train, users, split.positive, k), k, catalog_size)
+
+
+# The metric each mode is judged by, and whether higher is better.
+PRIMARY: Mapping[str, tuple[str, bool]] = {"explicit": ("rmse", False), "implicit": ("ndcg_at_{k}", True)}
+
+
+def primary_metric(mode: str, k: int) -> tuple[str, bool]:
+    name, higher = PRIMARY[mode]
+    return name.format(k=k), higher
+
+
+def no_worse(candidate: float, champion: float, higher_is_better: bool, tolerance: float) -> bool:
+    """The promotion rule: the candidate may be worse than the champion by at most ``tolerance`` (relative)."""
+    if math.isnan(champion):
+        return True
+    if higher_is_better:
+        return candidate >= champion * (1 - tolerance)
+    return candidate <= champion * (1 + tolerance)
+
+
+def baseline_for(mode: str, seed: int) -> AlsParams:
+    """The untuned configuration beside every model: rank 20, 10 iterations, regParam 0.1 (implicit: Spark's
+    default alpha of 1)."""
+    return BASELINE.replace(mode=mode, seed=seed, alpha=1.0)
+
+
+def tuning_grid(params: AlsParams) -> list[AlsParams]:
+    """The configured parameters first, then a small grid around what did best on MovieLens (BENCHMARKS.md),
+    most promising first, so a short budget still tries the likely winners."""
+    if params.mode == "explicit":
+        grid = [
+            params.replace(rank=r, reg_param=g, max_iter=i)
+            for i in (20, 15)
+            for r in (50, 20)
+            for g in (0.12, 0.15, 0.1)
+        ]
+    else:
+        grid = [
+            params.replace(rank=r, reg_param=g, alpha=a, max_iter=15)
+            for a in (5.0, 3.0, 1.0)
+            for r in (30, 50, 20)
+            for g in (0.4, 0.2, 0.1)
+        ]
+    return [params, *[p for p in grid if p != params]]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one evaluation found: the model's metrics beside the baseline configuration's and popularity's."""
+
+    mode: str
+    k: int
+    params: AlsParams
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    popularity: dict[str, float]
+    training_rows: int
+    fit_seconds: float
+    trials: list[dict[str, Any]]
+    splits: list[dict[str, Any]] = field(default_factory=list)  # repeated holdout: each split's seed and results
+
+    @property
+    def primary(self) -> tuple[str, float, bool]:
+        name, higher = primary_metric(self.mode, self.k)
+        return name, self.metrics.get(name, math.nan), higher
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.training_rows / self.fit_seconds if self.fit_seconds else 0.0
+
+
+def tune(
+    split: Split, params: AlsParams, seconds: float, k: int, catalog_size: int, fitter: Fitter
+) -> tuple[AlsParams, list[dict[str, Any]]]:
+    """The grid's best parameters on a validation split carved from ``split.train`` (never the test split),
+    trying candidates until ``seconds`` run out (at least one is always tried)."""
+    inner = split_for(params.mode, split.train, split.seed + 1)
+    name, higher = primary_metric(params.mode, k)
+    deadline = time.monotonic() + seconds
+    best, best_value = params, math.nan
+    trials: list[dict[str, Any]] = []
+    for candidate in tuning_grid(params):
+        if trials and time.monotonic() >= deadline:
+            break
+        started = time.monotonic()
+        model = fitter(inner.train, candidate)
+        value = evaluate_model(model, inner, params.mode, k, catalog_size)[name]
+        seconds_taken = round(time.monotonic() - started, 2)
+        trials.append({"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken})
+        if math.isnan(best_value) or (value > best_value if higher else value < best_value):
+            best, best_value = candidate, value
+    return best, trials
+
+
+# Repeated holdout: split i uses seed + i * SPLIT_SEED_STEP, far from any split's validation seed (+1).
+SPLIT_SEED_STEP = 1000
+MAX_SPLITS = 20
+
+
+def evaluate(
+    data: DataFrame,
+    params: AlsParams,
+    k: int,
+    fitter: Fitter,
+    tune_seconds: float = 0.0,
+    with_baseline: bool = True,
+    splits: int = 1,
+) -> Report:
+    """Split ``data`` for the mode, optionally tune on the training split, fit and score the model, the baseline
+    configuration and popularity on the same test split.
+
+    With ``splits`` > 1 this is a repeated holdout: the whole evaluation (tuning included, ``tune_seconds`` each)
+    runs on ``splits`` independent splits, the metrics are their means with ``<metric>_sd`` (sample standard
+    deviation) beside them, and :attr:`Report.splits` holds each split's primary values.
+    """
+    if not 1 <= splits <= MAX_SPLITS:
+        raise ValueError(f"splits must be from 1 to {MAX_SPLITS}, got {splits}")
+    catalog_size = data.select(TRACK).distinct().count()
+    seeds = [params.seed + i * SPLIT_SEED_STEP for i in range(splits)]
+    reports = [evaluate_split(data, params, k, fitter, tune_seconds, with_baseline, catalog_size, s) for s in seeds]
+    if splits == 1:
+        return reports[0]
+    first = reports[0]
+    name, _ = primary_metric(first.mode, k)
+    return Report(
+        first.mode,
+        k,
+        first.params,
+        mean_metrics([r.metrics for r in reports]),
+        mean_metrics([r.baseline for r in reports]) if with_baseline else {},
+        mean_metrics([r.popularity for r in reports]),
+        round(statistics.fmean(r.training_rows for r in reports)),
+        statistics.fmean(r.fit_seconds for r in reports),
+        [t for r in reports for t in r.trials],
+        [
+            {
+                "split_seed": seed,
+                "params": r.params.as_dict(),
+                "model": r.metrics.get(name, math.nan),
+                "baseline": r.baseline.get(name, math.nan),
+                "popularity": r.popularity.get(name, math.nan),
+            }
+            for seed, r in zip(seeds, reports, strict=True)
+        ],
+    )
+
+
+def mean_metrics(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over ``runs`` and, as ``<metric>_sd``, its sample standard deviation."""
+    out: dict[str, float] = {}
+    for name in runs[0]:
+        values = [r[name] for r in runs]
+        out[name] = statistics.fmean(values)
+        out[f"{name}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
+
+
+def evaluate_split(
+    data: DataFrame,
+    params: AlsParams,
+    k: int,
+    fitter: Fitter,
+    tune_seconds: float,
+    with_baseline: bool,
+    catalog_size: int,
+    seed: int,
+) -> Report:
+    """One holdout: the split of ``data`` with ``seed``; the model's parameters keep their own seed."""
+    split = split_for(params.mode, data, seed)
+    split = Split(split.train.cache(), split.test.cache(), split.positive, seed)
+    rows = split.train.count()
+    trials: list[dict[str, Any]] = []
+    if tune_seconds > 0:
+        params, trials = tune(split, params, tune_seconds, k, catalog_size, fitter)
+    started = time.monotonic()
+    model = fitter(split.train, params)
+    model.users.count()  # fitting is lazy in part: time it whole
+    fit_seconds = time.monotonic() - started
+    metrics = evaluate_model(model, split, params.mode, k, catalog_size)
+    baseline: dict[str, float] = {}
+    if with_baseline:
+        base = fitter(split.train, baseline_for(params.mode, params.seed))
+        baseline = evaluate_model(base, split, params.mode, k, catalog_size)
+    popularity = evaluate_popularity(split, k, catalog_size)
+    split.train.unpersist()
+    split.test.unpersist()
+    return Report(params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials)

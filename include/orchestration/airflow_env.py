@@ -1,0 +1,57 @@
+"""The environment in which Setlist runs Airflow and spark-submit with embedded defaults (SQLite, local[*]).
+
+Reads settings and the current environment; writes nothing. Values already set by the user win, so
+a PostgreSQL metadata database or a real Spark master is configuration only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from include.core.config import PROJECT_ROOT, Settings
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", str(PROJECT_ROOT / ".airflow")))
+
+
+def spark_connection(settings: Settings) -> str:
+    """Where the DAG's Spark tasks go: the warm Spark Connect server in connect mode (when one is running),
+    else the master each task's own driver runs on."""
+    if settings.spark_mode == "connect" and settings.spark_remote:
+        return settings.spark_remote
+    return settings.spark_master
+
+
+def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for marker in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):  # a parent's Spark Connect session, not theirs
+        env.pop(marker, None)
+    home = env.get("AIRFLOW_HOME") or str(PROJECT_ROOT / ".airflow")
+    bin_dir = str(Path(sys.executable).parent)
+    defaults = {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": f"{home}/logs",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": spark_connection(settings)}),
+    }
+    spec = importlib.util.find_spec("pyspark")
+    if spec and spec.submodule_search_locations:
+        # spark-submit locates its jars through SPARK_HOME; pip's pyspark is a complete Spark home.
+        defaults["SPARK_HOME"] = spec.submodule_search_locations[0]
+    if settings.spark_master.startswith("local"):
+        defaults["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local driver listens on loopback only
+    for key, value in defaults.items():
+        if not env.get(key):
+            env[key] = value
+    env["SETLIST_LAKE"] = settings.lake
+    env["SETLIST_JARS_DIR"] = settings.jars_dir
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # spark-submit from this venv
+    return env

@@ -1,0 +1,190 @@
+"""What the nightly DAG submits: the job list, the spark-submit settings and the templated arguments.
+
+Reads settings from the environment (cheap: no Spark, no I/O) so the DAG file stays thin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from include.core.config import (
+    ALS_MODES,
+    MODEL_SETTINGS,
+    PROJECT_ROOT,
+    RANGES,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_run_date,
+)
+from include.core.tables import GOLD_AFFINITY, GOLD_DAILY_METRICS, GOLD_POPULARITY, GOLD_RECOMMENDATIONS, Table
+from include.lake.spark_conf import spark_conf
+from include.orchestration.run_log import on_failure
+
+DAG_ID = "setlist_nightly"
+MAINTENANCE_DAG_ID = "setlist_maintenance"
+PY_FILES_TASK = "package_code"
+RUN_DATE_TASK = "resolve_run_date"
+RUN_DATE_TEMPLATE = "{{ ti.xcom_pull(task_ids='" + RUN_DATE_TASK + "') }}"
+# Every Spark task runs in this pool: with one slot, two Spark jobs (of one run or of several) never share the
+# cores. Raise the slots (``airflow pools set spark N``) on a cluster that has room for more.
+SPARK_POOL = "spark"
+SPARK_POOL_SLOTS = 1
+TRAIN_GATE_TASK = "newest_day"
+# auto: train unless this DAG already has a run for the next day (a backfill or a rerun of an old day:
+# the newer run's model supersedes it); always / never: as named.
+TRAIN_POLICIES = ("auto", "always", "never")
+TRAINING_JOBS = ("train_als", "recommend")  # behind the gate, in this order, last in the DAG
+
+
+@dataclass(frozen=True)
+class SparkJob:
+    task_id: str
+    module: str
+    model_args: bool = False
+
+    @property
+    def application(self) -> str:
+        return str(PROJECT_ROOT / "spark_jobs" / f"{self.module}.py")
+
+
+JOBS = (
+    SparkJob("ingest_bronze", "ingest_bronze"),
+    SparkJob("build_silver", "build_silver"),
+    SparkJob("build_gold", "build_gold"),
+    SparkJob("train_als", "train_als", model_args=True),
+    SparkJob("recommend", "recommend", model_args=True),
+)
+
+
+MAINTENANCE_JOB = SparkJob("maintain", "maintain")
+# Spark tasks retry after 1, then 2 minutes (a busy cluster or a transient storage error), never later than 15.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "setlist",
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=15),
+    "on_failure_callback": on_failure,  # one row per failed try in ops.run_log
+}
+REPORT_DAG_ID = "setlist_daily_report"
+# The gold tables each job publishes, as Airflow assets (data-aware scheduling: the report DAG runs on the last).
+OUTLETS: dict[str, tuple[Table, ...]] = {
+    "build_gold": (GOLD_AFFINITY, GOLD_POPULARITY, GOLD_DAILY_METRICS),
+    "recommend": (GOLD_RECOMMENDATIONS,),
+}
+
+
+def asset_uri(table: Table, settings: Settings) -> str:
+    """The table's asset URI (its Delta location); the asset's name is its SQL name."""
+    path = table.path(settings.lake)
+    return path if "://" in path else f"file://{path}"
+
+
+def submit_kwargs(job: SparkJob, settings: Settings) -> dict[str, Any]:
+    """``SparkSubmitOperator`` arguments for a job: the ``spark_default`` connection, Setlist's Spark
+    settings, the code zip built by the run's ``package_code`` task, and the templated job arguments."""
+    return {
+        "task_id": job.task_id,
+        "application": job.application,
+        "conn_id": "spark_default",
+        "pool": SPARK_POOL,
+        "conf": submit_conf(settings),
+        "py_files": "{{ ti.xcom_pull(task_ids='" + PY_FILES_TASK + "') }}",
+        "driver_memory": settings.driver_memory,
+        "name": f"setlist-{job.task_id}",
+        "application_args": application_args(job, settings),
+    }
+
+
+def application_args(job: SparkJob, settings: Settings) -> list[str]:
+    """Arguments passed to the job's ``main``; run date and model settings are Jinja-templated params."""
+    args = ["--run-date", RUN_DATE_TEMPLATE, "--lake", settings.lake, "--run-id", "{{ run_id }}"]
+    if job.model_args:
+        for name in MODEL_SETTINGS:
+            args += ["--" + name.replace("_", "-"), "{{ params." + name + " }}"]
+    return args
+
+
+def submit_conf(settings: Settings) -> dict[str, str]:
+    """spark-submit ``--conf`` values; the master comes from the ``spark_default`` connection instead."""
+    conf = spark_conf(settings, jars=f"{settings.jars_dir}/*.jar")
+    return {k: v for k, v in conf.items() if k != "spark.driver.memory"}
+
+
+def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
+    """JSON-schema of each DAG param, with the same allowed values the settings check enforces."""
+    schemas: dict[str, dict[str, Any]] = {
+        "run_date": {
+            "default": None,
+            "type": ["null", "string"],
+            "format": "date",
+            "description": "YYYY-MM-DD; default: the logical date",
+        },
+        "als_mode": {"default": settings.als_mode, "enum": list(ALS_MODES)},
+        "train": {
+            "default": "auto",
+            "enum": list(TRAIN_POLICIES),
+            "description": "train ALS and rewrite gold.recommendations: auto skips a day a newer run supersedes",
+        },
+    }
+    for name in MODEL_SETTINGS[1:]:
+        low, high = RANGES[name]
+        value = getattr(settings, name)
+        kind = "integer" if isinstance(value, int) else "number"
+        schemas[name] = {"default": value, "type": kind, "minimum": low, "maximum": high}
+    return schemas
+
+
+def should_train(policy: str, run_date: dt.date, runs_on: Callable[[dt.datetime], int]) -> tuple[bool, str]:
+    """Whether this run trains and recommends, and why; ``runs_on`` counts this DAG's runs at a logical date.
+
+    Training uses all history up to the run date, so in a backfill or a rerun of an old day only the newest
+    day's model matters: the others would be overwritten by the newer run's model at once.
+    """
+    if policy not in TRAIN_POLICIES:
+        raise ConfigError(f"train: must be one of {', '.join(TRAIN_POLICIES)}, got {policy!r}")
+    if policy != "auto":
+        return policy == "always", f"train={policy}"
+    next_day = dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    if runs_on(next_day):
+        return False, f"train=auto: a run for {next_day.date()} exists, so its model supersedes this day's"
+    return True, "train=auto: no newer run"
+
+
+def nightly_schedule(settings: Settings) -> Any:
+    """Each day's run starts at ``nightly_hour`` UTC on the next day; its logical date is the day itself
+    (the start of its data interval), so the run processes the day that has just ended."""
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable(f"0 {settings.nightly_hour} * * *", timezone="UTC")
+
+
+def run_date_of(params: Mapping[str, Any], logical_date: dt.datetime | None) -> str:
+    """The day a run processes: the ``run_date`` param, else the run's logical date. A manual or
+    asset-triggered run may have no logical date; then it must name the day."""
+    if params.get("run_date"):
+        return parse_run_date(params["run_date"], "run_date").isoformat()
+    if logical_date is None:
+        raise ConfigError(
+            "run_date: this run has no logical date (a manual or asset-triggered run without one);"
+            " trigger it with the run_date param as YYYY-MM-DD"
+        )
+    return logical_date.date().isoformat()
+
+
+def train_gate(context: Mapping[str, Any]) -> bool:
+    """The body of the DAG's short-circuit task: decide from params and the DAG's other runs, and log it."""
+    run_date = parse_run_date(context["ti"].xcom_pull(task_ids=RUN_DATE_TASK), "run_date")
+
+    def runs_on(day: dt.datetime) -> int:
+        # the logical date of a scheduled or backfill run is the day at the nightly hour, of `dags test` midnight
+        when = sorted({day, day + dt.timedelta(hours=load_settings().nightly_hour)})
+        return int(context["ti"].get_dr_count(dag_id=DAG_ID, logical_dates=when))
+
+    decision, why = should_train(context["params"].get("train", "auto"), run_date, runs_on)
+    print(f"[setlist] {TRAIN_GATE_TASK} {run_date}: {'train' if decision else 'skip training'} ({why})", flush=True)
+    return decision

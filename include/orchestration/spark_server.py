@@ -1,0 +1,219 @@
+"""A warm Spark for the DAG's tasks: a Spark Connect server that every job joins as a client.
+
+A cold spark-submit pays for a JVM, class loading, JIT warm-up and Delta's first commit in every task; a
+Connect server pays for them once. ``setlist run`` and ``setlist airflow`` start one for as long as they run
+(unless ``SETLIST_SPARK_REMOTE`` names a running server, or ``SETLIST_SPARK_MODE=submit``), and
+``setlist spark-server`` runs one in the foreground. The server is the Spark driver of the lake: it runs on
+``settings.spark_master`` (``local[*]`` or a cluster) with Delta, the settings of :mod:`include.lake.spark_conf`
+and ``driver_memory``; it listens on 127.0.0.1 only and accepts only clients that present its token
+(``SPARK_CONNECT_AUTHENTICATE_TOKEN``: from the environment, else generated once and stored outside the
+repository like the other servers' passwords). Spark's web UI is off: it would have no login.
+
+Reads settings; writes the server's log to ``<AIRFLOW_HOME>/logs/spark-connect.log`` (or the given file).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.core import credentials
+from include.core.config import Settings, check_range
+from include.lake.spark import TOKEN_VAR
+from include.lake.spark_conf import spark_conf
+
+DEFAULT_PORT = 15002
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+START_TIMEOUT_S = 180.0
+
+
+def token(log: Callable[[str], None] = print) -> str:
+    """The token of a server users start (``setlist spark-server``): the environment's, else stored once."""
+    return credentials.password("spark-connect", TOKEN_VAR, log)
+
+
+def url(port: int) -> str:
+    # The client sends its token over a plain channel only to "localhost" (gRPC local credentials).
+    return f"sc://localhost:{port}"
+
+
+def server_command(settings: Settings, port: int) -> list[str]:
+    """spark-submit of the Connect server with Setlist's driver settings, on loopback, without a web UI."""
+    conf = {
+        **spark_conf(settings),
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.ui.enabled": "false",
+    }
+    spark_submit = str(Path(sys.executable).parent / "spark-submit")
+    cmd = [spark_submit, "--master", settings.spark_master, "--class", SERVER_CLASS, "--name", "setlist-spark"]
+    cmd += ["--driver-memory", settings.driver_memory]
+    for key, value in conf.items():
+        if key != "spark.driver.memory":
+            cmd += ["--conf", f"{key}={value}"]
+    return cmd
+
+
+def server_env(settings: Settings, secret: str) -> dict[str, str]:
+    """The server's environment: its token, the Python its UDF workers run (this venv's), one BLAS thread
+    per worker (Spark runs one worker per core: more threads would only fight over the cores)."""
+    from include.orchestration.airflow_env import airflow_env
+
+    env = airflow_env(settings)
+    env[TOKEN_VAR] = secret
+    env["PYSPARK_PYTHON"] = settings.pyspark_python
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Server:
+    """A running Connect server: its process (a process group of its own), port and token."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    token: str
+    log_file: Path
+
+    @property
+    def url(self) -> str:
+        return url(self.port)
+
+    def client_env(self) -> dict[str, str]:
+        """What a client process needs to join this server."""
+        return {"SETLIST_SPARK_REMOTE": self.url, TOKEN_VAR: self.token}
+
+
+PR_SET_PDEATHSIG = 1
+# Looked up here, not in the forked child: a child of a threaded parent must not load libraries.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _stop_with_parent() -> None:
+    """In the server's process, before it runs Java: the kernel sends it SIGTERM when the process that
+    started it dies, even by SIGKILL, so a killed ``setlist run`` or test run leaves no warm Spark behind
+    (the server has a process group of its own, so the parent's group signals do not reach it). The
+    spark-submit scripts ``exec`` into Java, which keeps the setting."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(
+    settings: Settings, port: int | None = None, log_file: Path | None = None, secret: str | None = None
+) -> Server:
+    """Start the server in a process group of its own and return at once (see :func:`wait_ready`). Without
+    a ``secret``, the server gets a new random token that only this process and its children know. The
+    server stops when the calling thread's process ends (call it from the main thread)."""
+    from include.orchestration.airflow_env import airflow_home
+
+    port = port or free_port()
+    check_range("--port", port, 1024, 65535)
+    secret = secret or secrets.token_urlsafe(32)
+    log_file = log_file or airflow_home() / "logs" / "spark-connect.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            server_command(settings, port),
+            env=server_env(settings, secret),
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,
+        )
+    return Server(proc, port, secret, log_file)
+
+
+def wait_ready(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Wait until the server accepts connections; stop it and raise with its log's tail if it does not."""
+    deadline = time.monotonic() + timeout_s
+    while not _answers(server.port):
+        if server.proc.poll() is not None or time.monotonic() > deadline:
+            stop_process(server.proc)
+            tail = server.log_file.read_text(errors="replace").splitlines()[-20:]
+            raise RuntimeError(
+                f"the Spark Connect server did not start; last lines of {server.log_file}:\n" + "\n".join(tail)
+            )
+        time.sleep(0.25)
+
+
+def start(
+    settings: Settings, port: int | None = None, log_file: Path | None = None, secret: str | None = None
+) -> Server:
+    """Start the server and wait until it accepts connections."""
+    server = spawn(settings, port, log_file, secret)
+    wait_ready(server)
+    return server
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (its Python workers too), SIGKILL if it is still there later."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+@contextmanager
+def running(settings: Settings, log: Callable[[str], None] = print) -> Iterator[dict[str, str]]:
+    """The client environment of a warm Spark for the duration of the block: the server named by
+    ``SETLIST_SPARK_REMOTE``, a new one (stopped afterwards), or none in ``submit`` mode (empty)."""
+    if settings.spark_mode != "connect":
+        yield {}
+        return
+    if settings.spark_remote:
+        yield {"SETLIST_SPARK_REMOTE": settings.spark_remote}
+        return
+    started = time.monotonic()
+    server = start(settings)
+    log(f"[setlist] warm Spark (Spark Connect) on 127.0.0.1:{server.port}, ready in {time.monotonic() - started:.1f}s")
+    try:
+        yield server.client_env()
+    finally:
+        stop_process(server.proc)
+
+
+def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], None] = print) -> int:
+    """``setlist spark-server``: run the server in the foreground until SIGINT or SIGTERM."""
+    server = start(settings, port, secret=token(log))  # a generated token is shown here, once
+    log(f"[setlist] Spark Connect server at {server.url} over {settings.lake}; clients need {TOKEN_VAR}")
+    log(f"[setlist]   ($SPARK_CONNECT_AUTHENTICATE_TOKEN or {credentials.password_file('spark-connect')});")
+    log(f"[setlist]   jobs use it with SETLIST_SPARK_REMOTE={server.url}; log {server.log_file}; Ctrl-C stops it")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    while not stopping and server.proc.poll() is None:
+        time.sleep(1.0)
+    code = server.proc.poll()
+    stop_process(server.proc)
+    return 0 if stopping else int(code or 1)

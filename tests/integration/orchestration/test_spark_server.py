@@ -1,0 +1,91 @@
+"""The warm Spark (Spark Connect server): loopback only, its token required, and never left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from include.core.config import PROJECT_ROOT, Settings
+from tests import servers
+
+pytestmark = pytest.mark.integration
+CLIENT = """
+import sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+print("rows", spark.range(3).count())
+"""
+STARTER = """
+import json, sys, time
+from pathlib import Path
+from include.orchestration import spark_server
+from include.core.config import load_settings
+server = spark_server.start(load_settings(lake=sys.argv[1], driver_memory="1g"), log_file=Path(sys.argv[2]))
+print(json.dumps({"pid": server.proc.pid, "port": server.port}), flush=True)
+time.sleep(600)
+"""
+
+
+def _client(url: str, token: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONNECT_AUTHENTICATE_TOKEN", "SPARK_REMOTE")}
+    if token is not None:
+        env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-c", CLIENT, url], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_listens_on_loopback_only_and_serves_only_clients_with_its_token(spark_server: dict[str, str]) -> None:
+    url = spark_server["SETLIST_SPARK_REMOTE"]
+    port = int(url.rsplit(":", 1)[1])
+    addresses = servers.listen_addresses(port)
+    assert addresses and all(a.startswith("127.") for a in addresses), addresses
+
+    served = _client(url, spark_server["SPARK_CONNECT_AUTHENTICATE_TOKEN"])
+    assert served.returncode == 0 and "rows 3" in served.stdout, served.stderr[-2000:]
+    for token in ("wrong-token", None):
+        refused = _client(url, token)
+        assert refused.returncode != 0 and "rows" not in refused.stdout
+        assert "UNAUTHENTICATED" in refused.stderr or "authentication" in refused.stderr.lower(), refused.stderr[-2000:]
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended: no entry, or a zombie with no thread left running (a JVM's main thread can
+    end before its other threads, which then still hold the process's sockets)."""
+    try:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except FileNotFoundError:
+        return True
+    return status["State"].split()[0] == "Z" and int(status["Threads"]) <= 1
+
+
+def test_the_server_stops_when_the_process_that_started_it_is_killed(settings: Settings, tmp_path: Path) -> None:
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, settings.lake, str(tmp_path / "spark-connect.log")],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starter.stdout is not None
+        started = json.loads(starter.stdout.readline())
+        assert not _gone(started["pid"]) and servers.listen_addresses(started["port"])
+        starter.send_signal(signal.SIGKILL)  # no Python cleanup runs: only the kernel can stop the server
+        starter.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            _gone(started["pid"]) and not servers.listen_addresses(started["port"])
+        ):
+            time.sleep(0.5)
+        assert _gone(started["pid"]), "the warm Spark outlived the process that started it"
+        assert not servers.listen_addresses(started["port"])
+    finally:
+        if starter.poll() is None:
+            starter.kill()

@@ -1,0 +1,62 @@
+"""ingest_bronze on awkward files: BOM, CRLF, quotes, bad lines, schema drift, empty and missing days."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.core import schemas
+from include.lake import jobs
+from spark_jobs import build_silver, ingest_bronze
+from tests.integration.conftest import _land
+
+pytestmark = pytest.mark.integration
+
+
+def test_schema_drift_fails_naming_the_columns(spark, tmp_path, capsys):
+    header = ",".join(c if c != "ms_played" else "duration" for c in schemas.INTERACTION_COLUMNS)
+    _land(tmp_path, "interactions", header, "e1,u1,t1,2026-11-20T10:00:00Z,1,false,false,")
+    code = ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == jobs.EXIT_DATA
+    assert "missing columns ['ms_played'], unexpected columns ['duration']" in err
+    assert not (tmp_path / "bronze").exists()
+
+
+def test_a_day_without_interactions_fails_clearly(spark, tmp_path, capsys):
+    code = ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)])
+    assert code == jobs.EXIT_DATA
+    assert "no interactions files for 2026-11-20" in capsys.readouterr().err
+
+
+def test_bom_crlf_quotes_and_bad_lines_all_reach_bronze(spark, tmp_path):
+    header = "\ufeff" + ",".join(schemas.INTERACTION_COLUMNS)
+    lines = [
+        "e1,u1,t1,2026-11-20T10:00:00Z,1000,false,true,4.0\r",
+        'e2,"u,2",t1,2026-11-20T10:00:00Z,5,true,false,\r',
+        "e3,u3,t1\r",
+    ]
+    _land(tmp_path, "interactions", header, *lines)
+    _land(tmp_path, "tracks", ",".join(schemas.TRACK_COLUMNS))  # header only: an empty catalog day
+    assert ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)]) == 0
+    rows = spark.read.format("delta").load(str(tmp_path / "bronze" / "interactions")).orderBy("event_id").collect()
+    assert [r["event_id"] for r in rows] == ["e1", "e2", "e3"]
+    assert rows[1]["user_id"] == "u,2"  # bronze keeps values as they came, CR included
+    assert rows[0][schemas.CORRUPT_RECORD] is None and rows[2][schemas.CORRUPT_RECORD] is not None
+    assert all(r[schemas.SOURCE_FILE].endswith("part-00000.csv") for r in rows)
+    known = spark.createDataFrame([("t1",)], "track_id string")
+    typed = build_silver.type_interactions(spark.createDataFrame(rows), known).orderBy("event_id").collect()
+    assert [r[schemas.CORRUPT_RECORD] is not None for r in typed] == [False, False, True]
+    assert [r[schemas.SOURCE_ROW] for r in typed] == [1, 2, 3]
+    assert (typed[0]["rating"], typed[1]["rating"], typed[1]["skipped"]) == (4.0, None, True)
+
+
+def test_missing_day_can_be_an_empty_day(spark, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SETLIST_MISSING_DAY", "empty")
+    _land(tmp_path, "tracks", ",".join(schemas.TRACK_COLUMNS))
+    for job in (ingest_bronze, build_silver):
+        assert job.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)]) == 0
+    assert "writing an empty day (missing_day=empty)" in capsys.readouterr().out
+    assert spark.read.format("delta").load(str(tmp_path / "silver" / "interactions")).count() == 0
+    monkeypatch.setenv("SETLIST_MISSING_DAY", "skip")
+    assert ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)]) == jobs.EXIT_USAGE
+    assert "missing_day: must be one of fail, empty, got 'skip'" in capsys.readouterr().err

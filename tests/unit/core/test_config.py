@@ -1,0 +1,57 @@
+"""The settings object: environment and overrides, ranges, errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.core.config import ConfigError, load_settings, parse_run_date
+
+pytestmark = pytest.mark.unit
+
+
+def test_env_and_overrides_build_one_frozen_object(tmp_path):
+    s = load_settings(env={"SETLIST_RANK": "8", "SETLIST_LAKE": str(tmp_path)}, top_k="5")
+    assert (s.rank, s.top_k, s.lake) == (8, 5, str(tmp_path))
+    with pytest.raises(AttributeError):
+        s.rank = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "allowed"),
+    [
+        ({"als_mode": "sgd"}, "als_mode", "explicit, implicit"),
+        ({"rank": "0"}, "rank", "between 1 and 500"),
+        ({"rank": "ten"}, "rank", "an integer"),
+        ({"reg_param": "-1"}, "reg_param", "between 0 and 100"),
+        ({"top_k": "5000"}, "top_k", "between 1 and 1000"),
+        ({"vacuum_retention_hours": "24"}, "vacuum_retention_hours", "between 168 and 87600"),
+        ({"als_biases": "maybe"}, "als_biases", "true, 1, yes, false, 0, no"),
+        ({"promotion_tolerance": "1.5"}, "promotion_tolerance", "between 0 and 1"),
+        ({"tune_seconds": "-5"}, "tune_seconds", "between 0 and 86400"),
+    ],
+)
+def test_invalid_settings_name_the_field_and_allowed_values(overrides, field, allowed):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={}, **overrides)
+    assert str(err.value).startswith(f"{field}:")
+    assert allowed in str(err.value)
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(ConfigError, match=r"^colour: unknown setting"):
+        load_settings(env={}, colour="blue")
+
+
+def test_run_date_must_be_iso():
+    assert parse_run_date("2026-11-20").isoformat() == "2026-11-20"
+    with pytest.raises(ConfigError, match="--run-date: expected a date as YYYY-MM-DD"):
+        parse_run_date("20/11/2026", "--run-date")
+
+
+def test_uri_lakes_are_kept_as_uris():
+    assert load_settings(env={}, lake="s3a://bucket/setlist/").lake == "s3a://bucket/setlist"
+
+
+def test_biases_setting_accepts_true_and_false_words():
+    assert load_settings(env={"SETLIST_ALS_BIASES": "no"}).als_biases is False
+    assert load_settings(env={}, als_biases="TRUE").als_biases is True

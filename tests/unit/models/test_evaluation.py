@@ -1,0 +1,185 @@
+"""Splits, metrics, baselines, biases and the promotion rule on tiny inline data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pyspark.ml.recommendation import ALSModel
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from include.models import als, evaluation, model_runs
+from include.models.evaluation import Report
+
+pytestmark = pytest.mark.unit
+PAIRS = "user_key int, track_key int, rating float"
+
+
+def pairs(spark, users=40, tracks=25):
+    rows = [(u, t, float(1 + (u * 7 + t * 3) % 5)) for u in range(users) for t in range(tracks) if (u + t) % 3]
+    return spark.createDataFrame(rows, PAIRS)
+
+
+def test_random_split_is_deterministic_whatever_the_partitioning(spark):
+    data = pairs(spark)
+    train, test = evaluation.split_random(data, seed=7)
+    train2, test2 = evaluation.split_random(data.repartition(7, "track_key"), seed=7)
+    assertDataFrameEqual(test, test2)
+    assertDataFrameEqual(train, train2)
+    n, n_test = data.count(), test.count()
+    assert train.count() + n_test == n and train.join(test, ["user_key", "track_key"]).count() == 0
+    assert 0.15 * n < n_test < 0.25 * n
+    other = evaluation.split_random(data, seed=8)[1]
+    assert {tuple(r) for r in other.collect()} != {tuple(r) for r in test.collect()}
+
+
+def test_per_user_split_holds_out_a_fifth_of_each_user(spark):
+    data = pairs(spark)
+    train, test = evaluation.split_per_user(data, seed=3)
+    _, test2 = evaluation.split_per_user(data.repartition(5), seed=3)
+    assertDataFrameEqual(test, test2)
+    sizes = {r.user_key: r["count"] for r in data.groupBy("user_key").count().collect()}
+    held = {r.user_key: r["count"] for r in test.groupBy("user_key").count().collect()}
+    assert held == {u: n // 5 for u, n in sizes.items() if n // 5}
+    assert train.count() + test.count() == data.count()
+
+
+def test_rating_metrics_by_hand(spark):
+    preds = spark.createDataFrame(
+        [(4.0, 3.0), (2.0, 4.0), (5.0, 5.0), (3.0, float("nan"))], "rating double, prediction double"
+    )
+    m = evaluation.rating_metrics(preds)
+    assert m["rmse"] == pytest.approx(math.sqrt((1 + 4 + 0) / 3))
+    assert m["mae"] == pytest.approx(1.0)
+    assert m["scored"] == 3
+
+
+def test_ranking_metrics_by_hand(spark):
+    # user 1: list [10, 11, 12], relevant {10, 12}; user 2: relevant {20} and no list at all (scores 0).
+    recs = spark.createDataFrame([(1, 12, 3), (1, 10, 1), (1, 11, 2)], "user_key int, track_key int, rank int")
+    relevant = spark.createDataFrame([(1, 10), (1, 12), (2, 20)], "user_key int, track_key int")
+    m = evaluation.ranking_metrics(recs, relevant, k=3)
+    dcg, idcg = 1 + 1 / math.log2(4), 1 + 1 / math.log2(3)
+    assert m["precision_at_3"] == pytest.approx((2 / 3) / 2)
+    assert m["recall_at_3"] == pytest.approx(1.0 / 2)
+    assert m["ndcg_at_3"] == pytest.approx((dcg / idcg) / 2)
+    assert m["map_at_3"] == pytest.approx(((1 + 2 / 3) / 2) / 2)
+    assert m["users_evaluated"] == 2
+
+
+def _factors(spark, users: dict[int, list[float]], items: dict[int, list[float]]) -> als.Factors:
+    schema = "id int, features array<float>"
+    return als.Factors(
+        spark.createDataFrame(list(users.items()), schema),
+        spark.createDataFrame(list(items.items()), schema),
+        rank=len(next(iter(users.values()))),
+        fitted=None,  # type: ignore[arg-type]
+    )
+
+
+def test_model_recs_drop_seen_tracks_and_break_ties_by_track(spark):
+    # user 1 scores tracks 5..8 as 0.9, 0.5, 0.5, 0.1 and has played 5; user 2 has no factors.
+    model = _factors(spark, {1: [1.0]}, {5: [0.9], 6: [0.5], 7: [0.5], 8: [0.1]})
+    users = spark.createDataFrame([(1,), (2,)], "user_key int")
+    seen = spark.createDataFrame([(1, 5)], "user_key int, track_key int")
+    got = evaluation.model_recs(model, users, seen, k=2).select("user_key", "track_key", "rank")
+    assertDataFrameEqual(got, [(1, 6, 1), (1, 7, 2)])
+
+
+def test_popularity_recs_count_positive_training_pairs(spark):
+    train = spark.createDataFrame([(1, 10, 5.0), (2, 10, 4.0), (3, 11, 5.0), (1, 12, 2.0), (2, 12, 1.0)], PAIRS)
+    users = spark.createDataFrame([(9,), (3,)], "user_key int")
+    got = evaluation.popularity_recs(train, users, F.col("rating") >= 4, k=5).select("user_key", "track_key", "score")
+    # user 3 has a training pair with 11, so only 10 is left for it; 12 has no positive pair at all
+    assertDataFrameEqual(got, [(9, 10, 2.0), (9, 11, 1.0), (3, 10, 2.0)])
+
+
+def test_biases_are_folded_into_the_factors(spark, tmp_path):
+    data = pairs(spark, users=12, tracks=10)
+    params = als.AlsParams(mode="explicit", rank=3, max_iter=4, reg_param=0.1, biases=True)
+    mean, user, item = als.biases(data)
+    plain = als.estimator(params, blocks=2).fit(als.residuals(data, user, item, mean))
+    folded = als.with_biases(plain, mean, user, item)
+    assert folded.rank == 5
+    expected = (
+        als.Factors.of(plain)
+        .predict(data)
+        .join(user, "user_key")
+        .join(item, "track_key")
+        .select("user_key", "track_key", (F.col("prediction") + mean + F.col("b_u") + F.col("b_i")).alias("p"))
+    )
+    got = folded.predict(data).select("user_key", "track_key", F.col("prediction").cast("double").alias("p"))
+    assertDataFrameEqual(got, expected, rtol=1e-4, checkRowOrder=False, ignoreNullable=True)
+    # The bias-only part alone is what the biases say: user 0's mean + b_u + b_i for track 0.
+    bu = user.where("user_key = 0").first()["b_u"]
+    bi = item.where("track_key = 0").first()["b_i"]
+    uf = folded.users.where("id = 0").first()["features"]
+    tf = folded.items.where("id = 0").first()["features"]
+    assert uf[-2:] == pytest.approx([1.0, mean + bu], rel=1e-5) and tf[-2:] == pytest.approx([bi, 1.0], rel=1e-5)
+    # Saved in Spark ML's format, the folded model is what anyone loads: its transform is the full prediction.
+    path = str(tmp_path / "model")
+    folded.save(path)
+    loaded = ALSModel.load(path)
+    assert loaded.rank == 5
+    by_spark = loaded.transform(data).select("user_key", "track_key", F.col("prediction").cast("double").alias("p"))
+    assertDataFrameEqual(by_spark, expected, rtol=1e-4, checkRowOrder=False, ignoreNullable=True)
+
+
+def test_params_json_names_only_what_applies_to_the_mode():
+    assert "alpha" not in als.AlsParams(mode="explicit").as_dict()
+    assert "biases" not in als.AlsParams(mode="implicit").as_dict()
+    assert als.AlsParams(rank=8).digest() != als.AlsParams(rank=9).digest()
+    grid = evaluation.tuning_grid(als.AlsParams(mode="explicit", biases=True))
+    assert grid[0] == als.AlsParams(mode="explicit", biases=True) and len(set(grid)) == len(grid)
+
+
+def report(mode: str, value: float) -> Report:
+    name = "rmse" if mode == "explicit" else "ndcg_at_10"
+    return Report(mode, 10, als.AlsParams(mode=mode), {name: value}, {}, {}, 100, 2.0, [])
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "champion", "promoted"),
+    [
+        ("implicit", 0.30, None, True),  # the first model is always promoted
+        ("implicit", 0.295, 0.30, True),  # within 2%
+        ("implicit", 0.29, 0.30, False),  # more than 2% lower
+        ("explicit", 0.86, 0.85, True),  # RMSE: lower is better; within 2%
+        ("explicit", 0.90, 0.85, False),
+        ("explicit", float("nan"), 0.85, False),
+    ],
+)
+def test_promotion_rule(mode, value, champion, promoted):
+    current = None if champion is None else ("als-old", champion)
+    decision = model_runs.decide(report(mode, value), current, tolerance=0.02)
+    assert decision.promoted is promoted
+    if not promoted:
+        assert "als-old" in decision.reason
+
+
+def test_repeated_holdout_reports_the_mean_of_independent_splits(spark):
+    data = pairs(spark, users=20, tracks=15).cache()
+    params = als.AlsParams(mode="explicit", rank=3, max_iter=3, biases=False)
+
+    def fitter(d, p):
+        return als.fit(d, p, blocks=2)
+
+    catalog = data.select("track_key").distinct().count()
+    one = [evaluation.evaluate_split(data, params, 5, fitter, 0.0, False, catalog, s) for s in (42, 1042)]
+    report = evaluation.evaluate(data, params, 5, fitter, with_baseline=False, splits=2)
+
+    assert [s["split_seed"] for s in report.splits] == [42, 1042]
+    assert [s["model"] for s in report.splits] == pytest.approx([r.metrics["rmse"] for r in one], rel=1e-6)
+    assert one[0].metrics["rmse"] != one[1].metrics["rmse"]  # different splits, different test pairs
+    for name in ("rmse", "ndcg_at_5", "coverage"):
+        values = [r.metrics[name] for r in one]
+        assert report.metrics[name] == pytest.approx(sum(values) / 2, rel=1e-6)
+        assert report.metrics[f"{name}_sd"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), rel=1e-6)
+    assert report.popularity["ndcg_at_5"] == pytest.approx(sum(r.popularity["ndcg_at_5"] for r in one) / 2)
+    assert report.baseline == {} and report.primary[1] == report.metrics["rmse"]
+    # One split is the plain evaluation, with no per-split list.
+    single = evaluation.evaluate(data, params, 5, fitter, with_baseline=False)
+    assert single.splits == [] and single.metrics["rmse"] == pytest.approx(one[0].metrics["rmse"], rel=1e-6)
+    with pytest.raises(ValueError, match="splits must be from 1 to 20"):
+        evaluation.evaluate(data, params, 5, fitter, splits=0)

@@ -1,0 +1,60 @@
+"""build_gold's transforms: affinity, popularity and daily metrics on tiny inline events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs import build_gold as gold
+
+pytestmark = pytest.mark.unit
+
+T = dt.datetime(2026, 11, 20, 10)
+EVENTS_SCHEMA = (
+    "user_key int, track_key int, user_id string, track_id string, played_at timestamp, ms_played long,"
+    " skipped boolean, liked boolean, rating double, run_date string"
+)
+
+
+def events(spark):
+    return spark.createDataFrame(
+        [
+            (1, 10, "u1", "t10", T, 100, False, False, 3.0, "2026-11-19"),
+            (1, 10, "u1", "t10", T + dt.timedelta(hours=1), 50, True, True, None, "2026-11-20"),
+            (1, 10, "u1", "t10", T + dt.timedelta(hours=2), 70, False, False, 4.5, "2026-11-20"),
+            (2, 10, "u2", "t10", T, 10, False, False, None, "2026-11-20"),
+            (2, 11, "u2", "t11", T, 10, True, False, None, "2026-11-20"),
+        ],
+        EVENTS_SCHEMA,
+    )
+
+
+def test_affinity_aggregates_plays_latest_rating_and_confidence(spark):
+    aff = gold.affinity(events(spark), "2026-11-20", alpha=2.0)
+    got = aff.select(
+        "user_id", "track_id", "plays", "full_plays", "total_ms_played", "latest_rating", "liked", "confidence"
+    ).orderBy("user_id", "track_id")
+    assertDataFrameEqual(
+        got,
+        [
+            ("u1", "t10", 3, 2, 220, 4.5, True, 1 + 2 * math.log1p(2)),
+            ("u2", "t10", 1, 1, 10, None, False, 1 + 2 * math.log1p(1)),
+            ("u2", "t11", 1, 0, 10, None, False, 1.0),
+        ],
+    )
+
+
+def test_popularity_ranks_by_listeners_then_full_plays(spark):
+    pop = gold.popularity(events(spark), "2026-11-20").select("track_id", "listeners", "popularity_rank")
+    assertDataFrameEqual(pop, [("t10", 2, 1), ("t11", 1, 2)])
+
+
+def test_daily_metrics_counts_one_day_and_its_rating_distribution(spark):
+    day = events(spark).where("run_date = '2026-11-20'")
+    q = spark.createDataFrame([("x",)], "reasons string")
+    m = gold.daily_metrics(day, q, "2026-11-20").first()
+    assert (m["events"], m["unique_users"], m["unique_tracks"], m["ratings"], m["quarantined_rows"]) == (4, 2, 2, 1, 1)
+    assert m["rating_distribution"]["4.5"] == 1 and m["rating_distribution"]["3.0"] == 0
