@@ -29,7 +29,7 @@ from expectations.checks import (
     table_not_null,
     unique,
 )
-from include.core import schemas
+from include.core import schemas, tables
 from include.quality.runner import context
 
 MAX_ID_LENGTH = 256
@@ -123,7 +123,7 @@ def silver_interactions(overrides: str = "") -> Suite:
         "silver_interactions",
         "silver",
         [
-            columns_are("silver_interactions_columns", schemas.SILVER_INTERACTIONS.fieldNames()),
+            columns_are("silver_interactions_columns", tables.SILVER_INTERACTIONS.columns),
             *[table_not_null(f"{c}_present", c) for c in ("event_id", "user_key", "track_key", "played_at")],
             unique("event_id_unique", "event_id"),
         ],
@@ -159,7 +159,7 @@ def silver_tracks(overrides: str = "") -> Suite:
         "silver_tracks",
         "silver",
         [
-            columns_are("silver_tracks_columns", schemas.SILVER_TRACKS.fieldNames()),
+            columns_are("silver_tracks_columns", tables.SILVER_TRACKS.columns),
             unique("track_id_unique", "track_id"),
         ],
         overrides,
@@ -202,7 +202,7 @@ def gold_recommendations(top_k: int, overrides: str = "") -> Suite:
         "gold_recommendations",
         "gold",
         [
-            columns_are("recommendations_columns", [*schemas.RECOMMENDATIONS.fieldNames(), "played", "finite"]),
+            columns_are("recommendations_columns", [*tables.GOLD_RECOMMENDATIONS.columns, "played", "finite"]),
             *[table_not_null(f"{c}_present", c) for c in ("user_id", "track_id", "score")],
             table_in_set("score_finite", "finite", [True]),
             table_between("rank_in_range", "rank", 1, top_k),

@@ -128,18 +128,12 @@ def with_keys(rows: DataFrame, dim_user: DataFrame, dim_track: DataFrame, run_da
     joined = rows.join(dim_user.select("user_id", "user_key"), "user_id").join(
         dim_track.select("track_id", "track_key"), "track_id"
     )
-    return joined.withColumn("run_date", F.lit(run_date)).select(*schemas.SILVER_INTERACTIONS.fieldNames())
+    return joined.withColumn("run_date", F.lit(run_date)).select(*tables.SILVER_INTERACTIONS.columns)
 
 
-USER_DIM_SCHEMA = "user_id string, user_key int, first_seen_date string"
-TRACK_DIM_SCHEMA = "track_id string, track_key int, first_seen_date string"
-COUNTS_SCHEMA = (
-    "run_date string, layer string, source string, rows_in long, rows_out long, quarantined long,"
-    " duplicates long, run_id string"
-)
-
-
-def balance(ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quarantined: int, duplicates: int) -> tuple:
+def balance(
+    ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quarantined: int, duplicates: int
+) -> dict[str, object]:
     """The accounting row for one source; fails the job when rows in != out + quarantined + duplicates."""
     if rows_in != rows_out + quarantined + duplicates:
         raise jobs.LandingError(
@@ -147,7 +141,10 @@ def balance(ctx: jobs.JobContext, source: str, rows_in: int, rows_out: int, quar
             f" quarantined + {duplicates} duplicates"
         )
     ctx.log(f"{source}: {rows_in} rows in -> {rows_out} kept, {quarantined} quarantined, {duplicates} duplicates")
-    return (ctx.ds, "silver", source, rows_in, rows_out, quarantined, duplicates, ctx.run_id)
+    return {
+        "run_date": ctx.ds, "layer": "silver", "source": source, "rows_in": rows_in, "rows_out": rows_out,
+        "quarantined": quarantined, "duplicates": duplicates, "run_id": ctx.run_id,
+    }  # fmt: skip
 
 
 def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
@@ -162,7 +159,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     tracks_today = cached(
         dedupe(tracks.kept, "track_id", [F.col(schemas.SOURCE_FILE).desc(), "title"])
         .withColumn("run_date", F.lit(ds))
-        .select(*schemas.SILVER_TRACKS.fieldNames())
+        .select(*tables.SILVER_TRACKS.columns)
     )
     t_out = tracks_today.count()
     results = tracks.results + quality.validate(tracks_today, suites.silver_tracks(severities))
@@ -170,7 +167,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
         ctx, "tracks", tracks.rows, t_out, tracks.quarantined_rows, tracks.rows - tracks.quarantined_rows - t_out
     )
 
-    known = delta_io.read_or_empty(spark, tables.SILVER_TRACKS, lake, schemas.SILVER_TRACKS).select("track_id")
+    known = delta_io.read_or_empty(spark, tables.SILVER_TRACKS, lake).select("track_id")
     bronze = delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, lake, ds)
     typed = cached(type_interactions(bronze, known.unionByName(tracks_today.select("track_id"))))
     events = quality.apply(typed, suites.silver_interaction_rows(ctx.run_date, severities))
@@ -180,8 +177,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     order: list[Column | str] = ["played_at", schemas.SOURCE_FILE, schemas.SOURCE_ROW, "user_id", "track_id"]
     kept = cached(dedupe(events.kept, "event_id", order, earlier))
 
-    dim_user = delta_io.read_or_empty(spark, tables.SILVER_DIM_USER, lake, USER_DIM_SCHEMA)
-    dim_track = delta_io.read_or_empty(spark, tables.SILVER_DIM_TRACK, lake, TRACK_DIM_SCHEMA)
+    dim_user = delta_io.read_or_empty(spark, tables.SILVER_DIM_USER, lake)
+    dim_track = delta_io.read_or_empty(spark, tables.SILVER_DIM_TRACK, lake)
     user_rows = cached(new_keys(kept, dim_user, "user_id", "user_key", ds))
     track_rows = cached(new_keys(tracks_today, dim_track, "track_id", "track_key", ds))
     silver = cached(with_keys(kept, dim_user.unionByName(user_rows), dim_track.unionByName(track_rows), ds))
@@ -207,7 +204,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
         quarantine(tracks.quarantined, "tracks", ctx.run_id, ds)
     )
     delta_io.overwrite_partition(rejected, tables.SILVER_QUARANTINE, lake, ds)
-    counts = spark.createDataFrame([event_counts, track_counts], COUNTS_SCHEMA)
+    counts = delta_io.rows_frame(spark, tables.OPS_LAYER_COUNTS, [event_counts, track_counts])
     delta_io.overwrite_partition(counts, tables.OPS_LAYER_COUNTS, lake, ds, where="layer = 'silver'")
 
 

@@ -52,12 +52,6 @@ def factor_rows(model: als.Factors) -> DataFrame:
     return frames[0].unionByName(frames[1])
 
 
-MODELS_SCHEMA = (
-    "model_version string, run_date string, mode string, params string, path string, training_rows long,"
-    " users long, tracks long, fit_seconds double, run_id string, trained_at timestamp"
-)
-
-
 def evaluate_and_decide(
     spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, version: str, fitter: evaluation.Fitter
 ) -> model_runs.Decision:
@@ -114,21 +108,12 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     quality.record(spark, ctx, quality.validate(factors, suites.model_factors(model.rank, settings.dq_severity)))
     path = tables.model_path(lake, version)
     model.save(path)
-    row = (
-        version,
-        ds,
-        settings.als_mode,
-        params.to_json(),
-        path,
-        stats["rows"],
-        stats["u"],
-        stats["t"],
-        round(fit_seconds, 3),
-        ctx.run_id,
-    )
-    record = spark.createDataFrame([row], MODELS_SCHEMA.replace(", trained_at timestamp", "")).withColumn(
-        "trained_at", F.current_timestamp()
-    )
+    row = {
+        "model_version": version, "run_date": ds, "mode": settings.als_mode, "params": params.to_json(),
+        "path": path, "training_rows": stats["rows"], "users": stats["u"], "tracks": stats["t"],
+        "fit_seconds": round(fit_seconds, 3), "run_id": ctx.run_id,
+    }  # fmt: skip
+    record = delta_io.rows_frame(spark, tables.OPS_MODELS, [row])
     delta_io.merge(record, tables.OPS_MODELS, lake, ["model_version"])
     ctx.log(
         f"{settings.als_mode} ALS {params.to_json()} on {stats['rows']} rows"

@@ -1,6 +1,7 @@
-"""The raw CSV contract and the explicit Spark schemas of each layer (never inferred).
+"""The raw CSV contract: the landing files' columns, how bronze reads them (all strings) and its audit columns.
 
-Column lists here are the contract documented in the README; reads and writes nothing.
+The schemas of the tables themselves are declared with the tables (:mod:`include.core.tables`). Column lists
+here are the contract documented in the README; reads and writes nothing.
 """
 
 from __future__ import annotations
@@ -8,14 +9,9 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    BooleanType,
-    DoubleType,
-    IntegerType,
-    LongType,
     StringType,
     StructField,
     StructType,
-    TimestampType,
 )
 
 INTERACTION_COLUMNS = (
@@ -70,64 +66,6 @@ def raw_schema(columns: tuple[str, ...]) -> StructType:
 
 RAW_INTERACTIONS = raw_schema(INTERACTION_COLUMNS)
 RAW_TRACKS = raw_schema(TRACK_COLUMNS)
-
-SILVER_INTERACTIONS = StructType(
-    [
-        StructField("event_id", StringType(), False),
-        StructField("user_id", StringType(), False),
-        StructField("track_id", StringType(), False),
-        StructField("user_key", IntegerType(), False),
-        StructField("track_key", IntegerType(), False),
-        StructField("played_at", TimestampType(), False),
-        StructField("ms_played", LongType(), False),
-        StructField("skipped", BooleanType(), False),
-        StructField("liked", BooleanType(), False),
-        StructField("rating", DoubleType(), True),
-        StructField("run_date", StringType(), False),
-    ]
-)
-
-SILVER_TRACKS = StructType(
-    [
-        StructField("track_id", StringType(), False),
-        StructField("title", StringType(), True),
-        StructField("artist", StringType(), True),
-        StructField("album", StringType(), True),
-        StructField("genre", StringType(), True),
-        StructField("release_year", IntegerType(), True),
-        StructField("duration_ms", LongType(), True),
-        StructField("tempo", DoubleType(), False),
-        *[StructField(c, DoubleType(), False) for c in AUDIO_FEATURES_UNIT],
-        StructField("loudness", DoubleType(), False),
-        StructField("run_date", StringType(), False),
-    ]
-)
-
-QUARANTINE = StructType(
-    [
-        StructField("source", StringType(), False),
-        StructField("reasons", StringType(), False),
-        StructField("raw", StringType(), True),
-        StructField("source_file", StringType(), True),
-        StructField("source_row", LongType(), True),
-        StructField("run_id", StringType(), True),
-        StructField("run_date", StringType(), False),
-    ]
-)
-
-RECOMMENDATIONS = StructType(
-    [
-        StructField("user_id", StringType(), False),
-        StructField("track_id", StringType(), False),
-        StructField("rank", IntegerType(), False),
-        StructField("score", DoubleType(), False),
-        StructField("source", StringType(), False),
-        StructField("model_version", StringType(), True),
-        StructField("run_id", StringType(), True),
-        StructField("run_date", StringType(), False),
-        StructField("generated_at", TimestampType(), False),
-    ]
-)
 
 
 def raw_text(columns: tuple[str, ...]) -> Column:

@@ -1,6 +1,8 @@
-"""Names, locations and partition columns of every table in the lake, and of the landing folders.
+"""Every table of the lake, declared once: SQL name, location, partitioning, physical layout and schema (its DDL
+is derived from it); and the landing folders.
 
-Reads and writes nothing: a table's path is ``<lake>/<layer>/<name>``; SQL names are ``<layer>.<name>``.
+Reads and writes nothing: a table's path is ``<lake>/<layer>/<name>``; SQL names are ``<layer>.<name>``. Tables
+whose columns are the output of a transform (bronze, gold affinity, popularity and metrics) declare no schema.
 """
 
 from __future__ import annotations
@@ -8,6 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+
+from pyspark.sql.types import (
+    BooleanType,
+    DataType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from include.core.schemas import AUDIO_FEATURES_UNIT
 
 
 @dataclass(frozen=True)
@@ -19,13 +36,132 @@ class Table:
     partition_by: str | None = None
     cluster_by: str | None = None
     row_group_bytes: int | None = None  # None: Parquet's default (128 MB)
+    schema: StructType | None = None
+    stamped: str | None = None  # a timestamp column that takes the time of the write
 
     @property
     def sql_name(self) -> str:
         return f"{self.layer}.{self.name}"
 
+    @property
+    def declared(self) -> StructType:
+        """The declared schema (a table without one is a programming error here)."""
+        if self.schema is None:
+            raise LookupError(f"{self.sql_name} declares no schema")
+        return self.schema
+
+    @property
+    def columns(self) -> list[str]:
+        return self.declared.fieldNames()
+
+    @property
+    def ddl(self) -> str:
+        """The schema as a DDL column list (``user_id string, rank int, ...``)."""
+        return ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in self.declared.fields)
+
     def path(self, lake: str) -> str:
         return f"{lake}/{self.layer}/{self.name}"
+
+
+def _columns(*fields: tuple[str, DataType] | StructField) -> StructType:
+    """A schema whose columns are nullable unless given as a ``StructField``."""
+    return StructType([f if isinstance(f, StructField) else StructField(f[0], f[1], True) for f in fields])
+
+
+STRING, INT, LONG, DOUBLE, BOOL, TS = (
+    StringType(),
+    IntegerType(),
+    LongType(),
+    DoubleType(),
+    BooleanType(),
+    TimestampType(),
+)
+METRICS = MapType(StringType(), DoubleType())
+
+SILVER_INTERACTIONS_SCHEMA = StructType(
+    [
+        StructField("event_id", StringType(), False),
+        StructField("user_id", StringType(), False),
+        StructField("track_id", StringType(), False),
+        StructField("user_key", IntegerType(), False),
+        StructField("track_key", IntegerType(), False),
+        StructField("played_at", TimestampType(), False),
+        StructField("ms_played", LongType(), False),
+        StructField("skipped", BooleanType(), False),
+        StructField("liked", BooleanType(), False),
+        StructField("rating", DoubleType(), True),
+        StructField("run_date", StringType(), False),
+    ]
+)
+
+SILVER_TRACKS_SCHEMA = StructType(
+    [
+        StructField("track_id", StringType(), False),
+        StructField("title", StringType(), True),
+        StructField("artist", StringType(), True),
+        StructField("album", StringType(), True),
+        StructField("genre", StringType(), True),
+        StructField("release_year", IntegerType(), True),
+        StructField("duration_ms", LongType(), True),
+        StructField("tempo", DoubleType(), False),
+        *[StructField(c, DoubleType(), False) for c in AUDIO_FEATURES_UNIT],
+        StructField("loudness", DoubleType(), False),
+        StructField("run_date", StringType(), False),
+    ]
+)
+
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("source", StringType(), False),
+        StructField("reasons", StringType(), False),
+        StructField("raw", StringType(), True),
+        StructField("source_file", StringType(), True),
+        StructField("source_row", LongType(), True),
+        StructField("run_id", StringType(), True),
+        StructField("run_date", StringType(), False),
+    ]
+)
+
+RECOMMENDATIONS_SCHEMA = StructType(
+    [
+        StructField("user_id", StringType(), False),
+        StructField("track_id", StringType(), False),
+        StructField("rank", IntegerType(), False),
+        StructField("score", DoubleType(), False),
+        StructField("source", StringType(), False),
+        StructField("model_version", StringType(), True),
+        StructField("run_id", StringType(), True),
+        StructField("run_date", StringType(), False),
+        StructField("generated_at", TimestampType(), False),
+    ]
+)
+
+
+DIM_USER_SCHEMA = _columns(("user_id", STRING), ("user_key", INT), ("first_seen_date", STRING))
+DIM_TRACK_SCHEMA = _columns(("track_id", STRING), ("track_key", INT), ("first_seen_date", STRING))
+LAYER_COUNTS_SCHEMA = _columns(
+    ("run_date", STRING), ("layer", STRING), ("source", STRING), ("rows_in", LONG), ("rows_out", LONG),
+    ("quarantined", LONG), ("duplicates", LONG), ("run_id", STRING),
+)  # fmt: skip
+DQ_RESULTS_SCHEMA = _columns(
+    ("run_date", STRING), ("run_id", STRING), ("layer", STRING), ("suite", STRING), ("check", STRING),
+    ("expectation", STRING), ("column", STRING), ("severity", STRING), ("success", BOOL), ("element_count", LONG),
+    ("unexpected_count", LONG), ("unexpected_percent", DOUBLE), ("action", STRING), ("validated_at", TS),
+)  # fmt: skip
+MODEL_RUNS_SCHEMA = _columns(
+    ("run_key", STRING), ("kind", STRING), ("run_date", STRING), ("source", STRING), ("mode", STRING),
+    ("params", STRING), ("tuned", BOOL), ("trials", STRING), ("k", INT), ("metrics", METRICS),
+    ("baseline_metrics", METRICS), ("popularity_metrics", METRICS), ("primary_metric", STRING),
+    ("primary_value", DOUBLE), ("champion_run_key", STRING), ("champion_value", DOUBLE), ("promoted", BOOL),
+    ("decision", STRING), ("input_versions", STRING), ("code_version", STRING), ("training_rows", LONG),
+    ("fit_seconds", DOUBLE), ("rows_per_second", DOUBLE), ("duration_seconds", DOUBLE), ("run_id", STRING),
+    ("evaluated_at", TS),
+)  # fmt: skip
+MODELS_SCHEMA = _columns(
+    ("model_version", STRING), ("run_date", STRING), ("mode", STRING), ("params", STRING), ("path", STRING),
+    ("training_rows", LONG), ("users", LONG), ("tracks", LONG), ("fit_seconds", DOUBLE), ("run_id", STRING),
+    ("trained_at", TS),
+)  # fmt: skip
 
 
 RUN_DATE = "run_date"
@@ -33,20 +169,22 @@ AS_OF_DATE = "as_of_date"
 
 BRONZE_INTERACTIONS = Table("bronze", "interactions", "_run_date")
 BRONZE_TRACKS = Table("bronze", "tracks", "_run_date")
-SILVER_INTERACTIONS = Table("silver", "interactions", RUN_DATE)
-SILVER_TRACKS = Table("silver", "tracks")
-SILVER_DIM_USER = Table("silver", "dim_user")
-SILVER_DIM_TRACK = Table("silver", "dim_track")
-SILVER_QUARANTINE = Table("silver", "quarantine", RUN_DATE)
+SILVER_INTERACTIONS = Table("silver", "interactions", RUN_DATE, schema=SILVER_INTERACTIONS_SCHEMA)
+SILVER_TRACKS = Table("silver", "tracks", schema=SILVER_TRACKS_SCHEMA)
+SILVER_DIM_USER = Table("silver", "dim_user", schema=DIM_USER_SCHEMA)
+SILVER_DIM_TRACK = Table("silver", "dim_track", schema=DIM_TRACK_SCHEMA)
+SILVER_QUARANTINE = Table("silver", "quarantine", RUN_DATE, schema=QUARANTINE_SCHEMA)
 GOLD_AFFINITY = Table("gold", "user_track_affinity", AS_OF_DATE)
 GOLD_POPULARITY = Table("gold", "track_popularity", AS_OF_DATE)
 GOLD_DAILY_METRICS = Table("gold", "daily_metrics", RUN_DATE)
 # Sorted by user in small row groups: a one-user lookup reads one group of a few thousand rows.
-GOLD_RECOMMENDATIONS = Table("gold", "recommendations", RUN_DATE, cluster_by="user_id", row_group_bytes=256 * 1024)
-OPS_MODELS = Table("ops", "models")
-OPS_MODEL_RUNS = Table("ops", "model_runs")
-OPS_LAYER_COUNTS = Table("ops", "layer_counts", RUN_DATE)
-OPS_DQ_RESULTS = Table("ops", "dq_results", RUN_DATE)
+GOLD_RECOMMENDATIONS = Table(
+    "gold", "recommendations", RUN_DATE, cluster_by="user_id", row_group_bytes=256 * 1024, schema=RECOMMENDATIONS_SCHEMA
+)
+OPS_MODELS = Table("ops", "models", schema=MODELS_SCHEMA, stamped="trained_at")
+OPS_MODEL_RUNS = Table("ops", "model_runs", schema=MODEL_RUNS_SCHEMA, stamped="evaluated_at")
+OPS_LAYER_COUNTS = Table("ops", "layer_counts", RUN_DATE, schema=LAYER_COUNTS_SCHEMA)
+OPS_DQ_RESULTS = Table("ops", "dq_results", RUN_DATE, schema=DQ_RESULTS_SCHEMA)
 OPS_RUN_LOG = Table("ops", "run_log", RUN_DATE)  # written by Airflow's failure callback through delta-rs
 
 ALL_TABLES = (

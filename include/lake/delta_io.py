@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -48,11 +49,19 @@ def read(spark: SparkSession, table: Table, lake: str) -> DataFrame:
     return spark.read.format("delta").load(table.path(lake))
 
 
-def read_or_empty(spark: SparkSession, table: Table, lake: str, schema: StructType | str) -> DataFrame:
-    """The table, or an empty frame of ``schema`` (a StructType or DDL string) before its first write."""
+def read_or_empty(spark: SparkSession, table: Table, lake: str) -> DataFrame:
+    """The table, or an empty frame of its declared schema before its first write."""
     if exists(spark, table, lake):
         return read(spark, table, lake)
-    return spark.createDataFrame([], schema)
+    return spark.createDataFrame([], table.declared)
+
+
+def rows_frame(spark: SparkSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> DataFrame:
+    """``rows`` (values by column name) as a frame of the table's declared schema; its ``stamped`` column,
+    if it has one, is the time of the write."""
+    fields = [f for f in table.declared.fields if f.name != table.stamped]
+    frame = spark.createDataFrame([tuple(r[f.name] for f in fields) for r in rows], StructType(fields))
+    return frame.withColumn(table.stamped, F.current_timestamp()) if table.stamped else frame
 
 
 def read_partition(spark: SparkSession, table: Table, lake: str, value: str) -> DataFrame:

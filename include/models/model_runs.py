@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -20,15 +21,6 @@ from pyspark.sql import functions as F
 from include.core import tables
 from include.lake import delta_io
 from include.models.evaluation import Report, no_worse
-
-SCHEMA = (
-    "run_key string, kind string, run_date string, source string, mode string, params string, tuned boolean,"
-    " trials string, k int, metrics map<string,double>, baseline_metrics map<string,double>,"
-    " popularity_metrics map<string,double>, primary_metric string, primary_value double,"
-    " champion_run_key string, champion_value double, promoted boolean, decision string,"
-    " input_versions string, code_version string, training_rows long, fit_seconds double,"
-    " rows_per_second double, duration_seconds double, run_id string"
-)
 
 
 @dataclass(frozen=True)
@@ -92,35 +84,35 @@ def row(
     code_version: str,
     duration_seconds: float,
     run_id: str,
-) -> tuple:
+) -> dict[str, Any]:
     name, value, _ = report.primary
-    return (
-        run_key,
-        kind,
-        run_date,
-        source,
-        report.mode,
-        report.params.to_json(),
-        bool(report.trials),
-        json.dumps(report.trials),
-        report.k,
-        report.metrics,
-        report.baseline,
-        report.popularity,
-        name,
-        value,
-        decision.champion_run_key,
-        decision.champion_value,
-        decision.promoted,
-        decision.reason,
-        json.dumps(dict(versions), sort_keys=True),
-        code_version,
-        report.training_rows,
-        round(report.fit_seconds, 3),
-        round(report.rows_per_second, 1),
-        round(duration_seconds, 3),
-        run_id,
-    )
+    return {
+        "run_key": run_key,
+        "kind": kind,
+        "run_date": run_date,
+        "source": source,
+        "mode": report.mode,
+        "params": report.params.to_json(),
+        "tuned": bool(report.trials),
+        "trials": json.dumps(report.trials),
+        "k": report.k,
+        "metrics": report.metrics,
+        "baseline_metrics": report.baseline,
+        "popularity_metrics": report.popularity,
+        "primary_metric": name,
+        "primary_value": value,
+        "champion_run_key": decision.champion_run_key,
+        "champion_value": decision.champion_value,
+        "promoted": decision.promoted,
+        "decision": decision.reason,
+        "input_versions": json.dumps(dict(versions), sort_keys=True),
+        "code_version": code_version,
+        "training_rows": report.training_rows,
+        "fit_seconds": round(report.fit_seconds, 3),
+        "rows_per_second": round(report.rows_per_second, 1),
+        "duration_seconds": round(duration_seconds, 3),
+        "run_id": run_id,
+    }
 
 
 INPUTS = (tables.GOLD_AFFINITY, tables.SILVER_INTERACTIONS)
@@ -159,9 +151,10 @@ def record_run(
     return write_plots(spark, lake, run_key, kind, report.mode, data)
 
 
-def record(spark: SparkSession, lake: str, values: tuple) -> None:
-    frame = spark.createDataFrame([values], SCHEMA).withColumn("evaluated_at", F.current_timestamp())
-    delta_io.merge(frame, tables.OPS_MODEL_RUNS, lake, ["run_key"])
+def record(spark: SparkSession, lake: str, values: Mapping[str, Any]) -> None:
+    delta_io.merge(
+        delta_io.rows_frame(spark, tables.OPS_MODEL_RUNS, [values]), tables.OPS_MODEL_RUNS, lake, ["run_key"]
+    )
 
 
 def decision_of(spark: SparkSession, lake: str, run_key: str) -> Decision | None:

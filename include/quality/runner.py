@@ -33,11 +33,6 @@ if TYPE_CHECKING:
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 DOCS_SITE = "setlist"
 ACTIONS = {"warn": "warned", "drop": "quarantined", "fail": "failed"}
-DQ_RESULTS_SCHEMA = (
-    "run_date string, run_id string, layer string, suite string, check string, expectation string,"
-    " column string, severity string, success boolean, element_count long, unexpected_count long,"
-    " unexpected_percent double, action string, validated_at timestamp"
-)
 
 
 @dataclass(frozen=True)
@@ -213,27 +208,27 @@ def record(spark: SparkSession, ctx: JobContext, results: list[CheckResult]) -> 
         return
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [
-        (
-            ctx.ds,
-            ctx.run_id,
-            r.layer,
-            r.suite,
-            r.check,
-            r.expectation,
-            r.column,
-            r.severity,
-            r.success,
-            r.element_count,
-            r.unexpected_count,
-            r.unexpected_percent,
-            r.action,
-            now,
-        )
+        {
+            "run_date": ctx.ds,
+            "run_id": ctx.run_id,
+            "layer": r.layer,
+            "suite": r.suite,
+            "check": r.check,
+            "expectation": r.expectation,
+            "column": r.column,
+            "severity": r.severity,
+            "success": r.success,
+            "element_count": r.element_count,
+            "unexpected_count": r.unexpected_count,
+            "unexpected_percent": r.unexpected_percent,
+            "action": r.action,
+            "validated_at": now,
+        }
         for r in results
     ]
     suites = sorted({r.suite for r in results})
     where = "suite IN (" + ", ".join(f"'{s}'" for s in suites) + ")"
-    frame = spark.createDataFrame(rows, DQ_RESULTS_SCHEMA)
+    frame = delta_io.rows_frame(spark, tables.OPS_DQ_RESULTS, rows)
     delta_io.overwrite_partition(frame, tables.OPS_DQ_RESULTS, ctx.settings.lake, ctx.ds, where=where)
     summarize(ctx, results)
     build_docs(ctx)

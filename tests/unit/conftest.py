@@ -17,7 +17,7 @@ NOW = dt.datetime(2026, 11, 3, 4, 0)
 
 def recs(spark, run_date: str, rows: list[tuple[str, str, int, float]]):
     data = [(u, t, r, s, "als", f"m-{run_date}", "run-1", run_date, NOW) for u, t, r, s in rows]
-    return spark.createDataFrame(data, schemas.RECOMMENDATIONS)
+    return spark.createDataFrame(data, tables.GOLD_RECOMMENDATIONS.schema)
 
 
 def track(track_id: str, title: str, genre: str) -> tuple:
@@ -44,7 +44,9 @@ def lake(spark, tmp_path) -> str:
         track("t3", "Three", "rock"),
         track("t9", "Nine", "pop"),
     ]
-    spark.createDataFrame(catalog, schemas.SILVER_TRACKS).write.format("delta").save(tables.SILVER_TRACKS.path(root))
+    spark.createDataFrame(catalog, tables.SILVER_TRACKS.schema).write.format("delta").save(
+        tables.SILVER_TRACKS.path(root)
+    )
     return root
 
 

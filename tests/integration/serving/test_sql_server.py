@@ -17,7 +17,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from include.core import schemas, tables
+from include.core import tables
 from include.lake import delta_io
 from tests import servers
 
@@ -33,7 +33,7 @@ def _recs(spark, run_id: str):
     rows = [
         (f"u{u:03d}", f"t{r}", r, 1.0 / r, "als", "m", run_id, DAY, now) for u in range(USERS) for r in range(1, 11)
     ]
-    return spark.createDataFrame(rows, schemas.RECOMMENDATIONS)
+    return spark.createDataFrame(rows, tables.GOLD_RECOMMENDATIONS.schema)
 
 
 def _beeline(port: int, password: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from include.core import schemas, tables
+from include.core import tables
 from include.lake import delta_io
 from include.serving import lookup
 from spark_jobs import maintain
@@ -22,7 +22,7 @@ def _recs(spark, run_date: str):
         for u in range(200)
         for r in range(1, 11)
     ]
-    return spark.createDataFrame(rows, schemas.RECOMMENDATIONS).repartition(4)  # four unsorted small files
+    return spark.createDataFrame(rows, tables.GOLD_RECOMMENDATIONS.schema).repartition(4)  # four unsorted small files
 
 
 def _files(spark, lake: str, run_date: str) -> int:

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from include.cli import main as cli
-from include.core import schemas, tables
+from include.core import tables
 from include.lake import delta_io
 from include.serving import explorer
 from tests.unit.conftest import record
@@ -27,7 +27,7 @@ def full_lake(spark, lake) -> str:
         for i, (t, k, r) in enumerate([("t9", 4, 4.5), ("t2", 2, None)])
     ]
     delta_io.overwrite_partition(
-        spark.createDataFrame(events, schemas.SILVER_INTERACTIONS),
+        spark.createDataFrame(events, tables.SILVER_INTERACTIONS.schema),
         tables.SILVER_INTERACTIONS,
         lake,
         "2026-11-02",

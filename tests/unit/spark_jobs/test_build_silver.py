@@ -8,7 +8,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from expectations import suites
-from include.core import schemas
+from include.core import schemas, tables
 from include.core.config import ConfigError
 from include.quality import runner as quality
 from spark_jobs import build_silver as silver
@@ -120,7 +120,7 @@ def test_dedupe_keeps_first_and_drops_earlier_days(spark):
 
 
 def test_new_keys_continue_after_existing_ones_and_never_renumber(spark):
-    dim = spark.createDataFrame([("u1", 1, "2026-11-19"), ("u5", 2, "2026-11-19")], silver.USER_DIM_SCHEMA)
+    dim = spark.createDataFrame([("u1", 1, "2026-11-19"), ("u5", 2, "2026-11-19")], tables.SILVER_DIM_USER.schema)
     ids = spark.createDataFrame([("u5",), ("u3",), ("u2",), ("u3",)], "user_id string")
     fresh = silver.new_keys(ids, dim, "user_id", "user_key", "2026-11-20")
     assertDataFrameEqual(fresh, [("u2", 3, "2026-11-20"), ("u3", 4, "2026-11-20")])
