@@ -73,7 +73,7 @@ def main() -> int:
 
     shutil.rmtree(OUT, ignore_errors=True)
     lake = OUT / "lake"
-    generate(GenerateSpec(str(lake), START, args.days, args.users, args.tracks, args.events_per_day), log=None)
+    generate(GenerateSpec(str(lake), START, args.days, args.users, args.tracks, args.events_per_day))
     home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
     password = "bench-airflow-password"
     os.environ.update(

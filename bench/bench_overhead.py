@@ -153,8 +153,8 @@ def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     lakes = {name: OUT / name for name in ("warmup", "dag", "bare")}
     started = time.monotonic()
-    generate(GenerateSpec(str(lakes["warmup"]), DAY, 1, 200, 1000, 2000), log=None)
-    generate(GenerateSpec(str(lakes["dag"]), DAY, 1, args.users, args.tracks, args.events_per_day), log=None)
+    generate(GenerateSpec(str(lakes["warmup"]), DAY, 1, 200, 1000, 2000))
+    generate(GenerateSpec(str(lakes["dag"]), DAY, 1, args.users, args.tracks, args.events_per_day))
     print(f"generated {args.events_per_day:,} events in {time.monotonic() - started:.0f}s", flush=True)
     settings = load_settings(lake=str(lakes["dag"]))
     started = time.monotonic()

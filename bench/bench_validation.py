@@ -46,7 +46,7 @@ def main() -> int:
     spec = GenerateSpec(
         lake=str(lake), start=day, days=1, users=args.users, tracks=args.tracks, events_per_day=args.events_per_day
     )
-    generate(spec, log=None)
+    generate(spec)
     settings = load_settings(lake=str(lake))
     spark_submit = str(Path(sys.executable).parent / "spark-submit")
     base = [spark_submit, "--master", settings.spark_master, "--driver-memory", "4g", "--py-files", build_py_files()]

@@ -13,11 +13,13 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
+from include.core import log as setlist_log
 from include.core.config import Settings, load_settings
 
 # Airflow state for the whole test run lives in a throwaway folder, never in the developer's ~/airflow.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="setlist-airflow-")
 logging.getLogger("py4j").setLevel(logging.WARNING)  # its shutdown messages hit closed capture streams
+setlist_log.setup()  # as every Setlist process does; tests call jobs' functions in-process
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 
 from include.core import schemas
 from include.core.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 GENRES = (
     "rock",
@@ -234,7 +237,7 @@ class _PartWriter:
         self._close_part()
 
 
-def generate(spec: GenerateSpec, log: object = print) -> dict[str, int]:
+def generate(spec: GenerateSpec) -> dict[str, int]:
     """Write the catalog and every day's events; returns counts written."""
     world = build_world(spec)
     catalog = track_rows(spec, world)
@@ -276,6 +279,5 @@ def generate(spec: GenerateSpec, log: object = print) -> dict[str, int]:
                 parts.write(rows)
                 written += n
         total += written
-        if callable(log):
-            log(f"generated {ds}: {written} events, {len(catalog)} tracks -> {out_dir}")
+        log.info("generated %s: %d events, %d tracks -> %s", ds, written, len(catalog), out_dir)
     return {"days": spec.days, "events": total, "tracks": len(catalog), "users": spec.users}

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import re
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from include.cli.output import FORMATS, print_rows
+from include.core import log as setlist_log
 from include.core.config import RANGES, ConfigError, Settings, check_range, load_settings, parse_run_date
 from include.orchestration.dag_spec import TRAIN_POLICIES
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("spark", "duckdb")
 
@@ -51,48 +57,52 @@ def _run_in_airflow(settings: Settings, args: Sequence[str], log_file: Path) -> 
 
 
 def _logged(args: Sequence[str], env: dict[str, str], log_file: Path) -> int:
+    """Run ``python args...``: its output goes to ``log_file`` (and its last lines to stderr if it fails);
+    what the person follows is the Setlist log records of it and of every task and job it starts, read back
+    as events from ``<log_file>.events`` while it runs."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    tail: list[str] = []
-    with open(log_file, "w", encoding="utf-8") as log:
+    events = log_file.with_suffix(".events")
+    events.write_text("", encoding="utf-8")
+    tail: deque[str] = deque(maxlen=60)
+    with open(log_file, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(
             [sys.executable, *args],
-            env=env,
+            env={**env, setlist_log.EVENTS_VAR: str(events)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            tail = [*tail[-59:], line.rstrip()]
-            shown = progress_line(line)
-            if shown:
-                print(shown, flush=True)
+        drain = threading.Thread(target=_copy, args=(proc.stdout, out, tail), daemon=True)
+        drain.start()
+        offset = 0
+        while drain.is_alive():
+            drain.join(0.5)
+            offset = _show_events(events, offset)
         code = proc.wait()
+        _show_events(events, offset)
     if code != 0:
         print("\n".join(["--- last lines of the Airflow log ---", *tail]), file=sys.stderr)
         print(f"full log: {log_file}", file=sys.stderr)
     return code
 
 
-_PROGRESS = re.compile(r"(\[setlist\].*?)\s*(\[airflow[^\]]*\]\s*loc=\S+)?$")
-_TASK = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
-_SKIPPED = re.compile(r"\[DAG TEST\] .*task_id=(\S+).*(?:skipped|SKIPPED)")
+def _copy(lines: Iterable[str], out: TextIO, tail: deque[str]) -> None:
+    for line in lines:
+        out.write(line)
+        tail.append(line.rstrip())
 
 
-def progress_line(line: str) -> str | None:
-    """The part of an Airflow log line a person follows: Setlist progress, task starts, failures."""
-    if line.startswith(("[setlist] run ", "[setlist] creating")):
-        return line.rstrip()
-    if m := _PROGRESS.search(line):
-        return "    " + m.group(1)
-    if m := _TASK.search(line):
-        return f"  task {m.group(1)}"
-    if m := _SKIPPED.search(line):
-        return f"  task {m.group(1)} skipped"
-    if "Marking task as FAILED" in line or "Task failed with exception" in line:
-        return "  " + line.strip()[:300]
-    return None
+RUN_LOGGER = "include.orchestration.airflow_run"
+
+
+def _show_events(path: Path, offset: int) -> int:
+    """Print the events appended since ``offset``: a DAG run's own lines flush left, its tasks' indented."""
+    events, offset = setlist_log.read_events(path, offset)
+    for event in events:
+        indent = "" if event["logger"] == RUN_LOGGER else "    "
+        print(f"{indent}[setlist] {event['message']}", flush=True)
+    return offset
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -109,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         # or scheduled run sees this run as the day's run
         logical = f"{day.isoformat()}T{settings.nightly_hour:02d}:00:00+00:00"
         runs.append(f"{logical}=" + json.dumps({"run_date": day.isoformat(), "train": train}))
-    print(f"[setlist] lake {settings.lake}; Airflow home {airflow_home()}", flush=True)
+    log.info("lake %s; Airflow home %s", settings.lake, airflow_home())
     span = dates[0].isoformat() + (f"_{dates[-1].isoformat()}" if len(dates) > 1 else "")
     log_file = airflow_home() / "logs" / f"setlist-run-{span}.log"
     return _run_in_airflow(settings, ["-m", "include.orchestration.airflow_run", DAG_ID, *runs], log_file)
@@ -200,10 +210,11 @@ def _explorer(args: argparse.Namespace) -> int:
     check_range("--port", args.port, 1024, 65535)
     settings = load_settings(lake=args.lake)
     credentials.password("explorer", "SETLIST_EXPLORER_PASSWORD")  # a generated one is shown here, once
-    print(
-        f"[setlist] explorer on http://127.0.0.1:{args.port}/ over {settings.lake}; password: "
-        f"$SETLIST_EXPLORER_PASSWORD or {credentials.password_file('explorer')}; Ctrl-C stops it",
-        flush=True,
+    log.info(
+        "explorer on http://127.0.0.1:%d/ over %s; password: $SETLIST_EXPLORER_PASSWORD or %s; Ctrl-C stops it",
+        args.port,
+        settings.lake,
+        credentials.password_file("explorer"),
     )
     try:
         return subprocess.call(explorer_command(args.port), env={**os.environ, "SETLIST_LAKE": settings.lake})
@@ -293,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    setlist_log.setup()
     if argv[:1] == ["evaluate"]:  # its own parser: its options are not the top-level parser's
         from include.cli import evaluate
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from collections.abc import Callable
+import sys
 from pathlib import Path
 
 
@@ -19,8 +19,9 @@ def password_file(service: str) -> Path:
     return config / "setlist" / f"{service}-password"
 
 
-def password(service: str, env_var: str, log: Callable[[str], None] = print) -> str:
-    """``env_var``'s value, else the stored password, else a new one: stored (mode 600) and shown once."""
+def password(service: str, env_var: str) -> str:
+    """``env_var``'s value, else the stored password, else a new one: stored (mode 600) and shown once, on
+    the terminal (stderr) only: never through logging, whose records reach log files and the events file."""
     if os.environ.get(env_var):
         return os.environ[env_var]
     path = password_file(service)
@@ -31,7 +32,7 @@ def password(service: str, env_var: str, log: Callable[[str], None] = print) -> 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(new + "\n")
-    log(f"[setlist] generated the {service} password (shown once, stored in {path}): {new}")
+    print(f"[setlist] generated the {service} password (shown once, stored in {path}): {new}", file=sys.stderr)
     return new
 
 

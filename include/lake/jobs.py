@@ -6,6 +6,7 @@ error line to stderr when a job stops for a known reason.
 
 from __future__ import annotations
 
+import logging
 import argparse
 import datetime as dt
 import importlib
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 from dataclasses import dataclass
 
 from include.core.config import MODEL_SETTINGS, ConfigError, Settings, load_settings, parse_run_date
+
+log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
 EXIT_DATA = 3
@@ -47,7 +50,7 @@ class JobContext:
         return self.run_date.isoformat()
 
     def log(self, message: str) -> None:
-        print(f"[setlist] {self.step} {self.ds}: {message}", flush=True)
+        log.info("%s %s: %s", self.step, self.ds, message)
 
 
 def parser(step: str, description: str, model_args: bool = False) -> argparse.ArgumentParser:
@@ -77,16 +80,19 @@ def run(step: str, body: Callable[[], None]) -> int:
     """Run a job body; known failures end with one clear line and a non-zero exit, not a stack trace."""
     from include.lake.spark_conf import MissingJarsError
 
+    from include.core import log as setlist_log
+
+    setlist_log.setup()
     started = time.monotonic()
     try:
         body()
     except (ConfigError, MissingJarsError) as exc:
-        print(f"[setlist] {step}: {exc}", file=sys.stderr, flush=True)
+        log.error("%s: %s", step, exc)
         return EXIT_USAGE
     except (DataQualityError, LandingError) as exc:
-        print(f"[setlist] {step}: FAILED: {exc}", file=sys.stderr, flush=True)
+        log.error("%s: FAILED: %s", step, exc)
         return EXIT_DATA
-    print(f"[setlist] {step}: done in {time.monotonic() - started:.1f}s", flush=True)
+    log.info("%s: done in %.1fs", step, time.monotonic() - started)
     return 0
 
 

@@ -14,10 +14,11 @@ in-process execution API, several seconds each) once instead of once per date. R
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
-RUN_MARK = "[setlist] run "
+log = logging.getLogger(__name__)
 
 
 def _command(parser: object, *argv: str) -> int:
@@ -39,7 +40,7 @@ def prepare(parser: object) -> int:
     except TimeoutError:  # migrations pending, or no database yet
         current = False
     if not current:
-        print("[setlist] creating the Airflow metadata database (once)", flush=True)
+        log.info("creating the Airflow metadata database (once)")
         if code := _command(parser, "db", "migrate"):
             return code
     why = "Spark jobs: one at a time, so two never fight over the cores"
@@ -50,16 +51,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     dag_id, *runs = list(sys.argv[1:] if argv is None else argv)
     from airflow.cli.cli_parser import get_parser
 
+    from include.core.log import setup
+
     parser = get_parser()
+    setup()  # after Airflow's own logging set-up
     if code := prepare(parser):
         return code
     if dag_id == "prepare":
         return 0
     for run in runs:
         day, conf = run.split("=", 1)
-        print(f"{RUN_MARK}{dag_id} for {day} (conf {conf})", flush=True)
+        setup()  # again: each `dags test` sets Airflow's logging up anew
+        log.info("run %s for %s (conf %s)", dag_id, day, conf)
         if code := _command(parser, "dags", "test", dag_id, day, "--conf", conf):
-            print(f"{RUN_MARK}{day}: the DAG run failed", flush=True)
+            setup()
+            log.error("run %s: the DAG run failed", day)
             return code
     return 0
 

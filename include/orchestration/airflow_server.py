@@ -14,6 +14,7 @@ component's output to ``<AIRFLOW_HOME>/logs/<component>.log``, and the auth mana
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -21,13 +22,15 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from include.core import credentials
 from include.core.config import Settings, check_range
 from include.orchestration.airflow_env import airflow_env, airflow_home
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
 ADMIN = "admin"
@@ -93,13 +96,13 @@ def server_env(settings: Settings, port: int, passwords: Path) -> dict[str, str]
     return env
 
 
-def start(settings: Settings, port: int, log: Callable[[str], None] = print) -> list[subprocess.Popen[bytes]]:
+def start(settings: Settings, port: int) -> list[subprocess.Popen[bytes]]:
     """Prepare the database and pool, then start every component in its own process group; in connect mode
     without ``SETLIST_SPARK_REMOTE``, also the warm Spark the tasks submit to (the last process returned)."""
     from include.orchestration import spark_server
 
     check_range("--port", port, 1024, 65535)
-    password = credentials.password("airflow", "SETLIST_AIRFLOW_PASSWORD", log)
+    password = credentials.password("airflow", "SETLIST_AIRFLOW_PASSWORD")
     spark = None
     logs = airflow_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -140,9 +143,9 @@ def start(settings: Settings, port: int, log: Callable[[str], None] = print) -> 
             stop(procs)
             raise
         procs.append(spark.proc)
-        log(f"[setlist] warm Spark (Spark Connect) for the tasks on 127.0.0.1:{spark.port}")
-    log(f"[setlist] Airflow on http://127.0.0.1:{port}/ (user {ADMIN}; password: $SETLIST_AIRFLOW_PASSWORD or")
-    log(f"[setlist]   {credentials.password_file('airflow')}); component logs in {logs}; Ctrl-C stops it")
+        log.info("warm Spark (Spark Connect) for the tasks on 127.0.0.1:%d", spark.port)
+    log.info("Airflow on http://127.0.0.1:%d/ (user %s; password: $SETLIST_AIRFLOW_PASSWORD or", port, ADMIN)
+    log.info("  %s); component logs in %s; Ctrl-C stops it", credentials.password_file("airflow"), logs)
     return procs
 
 
@@ -160,9 +163,9 @@ def stop(procs: Sequence[subprocess.Popen[Any]]) -> None:
             proc.wait(timeout=30)
 
 
-def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], None] = print) -> int:
+def serve(settings: Settings, port: int = DEFAULT_PORT) -> int:
     """Run Airflow until SIGINT or SIGTERM, or until a component exits (its exit code is returned)."""
-    procs = start(settings, port, log)
+    procs = start(settings, port)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -172,7 +175,7 @@ def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], Non
         if exited is not None:
             index = procs.index(exited)
             component = COMPONENTS[index] if index < len(COMPONENTS) else "spark-connect"
-            log(f"[setlist] Airflow {component} exited with {exited.returncode}; stopping the others")
+            log.info("Airflow %s exited with %s; stopping the others", component, exited.returncode)
             break
     stop(procs)
     return exited.returncode if exited is not None else 0

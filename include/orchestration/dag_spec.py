@@ -6,6 +6,7 @@ Reads settings from the environment (cheap: no Spark, no I/O) so the DAG file st
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from include.core.config import (
 from include.core.tables import GOLD_AFFINITY, GOLD_DAILY_METRICS, GOLD_POPULARITY, GOLD_RECOMMENDATIONS, Table
 from include.lake.spark_conf import spark_conf
 from include.orchestration.run_log import on_failure
+
+log = logging.getLogger(__name__)
 
 DAG_ID = "setlist_nightly"
 MAINTENANCE_DAG_ID = "setlist_maintenance"
@@ -178,6 +181,9 @@ def run_date_of(params: Mapping[str, Any], logical_date: dt.datetime | None) -> 
 
 def train_gate(context: Mapping[str, Any]) -> bool:
     """The body of the DAG's short-circuit task: decide from params and the DAG's other runs, and log it."""
+    from include.core.log import setup
+
+    setup()
     run_date = parse_run_date(context["ti"].xcom_pull(task_ids=RUN_DATE_TASK), "run_date")
 
     def runs_on(day: dt.datetime) -> int:
@@ -186,5 +192,5 @@ def train_gate(context: Mapping[str, Any]) -> bool:
         return int(context["ti"].get_dr_count(dag_id=DAG_ID, logical_dates=when))
 
     decision, why = should_train(context["params"].get("train", "auto"), run_date, runs_on)
-    print(f"[setlist] {TRAIN_GATE_TASK} {run_date}: {'train' if decision else 'skip training'} ({why})", flush=True)
+    log.info("%s %s: %s (%s)", TRAIN_GATE_TASK, run_date, "train" if decision else "skip training", why)
     return decision

@@ -6,11 +6,14 @@ day a run processes, which every Spark task reads from its XCom.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.sdk import task
 
 from include.orchestration.dag_spec import PY_FILES_TASK, RUN_DATE_TASK
+
+log = logging.getLogger(__name__)
 
 
 @task(task_id=PY_FILES_TASK)
@@ -25,11 +28,14 @@ def resolve_run_date(**context: Any) -> str:
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.core.config import ConfigError
+    from include.core.log import setup
     from include.orchestration.dag_spec import run_date_of
+
+    setup()
 
     try:
         day = run_date_of(context["params"], context.get("logical_date"))
     except ConfigError as exc:  # a retry cannot fix the run's input: fail now, with the message alone
         raise AirflowFailException(str(exc)) from None
-    print(f"[setlist] {RUN_DATE_TASK}: {day}", flush=True)
+    log.info("%s: %s", RUN_DATE_TASK, day)
     return day

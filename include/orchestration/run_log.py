@@ -9,12 +9,16 @@ context only.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from include.core import tables
 from include.core.config import load_settings
+from include.core.log import setup
 from include.serving import lookup
+
+log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 4000
 KEYS = ("dag_id", "task_id", "run_id", "try_number")
@@ -39,9 +43,10 @@ def failure_row(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def on_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of every Setlist task; never raises (a callback error would hide the real one)."""
+    setup()
     try:
         row = failure_row(context)
         lookup.insert_new(tables.OPS_RUN_LOG, [row], KEYS, load_settings().lake)
-        print(f"[setlist] {row['task_id']} {row['run_date']}: failure recorded in ops.run_log", flush=True)
+        log.info("%s %s: failure recorded in ops.run_log", row["task_id"], row["run_date"])
     except Exception as exc:
-        print(f"[setlist] could not record the failure in ops.run_log: {exc}", flush=True)
+        log.warning("could not record the failure in ops.run_log: %s", exc)

@@ -15,6 +15,7 @@ Reads settings; writes the server's log to ``<AIRFLOW_HOME>/logs/spark-connect.l
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import secrets
 import signal
@@ -22,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +33,16 @@ from include.core.config import Settings, check_range
 from include.lake.spark import TOKEN_VAR
 from include.lake.spark_conf import spark_conf
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PORT = 15002
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT_S = 180.0
 
 
-def token(log: Callable[[str], None] = print) -> str:
+def token() -> str:
     """The token of a server users start (``setlist spark-server``): the environment's, else stored once."""
-    return credentials.password("spark-connect", TOKEN_VAR, log)
+    return credentials.password("spark-connect", TOKEN_VAR)
 
 
 def url(port: int) -> str:
@@ -180,7 +183,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running(settings: Settings, log: Callable[[str], None] = print) -> Iterator[dict[str, str]]:
+def running(settings: Settings) -> Iterator[dict[str, str]]:
     """The client environment of a warm Spark for the duration of the block: the server named by
     ``SETLIST_SPARK_REMOTE``, a new one (stopped afterwards), or none in ``submit`` mode (empty)."""
     if settings.spark_mode != "connect":
@@ -191,19 +194,19 @@ def running(settings: Settings, log: Callable[[str], None] = print) -> Iterator[
         return
     started = time.monotonic()
     server = start(settings)
-    log(f"[setlist] warm Spark (Spark Connect) on 127.0.0.1:{server.port}, ready in {time.monotonic() - started:.1f}s")
+    log.info("warm Spark (Spark Connect) on 127.0.0.1:%d, ready in %.1fs", server.port, time.monotonic() - started)
     try:
         yield server.client_env()
     finally:
         stop_process(server.proc)
 
 
-def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], None] = print) -> int:
+def serve(settings: Settings, port: int = DEFAULT_PORT) -> int:
     """``setlist spark-server``: run the server in the foreground until SIGINT or SIGTERM."""
-    server = start(settings, port, secret=token(log))  # a generated token is shown here, once
-    log(f"[setlist] Spark Connect server at {server.url} over {settings.lake}; clients need {TOKEN_VAR}")
-    log(f"[setlist]   ($SPARK_CONNECT_AUTHENTICATE_TOKEN or {credentials.password_file('spark-connect')});")
-    log(f"[setlist]   jobs use it with SETLIST_SPARK_REMOTE={server.url}; log {server.log_file}; Ctrl-C stops it")
+    server = start(settings, port, secret=token())  # a generated token is shown here, once
+    log.info("Spark Connect server at %s over %s; clients need %s", server.url, settings.lake, TOKEN_VAR)
+    log.info("  ($SPARK_CONNECT_AUTHENTICATE_TOKEN or %s);", credentials.password_file("spark-connect"))
+    log.info("  jobs use it with SETLIST_SPARK_REMOTE=%s; log %s; Ctrl-C stops it", server.url, server.log_file)
     stopping = False
 
     def stop(*_: object) -> None:

@@ -10,6 +10,7 @@ break ``drop`` checks are found in the same pass that counts them.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from include.core.config import PROJECT_ROOT
 from include.core.schemas import REASONS
 from include.lake import delta_io
 from include.lake.jobs import DataQualityError, JobContext
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from expectations.checks import Suite
@@ -108,10 +111,7 @@ def validate(df: DataFrame, suite: Suite) -> list[CheckResult]:
     validation = _definition(suite.name, suite.gx_suite()).run(
         batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT
     )
-    print(
-        f"[setlist] validate {suite.name}: {len(suite.checks)} checks in {time.monotonic() - started:.1f}s",
-        flush=True,
-    )
+    log.info("validate %s: %d checks in %.1fs", suite.name, len(suite.checks), time.monotonic() - started)
     results = []
     for check, r in zip(suite.checks, validation.results, strict=True):
         config = r.expectation_config

@@ -8,11 +8,14 @@ Reads, through delta-rs and DuckDB (no JVM), the newest ``gold.recommendations``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from include.core import tables
 from include.serving import lookup
+
+log = logging.getLogger(__name__)
 
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -91,6 +94,9 @@ def build(lake: str) -> tuple[str, str]:
 
 def write(lake: str) -> str:
     """Build the report and write it under the lake; returns its path."""
+    from include.core.log import setup
+
+    setup()
     import pyarrow.fs as pafs
 
     day, text = build(lake)
@@ -99,5 +105,5 @@ def write(lake: str) -> str:
     filesystem.create_dir(inner.rsplit("/", 1)[0], recursive=True)
     with filesystem.open_output_stream(inner) as out:  # replaces the file as a whole
         out.write(text.encode("utf-8"))
-    print(f"[setlist] report {day}: {path}", flush=True)
+    log.info("report %s: %s", day, path)
     return path

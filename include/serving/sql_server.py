@@ -12,14 +12,16 @@ check rule in ``jars/sql-auth``) refuses their statements that would change anyt
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from include.core import credentials
 from include.core.config import PROJECT_ROOT, ConfigError, Settings, check_range
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10000
 DEFAULT_USER = "setlist"
@@ -33,8 +35,8 @@ def auth_jar(settings: Settings) -> Path:
     return Path(settings.jars_dir) / "sql-auth" / "setlist-sql-auth.jar"
 
 
-def sql_password(log: Callable[[str], None] = print) -> str:
-    return credentials.password("sql", "SETLIST_SQL_PASSWORD", log)
+def sql_password() -> str:
+    return credentials.password("sql", "SETLIST_SQL_PASSWORD")
 
 
 def server_conf(settings: Settings, port: int) -> dict[str, str]:
@@ -76,10 +78,10 @@ def jdbc_url(port: int) -> str:
     return f"jdbc:hive2://127.0.0.1:{port}/default"
 
 
-def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], None] = print) -> None:
+def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
     """Start the server and block until SIGINT or SIGTERM, then stop it."""
     check_range("--port", port, 1024, 65535)
-    os.environ["SETLIST_SQL_PASSWORD"] = sql_password(log)  # the JVM started below reads it
+    os.environ["SETLIST_SQL_PASSWORD"] = sql_password()  # the JVM started below reads it
     os.environ.setdefault("SETLIST_SQL_USER", DEFAULT_USER)
     from include.lake import delta_io
     from include.lake.spark import get_spark
@@ -94,12 +96,12 @@ def serve(settings: Settings, port: int = DEFAULT_PORT, log: Callable[[str], Non
     jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithContext(
         spark._jsparkSession.sqlContext()  # type: ignore[attr-defined]
     )
-    log(f"[setlist] SQL endpoint listening at {jdbc_url(port)} (user {os.environ['SETLIST_SQL_USER']})")
-    log(f"[setlist] registered {len(registered)} tables: {', '.join(registered)}")
+    log.info("SQL endpoint listening at %s (user %s)", jdbc_url(port), os.environ["SETLIST_SQL_USER"])
+    log.info("registered %d tables: %s", len(registered), ", ".join(registered))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(REGISTER_EVERY_S):
         delta_io.register_tables(spark, settings.lake)
-    log("[setlist] SQL endpoint stopping")
+    log.info("SQL endpoint stopping")
     spark.stop()

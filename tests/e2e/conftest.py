@@ -34,7 +34,6 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str])
         GenerateSpec(
             lake=str(root), start=dt.date(2026, 11, 1), days=3, users=60, tracks=200, events_per_day=1500, seed=3
         ),
-        log=None,
     )
     day1 = root / "landing" / "interactions" / f"date={DAYS[0]}" / "part-00000.csv"
     with open(day1, "a", encoding="utf-8") as fh:

@@ -36,16 +36,16 @@ def _spec(tmp_path, name: str, seed: int = 7) -> GenerateSpec:
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
-    generate(_spec(tmp_path, "a"), log=None)
-    generate(_spec(tmp_path, "b"), log=None)
-    generate(_spec(tmp_path, "c", seed=8), log=None)
+    generate(_spec(tmp_path, "a"))
+    generate(_spec(tmp_path, "b"))
+    generate(_spec(tmp_path, "c", seed=8))
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 
 def test_files_follow_the_contract(tmp_path):
     spec = _spec(tmp_path, "a")
-    counts = generate(spec, log=None)
+    counts = generate(spec)
     events = tmp_path / "a" / "landing" / "interactions" / "date=2026-11-02" / "part-00000.csv"
     with open(events, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
@@ -71,7 +71,7 @@ def test_files_follow_the_contract(tmp_path):
 
 
 def test_popularity_is_long_tailed(tmp_path):
-    generate(_spec(tmp_path, "a"), log=None)
+    generate(_spec(tmp_path, "a"))
     from collections import Counter
 
     plays: Counter[str] = Counter()
@@ -95,7 +95,7 @@ def test_large_days_are_split_into_part_files_and_reruns_replace_them(tmp_path, 
     spec = GenerateSpec(
         lake=str(tmp_path), start=dt.date(2026, 11, 1), days=1, users=10, tracks=30, events_per_day=1000
     )
-    generate(spec, log=None)
+    generate(spec)
     day = tmp_path / "landing" / "interactions" / "date=2026-11-01"
     parts = sorted(day.glob("part-*.csv"))
     assert len(parts) == 4 and not list(day.glob("*.tmp"))
@@ -103,6 +103,5 @@ def test_large_days_are_split_into_part_files_and_reruns_replace_them(tmp_path, 
     assert len(set(ids)) == 1000
     generate(
         GenerateSpec(lake=str(tmp_path), start=dt.date(2026, 11, 1), days=1, users=10, tracks=30, events_per_day=200),
-        log=None,
     )
     assert len(list(day.glob("part-*.csv"))) == 1
