@@ -1,4 +1,5 @@
-"""The one place where Setlist settings are read: environment variables, then explicit overrides.
+"""The one place where Setlist settings are read: environment variables, then explicit overrides, into one
+pydantic-settings model whose field declarations carry the types, ranges and choices.
 
 Reads: environment variables prefixed ``SETLIST_`` (see :data:`ENV_VARS`). Writes: nothing.
 Importing this module is cheap (no Spark, no Airflow) so DAG files may use it at parse time.
@@ -6,41 +7,17 @@ Importing this module is cheap (no Spark, no Airflow) so DAG files may use it at
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, cast, get_args
+
+import annotated_types
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-ALS_MODES = ("explicit", "implicit")
-# connect: the DAG's Spark tasks are Spark Connect clients of one warm Spark (``spark-submit --remote``);
-# submit: each task is its own spark-submit driver on ``spark_master`` (a cold JVM per task).
-SPARK_MODES = ("connect", "submit")
-MISSING_DAY_POLICIES = ("fail", "empty")  # a day with no interactions file: stop, or warn and write an empty day
-
-# Allowed ranges, checked here and offered as the DAG's JSON-schema params: one source for both.
-RANGES: dict[str, tuple[float, float]] = {
-    "rank": (1, 500),
-    "max_iter": (1, 100),
-    "reg_param": (0.0, 100.0),
-    "alpha": (0.0, 10_000.0),
-    "top_k": (1, 1000),
-    "shuffle_partitions": (1, 100_000),
-    "als_blocks": (0, 10_000),
-    "checkpoint_interval": (1, 100),
-    "vacuum_retention_hours": (168, 87_600),  # at least 7 days of time travel
-    "nightly_hour": (0, 23),  # UTC hour at which the nightly run for the day before starts
-    "tune_seconds": (0, 86_400),  # 0: no tuning
-    "codegen_min_rows": (0, 10**12),
-    "promotion_tolerance": (0.0, 1.0),
-}
-# Settings a run may override per job or per DAG trigger.
-MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
 
 
 class ConfigError(ValueError):
@@ -55,7 +32,7 @@ def normalize_lake(root: str) -> str:
     """Return the lake root as Spark expects it: URIs unchanged, local paths absolute, no trailing slash."""
     root = root.strip()
     if not root:
-        raise ConfigError("lake: must be a path or a URI such as s3a://bucket/setlist, got an empty value")
+        raise ValueError("must be a path or a URI such as s3a://bucket/setlist, got an empty value")
     if "://" in root:
         return root.rstrip("/")
     return str(Path(root).expanduser().resolve())
@@ -69,52 +46,66 @@ def parse_run_date(value: str, field: str = "run_date") -> dt.date:
         raise ConfigError(f"{field}: expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Typed, frozen settings for every Setlist job, command and DAG."""
+def _word_bool(value: Any) -> Any:
+    """Booleans from settings text: only these words, so a typo is an error rather than False."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise ValueError(f"must be one of {', '.join(TRUE_WORDS + FALSE_WORDS)}, got {value!r}")
+    return word in TRUE_WORDS
 
-    lake: str = dataclasses.field(default_factory=_default_lake)
+
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+WordBool = Annotated[bool, BeforeValidator(_word_bool)]
+
+
+class Settings(BaseSettings):
+    """Typed, frozen settings for every Setlist job, command and DAG: ``SETLIST_<FIELD>`` environment variables,
+    then explicit values. Ranges and choices are declared here; :data:`RANGES` and the DAG's params read them."""
+
+    model_config = SettingsConfigDict(env_prefix="SETLIST_", env_ignore_empty=True, frozen=True, extra="forbid")
+
+    lake: str = Field(default_factory=_default_lake)
     jars_dir: str = str(PROJECT_ROOT / ".jars")
     spark_master: str = "local[*]"
-    spark_mode: str = "connect"
+    # connect: the DAG's Spark tasks are Spark Connect clients of one warm Spark (``spark-submit --remote``);
+    # submit: each task is its own spark-submit driver on ``spark_master`` (a cold JVM per task).
+    spark_mode: Literal["connect", "submit"] = "connect"
     spark_remote: str = ""  # sc://localhost:PORT of a running Spark Connect server; empty: setlist starts one
-    codegen_min_rows: int = 200_000  # a job whose input has fewer rows runs interpreted (no code generation)
-    shuffle_partitions: int = 4
-    als_blocks: int = 0  # 0: one block per core of the cluster (defaultParallelism)
-    als_mode: str = "implicit"
-    rank: int = 20
-    max_iter: int = 10
-    reg_param: float = 0.1
-    alpha: float = 10.0
-    top_k: int = 10
+    codegen_min_rows: int = Field(200_000, ge=0, le=10**12)  # fewer input rows: interpreted, no code generation
+    shuffle_partitions: int = Field(4, ge=1, le=100_000)
+    als_blocks: int = Field(0, ge=0, le=10_000)  # 0: one block per core of the cluster (defaultParallelism)
+    als_mode: Literal["explicit", "implicit"] = "implicit"
+    rank: int = Field(20, ge=1, le=500)
+    max_iter: int = Field(10, ge=1, le=100)
+    reg_param: float = Field(0.1, ge=0.0, le=100.0)
+    alpha: float = Field(10.0, ge=0.0, le=10_000.0)
+    top_k: int = Field(10, ge=1, le=1000)
     seed: int = 42
-    checkpoint_interval: int = 5
+    checkpoint_interval: int = Field(5, ge=1, le=100)
     driver_memory: str = "4g"  # one warm driver runs every job of a day; 10M events a day fit (BENCHMARKS.md)
     pyspark_python: str = sys.executable
-    missing_day: str = "fail"
-    vacuum_retention_hours: int = 168
-    nightly_hour: int = 2
-    als_biases: bool = True  # explicit mode: ALS on what the mean and user/track biases leave
-    tune_seconds: int = 0  # time budget of the hyperparameter search on a validation split (0: none)
-    promotion_tolerance: float = 0.02  # a new model may be this much (relative) worse than the champion
+    # a day with no interactions file: stop, or warn and write an empty day
+    missing_day: Literal["fail", "empty"] = "fail"
+    vacuum_retention_hours: int = Field(168, ge=168, le=87_600)  # at least 7 days of time travel
+    nightly_hour: int = Field(2, ge=0, le=23)  # UTC hour at which the nightly run for the day before starts
+    als_biases: WordBool = True  # explicit mode: ALS on what the mean and user/track biases leave
+    tune_seconds: int = Field(0, ge=0, le=86_400)  # time budget of the hyperparameter search (0: none)
+    promotion_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # how much (relative) worse than the champion
     dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lake", normalize_lake(self.lake))
-        if self.als_mode not in ALS_MODES:
-            raise ConfigError(f"als_mode: must be one of {', '.join(ALS_MODES)}, got {self.als_mode!r}")
-        if self.spark_mode not in SPARK_MODES:
-            raise ConfigError(f"spark_mode: must be one of {', '.join(SPARK_MODES)}, got {self.spark_mode!r}")
-        if self.spark_remote and not self.spark_remote.startswith("sc://"):
-            raise ConfigError(
-                f"spark_remote: must be a Spark Connect URL such as sc://localhost:15002, got {self.spark_remote!r}"
-            )
-        if self.missing_day not in MISSING_DAY_POLICIES:
-            raise ConfigError(
-                f"missing_day: must be one of {', '.join(MISSING_DAY_POLICIES)}, got {self.missing_day!r}"
-            )
-        for field, (low, high) in RANGES.items():
-            check_range(field, getattr(self, field), low, high)
+    @field_validator("lake", mode="after")
+    @classmethod
+    def _lake(cls, value: str) -> str:
+        return normalize_lake(value)
+
+    @field_validator("spark_remote", mode="after")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        if value and not value.startswith("sc://"):
+            raise ValueError(f"must be a Spark Connect URL such as sc://localhost:15002, got {value!r}")
+        return value
 
     @property
     def checkpoint_dir(self) -> str:
@@ -126,8 +117,30 @@ class Settings:
         return sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
 
     def with_overrides(self, **overrides: Any) -> Settings:
-        """A copy with the given fields replaced (``None`` values are ignored)."""
-        return from_mapping({**_as_strings(self), **{k: v for k, v in overrides.items() if v is not None}})
+        """A copy with the given fields replaced (``None`` values are ignored), validated like the rest."""
+        return from_mapping({**self.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    return tuple(get_args(Settings.model_fields[name].annotation))
+
+
+def _bounds(name: str) -> tuple[float, float] | None:
+    metadata = Settings.model_fields[name].metadata
+    low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+    return None if low is None or high is None else (cast(float, low), cast(float, high))
+
+
+FIELDS = tuple(Settings.model_fields)
+ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}
+# Allowed ranges and choices, from the model: checked there and offered as the DAG's JSON-schema params.
+RANGES: dict[str, tuple[float, float]] = {n: b for n in FIELDS if (b := _bounds(n)) is not None}
+ALS_MODES = _choices("als_mode")
+SPARK_MODES = _choices("spark_mode")
+MISSING_DAY_POLICIES = _choices("missing_day")
+# Settings a run may override per job or per DAG trigger.
+MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
 
 
 def check_range(field: str, value: float, low: float, high: float) -> None:
@@ -135,58 +148,44 @@ def check_range(field: str, value: float, low: float, high: float) -> None:
         raise ConfigError(f"{field}: must be between {low:g} and {high:g}, got {value!r}")
 
 
-_INT_FIELDS = {
-    "als_blocks",
-    "codegen_min_rows",
-    "shuffle_partitions",
-    "rank",
-    "max_iter",
-    "top_k",
-    "seed",
-    "checkpoint_interval",
-    "vacuum_retention_hours",
-    "nightly_hour",
-    "tune_seconds",
-}
-_FLOAT_FIELDS = {"reg_param", "alpha", "promotion_tolerance"}
-_BOOL_FIELDS = {"als_biases"}
-TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
-FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
-ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}
-
-
-def _as_strings(settings: Settings) -> dict[str, Any]:
-    return dataclasses.asdict(settings)
-
-
-def _coerce(field: str, value: Any) -> Any:
-    if field in _BOOL_FIELDS:
-        word = str(value).strip().lower()
-        if word not in TRUE_WORDS + FALSE_WORDS:
-            raise ConfigError(f"{field}: must be one of {', '.join(TRUE_WORDS + FALSE_WORDS)}, got {value!r}")
-        return word in TRUE_WORDS
-    try:
-        if field in _INT_FIELDS:
-            return int(value)
-        if field in _FLOAT_FIELDS:
-            return float(value)
-    except (TypeError, ValueError):
-        kind = "an integer" if field in _INT_FIELDS else "a number"
-        raise ConfigError(f"{field}: must be {kind}, got {value!r}") from None
-    return str(value)
+def _config_error(exc: ValidationError) -> ConfigError:
+    """The first problem as one line naming the field and what it allows."""
+    err = exc.errors()[0]
+    field = ".".join(str(part) for part in err["loc"]) or "settings"
+    value, kind = err.get("input"), err["type"]
+    if kind == "extra_forbidden":
+        return ConfigError(f"{field}: unknown setting; allowed settings are {', '.join(FIELDS)}")
+    if kind in ("greater_than_equal", "less_than_equal") and field in RANGES:
+        low, high = RANGES[field]
+        number = Settings.model_fields[field].annotation  # int or float: show the value as it was read
+        shown = number(value) if callable(number) else value
+        return ConfigError(f"{field}: must be between {low:g} and {high:g}, got {shown!r}")
+    if kind == "literal_error":
+        return ConfigError(f"{field}: must be one of {', '.join(_choices(field))}, got {value!r}")
+    if kind.startswith("int_"):
+        return ConfigError(f"{field}: must be an integer, got {value!r}")
+    if kind.startswith("float_"):
+        return ConfigError(f"{field}: must be a number, got {value!r}")
+    if kind == "value_error":
+        return ConfigError(f"{field}: {err['ctx']['error']}")
+    return ConfigError(f"{field}: {err['msg']}, got {value!r}")
 
 
 def from_mapping(values: Mapping[str, Any]) -> Settings:
-    """Build settings from field names to raw values; unknown fields are an error."""
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown setting; allowed settings are {', '.join(FIELDS)}")
-    return Settings(**{k: _coerce(k, v) for k, v in values.items()})
+    """Build settings from field names to raw values (no environment); unknown fields are an error."""
+    try:
+        return Settings.model_validate(dict(values))
+    except ValidationError as exc:
+        raise _config_error(exc) from None
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from ``SETLIST_*`` environment variables, then non-``None`` keyword overrides."""
-    env = os.environ if env is None else env
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if env is None:  # pydantic-settings reads SETLIST_* from the process environment
+        try:
+            return Settings(**given)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
     values: dict[str, Any] = {f: env[var] for f, var in ENV_VARS.items() if env.get(var, "") != ""}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return from_mapping(values)
+    return from_mapping({**values, **given})

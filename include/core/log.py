@@ -81,10 +81,10 @@ def setup(level: int = logging.INFO) -> None:
             logger.addHandler(handler)
         logger.setLevel(level)
         logger.propagate = False  # Airflow's root handlers would write each line a second time
-    for name, logger in logging.root.manager.loggerDict.items():
+    for name, known in logging.root.manager.loggerDict.items():
         # Airflow's logging set-up (dictConfig) disables the loggers that existed before it ran
-        if name.split(".")[0] in PACKAGES and isinstance(logger, logging.Logger):
-            logger.disabled = False
+        if name.split(".")[0] in PACKAGES and isinstance(known, logging.Logger):
+            known.disabled = False
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:

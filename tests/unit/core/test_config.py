@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from include.core.config import ConfigError, load_settings, parse_run_date
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.unit
 def test_env_and_overrides_build_one_frozen_object(tmp_path):
     s = load_settings(env={"SETLIST_RANK": "8", "SETLIST_LAKE": str(tmp_path)}, top_k="5")
     assert (s.rank, s.top_k, s.lake) == (8, 5, str(tmp_path))
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         s.rank = 3  # type: ignore[misc]
 
 
@@ -50,6 +51,17 @@ def test_run_date_must_be_iso():
 
 def test_uri_lakes_are_kept_as_uris():
     assert load_settings(env={}, lake="s3a://bucket/setlist/").lake == "s3a://bucket/setlist"
+    with pytest.raises(ConfigError, match=r"^lake: must be a path or a URI"):
+        load_settings(env={}, lake="  ")
+
+
+def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch):
+    monkeypatch.setenv("SETLIST_RANK", "7")
+    monkeypatch.setenv("SETLIST_EVENTS", "/tmp/events")  # other SETLIST_ variables are not settings
+    assert load_settings(top_k=3).rank == 7
+    monkeypatch.setenv("SETLIST_RANK", "0")
+    with pytest.raises(ConfigError, match=r"^rank: must be between 1 and 500"):
+        load_settings()
 
 
 def test_biases_setting_accepts_true_and_false_words():
