@@ -34,7 +34,6 @@ from include.quality.runner import context
 
 MAX_ID_LENGTH = 256
 REPLACEMENT_CHAR = "\ufffd"  # what invalid UTF-8 bytes decode to
-NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 
 
 def _suite(name: str, layer: str, checks: list[Check], overrides: str) -> Suite:
@@ -109,7 +108,7 @@ def silver_interaction_rows(run_date: dt.date, overrides: str = "") -> Suite:
             between("ms_played_negative", "ms_played", low=0),
             not_null("skipped_invalid", "skipped"),
             not_null("liked_invalid", "liked"),
-            matches("rating_invalid", "rating_text", NUMBER),
+            matches("rating_invalid", "rating_text", schemas.NUMBER),
             between("rating_out_of_range", "rating", 0.5, 5.0),
             in_set("unknown_track", "known_track", [True]),
         ],

@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include.core import schemas, tables
+from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake import delta_io, jobs
 from include.lake.spark import cached, fit_to_input
 
@@ -30,7 +31,7 @@ def affinity(interactions: DataFrame, as_of: str, alpha: float) -> DataFrame:
     is the weight Spark's implicit ALS gives that preference (Hu, Koren and Volinsky's formulation).
     """
     rated_at = F.when(F.col("rating").isNotNull(), F.col("played_at"))
-    grouped = interactions.groupBy("user_key", "track_key", "user_id", "track_id").agg(
+    grouped = interactions.groupBy(USER_KEY, TRACK_KEY, "user_id", "track_id").agg(
         F.count("*").alias("plays"),
         F.sum(_full_play().cast("long")).alias("full_plays"),
         F.sum("ms_played").alias("total_ms_played"),
@@ -49,10 +50,10 @@ def affinity(interactions: DataFrame, as_of: str, alpha: float) -> DataFrame:
 
 def popularity(interactions: DataFrame, as_of: str) -> DataFrame:
     """Plays and distinct listeners per track, ranked (ties broken by track_id, so ranks are stable)."""
-    per_track = interactions.groupBy("track_key", "track_id").agg(
+    per_track = interactions.groupBy(TRACK_KEY, "track_id").agg(
         F.count("*").alias("plays"),
         F.sum(_full_play().cast("long")).alias("full_plays"),
-        F.countDistinct("user_key").alias("listeners"),
+        F.countDistinct(USER_KEY).alias("listeners"),
     )
     order = Window.orderBy(F.desc("listeners"), F.desc("full_plays"), F.asc("track_id"))
     return per_track.select(
@@ -68,8 +69,8 @@ def daily_metrics(day: DataFrame, quarantined: DataFrame, run_date: str) -> Data
     buckets = [F.sum((F.col("rating") == b).cast("long")).alias(f"r{int(b * 10)}") for b in RATING_BUCKETS]
     stats = day.agg(
         F.count("*").alias("events"),
-        F.countDistinct("user_key").alias("unique_users"),
-        F.countDistinct("track_key").alias("unique_tracks"),
+        F.countDistinct(USER_KEY).alias("unique_users"),
+        F.countDistinct(TRACK_KEY).alias("unique_tracks"),
         F.coalesce(F.sum("ms_played"), F.lit(0)).alias("total_ms_played"),
         F.count("rating").alias("ratings"),
         F.avg("rating").alias("avg_rating"),
@@ -98,11 +99,11 @@ def daily_metrics(day: DataFrame, quarantined: DataFrame, run_date: str) -> Data
 def with_references(aff: DataFrame, dim_user: DataFrame, dim_track: DataFrame) -> DataFrame:
     """The affinity rows with the dimension keys they reference (null when missing) and a finiteness flag:
     the frame the silver -> gold suite checks."""
-    users = dim_user.select(F.col("user_key").alias("dim_user_key"))
-    tracks = dim_track.select(F.col("track_key").alias("dim_track_key"))
+    users = dim_user.select(F.col(USER_KEY).alias("dim_user_key"))
+    tracks = dim_track.select(F.col(TRACK_KEY).alias("dim_track_key"))
     return (
-        aff.join(users, aff["user_key"] == users["dim_user_key"], "left")
-        .join(tracks, aff["track_key"] == tracks["dim_track_key"], "left")
+        aff.join(users, aff[USER_KEY] == users["dim_user_key"], "left")
+        .join(tracks, aff[TRACK_KEY] == tracks["dim_track_key"], "left")
         .withColumn("confidence_finite", schemas.finite("confidence"))
     )
 

@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include.core import schemas, tables
-from include.core.schemas import REASONS, raw_text
+from include.core.schemas import REASONS, TRACK_KEY, USER_KEY, raw_text
 from include.lake import delta_io, jobs
 from include.lake.frames import first_n
 from include.lake.spark import cached, fit_to_input
@@ -25,7 +25,6 @@ from include.lake.spark import cached, fit_to_input
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 WHITESPACE = " \t\r\n"
-NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 
 
 def _text(name: str) -> Column:
@@ -36,7 +35,7 @@ def _text(name: str) -> Column:
 
 
 def _number(name: str, kind: str) -> Column:
-    return F.when(_text(name).rlike(NUMBER), _text(name).try_cast(kind))
+    return F.when(_text(name).rlike(schemas.NUMBER), _text(name).try_cast(kind))
 
 
 def _bool(name: str) -> Column:
@@ -125,8 +124,8 @@ def new_keys(ids: DataFrame, dim: DataFrame, id_col: str, key_col: str, run_date
 
 def with_keys(rows: DataFrame, dim_user: DataFrame, dim_track: DataFrame, run_date: str) -> DataFrame:
     """Final silver interactions: typed rows joined to their integer keys, in the published schema."""
-    joined = rows.join(dim_user.select("user_id", "user_key"), "user_id").join(
-        dim_track.select("track_id", "track_key"), "track_id"
+    joined = rows.join(dim_user.select("user_id", USER_KEY), "user_id").join(
+        dim_track.select("track_id", TRACK_KEY), "track_id"
     )
     return joined.withColumn("run_date", F.lit(run_date)).select(*tables.SILVER_INTERACTIONS.columns)
 
@@ -179,8 +178,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
     dim_user = delta_io.read_or_empty(spark, tables.SILVER_DIM_USER, lake)
     dim_track = delta_io.read_or_empty(spark, tables.SILVER_DIM_TRACK, lake)
-    user_rows = cached(new_keys(kept, dim_user, "user_id", "user_key", ds))
-    track_rows = cached(new_keys(tracks_today, dim_track, "track_id", "track_key", ds))
+    user_rows = cached(new_keys(kept, dim_user, "user_id", USER_KEY, ds))
+    track_rows = cached(new_keys(tracks_today, dim_track, "track_id", TRACK_KEY, ds))
     silver = cached(with_keys(kept, dim_user.unionByName(user_rows), dim_track.unionByName(track_rows), ds))
     out = silver.count()
     results += events.results + quality.validate(silver, suites.silver_interactions(severities))

@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include.core import schemas, tables
+from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake import delta_io, jobs
 from include.lake.frames import first_n
 from include.lake.landing import path_exists
@@ -30,19 +31,19 @@ from include.models.model_version import model_version
 
 def top_genres(affinity: DataFrame, genres: DataFrame, n: int = 2) -> DataFrame:
     """Each user's ``n`` most played genres (user_key, genre): what their popular fallback is drawn from."""
-    plays = affinity.join(genres, "track_key").where(F.col("genre").isNotNull() & (F.col("genre") != ""))
-    per_genre = plays.groupBy("user_key", "genre").agg(F.sum("plays").alias("p"))
-    return first_n(per_genre, "user_key", [F.desc("p"), F.asc("genre")], n).select("user_key", "genre")
+    plays = affinity.join(genres, TRACK_KEY).where(F.col("genre").isNotNull() & (F.col("genre") != ""))
+    per_genre = plays.groupBy(USER_KEY, "genre").agg(F.sum("plays").alias("p"))
+    return first_n(per_genre, USER_KEY, [F.desc("p"), F.asc("genre")], n).select(USER_KEY, "genre")
 
 
 def popular_lists(popularity: DataFrame, genres: DataFrame | None) -> tuple[topk.Popular, dict[str, topk.Popular]]:
     """Tracks by popularity (``score``: the track's share of the top track's listeners, so popular rows are
     comparable across runs), overall and within each genre."""
-    frame = popularity.select("track_key", "listeners")
+    frame = popularity.select(TRACK_KEY, "listeners")
     if genres is not None:
-        frame = frame.join(genres, "track_key", "left")
+        frame = frame.join(genres, TRACK_KEY, "left")
     table = frame.toArrow()
-    keys = table.column("track_key").to_numpy(zero_copy_only=False).astype(np.int64)
+    keys = table.column(TRACK_KEY).to_numpy(zero_copy_only=False).astype(np.int64)
     listeners = table.column("listeners").to_numpy(zero_copy_only=False).astype(np.float64)
     share = listeners / listeners.max() if len(listeners) else listeners
     by_genre: dict[str, topk.Popular] = {}
@@ -70,13 +71,11 @@ def feature_vector(tracks: DataFrame) -> Column:
 def content_neighbours(new_tracks: DataFrame, played_tracks: DataFrame, n: int) -> DataFrame:
     """For each unplayed track, its ``n`` nearest played tracks by audio features (ties: the smaller key):
     (track_key, neighbour_key, similarity = 1 / (1 + Euclidean distance)), by blocked matrix products."""
-    played = played_tracks.select("track_key", feature_vector(played_tracks).alias("features"))
-    keys, features = topk.collect_matrix(played, key="track_key")
-    new = new_tracks.select("track_key", feature_vector(new_tracks).alias("features"))
+    played = played_tracks.select(TRACK_KEY, feature_vector(played_tracks).alias("features"))
+    keys, features = topk.collect_matrix(played, key=TRACK_KEY)
+    new = new_tracks.select(TRACK_KEY, feature_vector(new_tracks).alias("features"))
     if not len(keys):
-        return new.limit(0).select(
-            "track_key", F.col("track_key").alias("neighbour_key"), F.lit(0.0).alias("similarity")
-        )
+        return new.limit(0).select(TRACK_KEY, F.col(TRACK_KEY).alias("neighbour_key"), F.lit(0.0).alias("similarity"))
     return new.mapInArrow(topk.Neighbours.of(keys, features, n), topk.NEIGHBOURS_OUTPUT)
 
 
@@ -87,12 +86,12 @@ NEIGHBOURS = 5
 def content_index(catalog: DataFrame, popularity: DataFrame, model_catalog: topk.Catalog) -> topk.Content:
     """New tracks (in the catalog with audio features, played by nobody yet) by their nearest played tracks."""
     with_features = catalog.where(F.col("tempo").isNotNull())
-    played = popularity.select("track_key")
-    new = with_features.join(played, "track_key", "left_anti")
-    pairs = content_neighbours(new, with_features.join(played, "track_key"), NEIGHBOURS).toArrow()
+    played = popularity.select(TRACK_KEY)
+    new = with_features.join(played, TRACK_KEY, "left_anti")
+    pairs = content_neighbours(new, with_features.join(played, TRACK_KEY), NEIGHBOURS).toArrow()
     return topk.Content.of(
         model_catalog,
-        pairs.column("track_key").to_numpy(zero_copy_only=False).astype(np.int64),
+        pairs.column(TRACK_KEY).to_numpy(zero_copy_only=False).astype(np.int64),
         pairs.column("neighbour_key").to_numpy(zero_copy_only=False).astype(np.int64),
         pairs.column("similarity").to_numpy(zero_copy_only=False),
         CONTENT_SLOTS,
@@ -116,14 +115,14 @@ def transform(
     least the user's K-th recommendation (``source = 'content'``); then popular rows until there are K, the
     popular tracks of the user's two most played genres first (``catalog``: track_key, track_id, genre and
     audio features, i.e. ``silver.tracks`` with its keys)."""
-    users = affinity.select("user_key", "user_id").distinct()
-    genres = catalog.select("track_key", "genre") if catalog is not None else None
+    users = affinity.select(USER_KEY, "user_id").distinct()
+    genres = catalog.select(TRACK_KEY, "genre") if catalog is not None else None
     popular, by_genre = popular_lists(popularity, genres)
     factors = model.users if model is not None else None
     rows = topk.user_rows(users, affinity, factors)
     if genres is not None:
-        user_genres = top_genres(affinity, genres).groupBy("user_key").agg(F.collect_list("genre").alias("genres"))
-        rows = rows.join(user_genres, "user_key", "left")
+        user_genres = top_genres(affinity, genres).groupBy(USER_KEY).agg(F.collect_list("genre").alias("genres"))
+        rows = rows.join(user_genres, USER_KEY, "left")
     else:
         rows = rows.withColumn("genres", F.lit(None).cast("array<string>"))
     model_catalog = content = None
@@ -132,10 +131,10 @@ def transform(
         if catalog is not None:
             content = content_index(catalog, popularity, model_catalog)
     ranked = topk.rank(rows, topk.Ranker(k, model_catalog, popular, by_genre, content))
-    track_ids = (catalog if catalog is not None else popularity).select("track_key", "track_id")
+    track_ids = (catalog if catalog is not None else popularity).select(TRACK_KEY, "track_id")
     return (
-        ranked.join(users, "user_key")
-        .join(track_ids, "track_key")
+        ranked.join(users, USER_KEY)
+        .join(track_ids, TRACK_KEY)
         .select(
             "user_id",
             "track_id",
@@ -184,7 +183,7 @@ def catalog_with_keys(spark: SparkSession, lake: str) -> DataFrame | None:
     """``silver.tracks`` with each track's key, or None before the catalog exists."""
     if not all(delta_io.exists(spark, t, lake) for t in (tables.SILVER_TRACKS, tables.SILVER_DIM_TRACK)):
         return None
-    keys = delta_io.read(spark, tables.SILVER_DIM_TRACK, lake).select("track_id", "track_key")
+    keys = delta_io.read(spark, tables.SILVER_DIM_TRACK, lake).select("track_id", TRACK_KEY)
     return delta_io.read(spark, tables.SILVER_TRACKS, lake).join(keys, "track_id")
 
 

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include.core import schemas, tables
+from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake import delta_io, jobs
 from include.lake.spark import cached, fit_to_input
 from include.models import als, evaluation, model_runs
@@ -31,7 +32,7 @@ def training_set(affinity: DataFrame, mode: str) -> DataFrame:
     """(user_key, track_key, rating): explicit ratings only, or implicit play strength for every pair."""
     column = RATING_COLUMN[mode]
     return affinity.where(F.col(column).isNotNull()).select(
-        "user_key", "track_key", F.col(column).cast("float").alias("rating")
+        USER_KEY, TRACK_KEY, F.col(column).cast("float").alias("rating")
     )
 
 
@@ -86,7 +87,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds)
     data = cached(training_set(affinity, settings.als_mode))
     stats = data.agg(
-        F.count("*").alias("rows"), F.countDistinct("user_key").alias("u"), F.countDistinct("track_key").alias("t")
+        F.count("*").alias("rows"), F.countDistinct(USER_KEY).alias("u"), F.countDistinct(TRACK_KEY).alias("t")
     ).first()
     assert stats is not None
     version = model_version(settings, ds)

@@ -48,6 +48,12 @@ TRACK_COLUMNS = (
     "loudness",
 )
 
+# Integer keys of users and tracks (silver onwards), named once for every job, model and kernel.
+USER_KEY, TRACK_KEY = "user_key", "track_key"
+# What the contract accepts as a number in a text column (ratings, durations, features): silver types it and
+# the suites name the rows that do not match.
+NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
+
 CORRUPT_RECORD = "_corrupt_record"
 SOURCE_FILE = "_source_file"
 INGESTED_AT = "_ingested_at"

@@ -24,9 +24,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include.core.config import Settings
+from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake.spark import cached
 
-USER, TRACK, RATING = "user_key", "track_key", "rating"
+USER, TRACK, RATING = USER_KEY, TRACK_KEY, "rating"
 BIAS_DAMPING = 5.0  # ratings' worth of pull towards the mean for a user or track with few ratings
 
 

@@ -23,6 +23,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from include.core.schemas import TRACK_KEY, USER_KEY
+
 GROUP = 64  # tracks per group: the top-K search reads K groups of this size again
 CHUNK = 8192  # tracks per matrix product: a block's scores stay in cache
 BLOCK = 512  # users per block
@@ -32,10 +34,10 @@ OUTPUT = "user_key int, track_key int, rank int, score double, source string"
 NEIGHBOURS_OUTPUT = "track_key int, neighbour_key int, similarity double"
 
 
-def user_rows(users: DataFrame, seen: DataFrame, factors: DataFrame | None, user: str = "user_key") -> DataFrame:
+def user_rows(users: DataFrame, seen: DataFrame, factors: DataFrame | None, user: str = USER_KEY) -> DataFrame:
     """What a :class:`Ranker` reads: one row per user of ``users`` with ``seen`` (the tracks of its rows in
     ``seen``: ``(user, track_key)``) and ``features`` (its factor vector, null without one)."""
-    lists = seen.groupBy(user).agg(F.collect_list("track_key").alias("seen"))
+    lists = seen.groupBy(user).agg(F.collect_list(TRACK_KEY).alias("seen"))
     rows = users.select(user).distinct().join(lists, user, "left")
     if factors is None:
         return rows.withColumn("features", F.lit(None).cast("array<float>"))
@@ -237,13 +239,13 @@ class Ranker:
         return in_blocks(batches, self.block)
 
     def block(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        users = batch.column("user_key").to_numpy(zero_copy_only=False)
+        users = batch.column(USER_KEY).to_numpy(zero_copy_only=False)
         s_off, seen = _lists(batch.column("seen"))
         seen = seen.astype(np.int64)
         model = self._model_rows(batch, s_off, seen)
         has_genres = "genres" in batch.schema.names
         g_off, genres = _lists(batch.column("genres")) if has_genres else (np.zeros(0, np.int64), np.zeros(0))
-        out: dict[str, list] = {"user_key": [], "track_key": [], "rank": [], "score": [], "source": []}
+        out: dict[str, list] = {USER_KEY: [], TRACK_KEY: [], "rank": [], "score": [], "source": []}
         for i, user in enumerate(users):
             keys, scores, sources = model[i]
             if len(keys) < self.k:
@@ -251,19 +253,19 @@ class Ranker:
                 user_genres = genres[g_off[i] : g_off[i + 1]] if has_genres else genres[:0]
                 keys, scores, sources = self._fill(keys, scores, sources, played, user_genres)
             n = len(keys)
-            out["user_key"].append(np.full(n, user, np.int64))
-            out["track_key"].append(keys)
+            out[USER_KEY].append(np.full(n, user, np.int64))
+            out[TRACK_KEY].append(keys)
             out["rank"].append(np.arange(1, n + 1))
             out["score"].append(scores)
             out["source"] += sources
         arrays = [
-            pa.array(np.concatenate(out["user_key"]) if out["user_key"] else [], pa.int32()),
-            pa.array(np.concatenate(out["track_key"]) if out["track_key"] else [], pa.int32()),
+            pa.array(np.concatenate(out[USER_KEY]) if out[USER_KEY] else [], pa.int32()),
+            pa.array(np.concatenate(out[TRACK_KEY]) if out[TRACK_KEY] else [], pa.int32()),
             pa.array(np.concatenate(out["rank"]) if out["rank"] else [], pa.int32()),
             pa.array(np.concatenate(out["score"]) if out["score"] else [], pa.float64()),
             pa.array(out["source"], pa.string()),
         ]
-        return pa.RecordBatch.from_arrays(arrays, names=["user_key", "track_key", "rank", "score", "source"])
+        return pa.RecordBatch.from_arrays(arrays, names=[USER_KEY, TRACK_KEY, "rank", "score", "source"])
 
     def _model_rows(
         self, batch: pa.RecordBatch, s_off: np.ndarray, seen: np.ndarray
@@ -357,7 +359,7 @@ class Neighbours:
         return in_blocks(batches, self.block)
 
     def block(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        tracks = batch.column("track_key").to_numpy(zero_copy_only=False)
+        tracks = batch.column(TRACK_KEY).to_numpy(zero_copy_only=False)
         _, values = _lists(batch.column("features"))
         own = values.astype(np.float64).reshape(len(tracks), -1)
         queries = np.hstack([own, np.ones((len(tracks), 1))]).astype(np.float32)
@@ -375,5 +377,5 @@ class Neighbours:
                 pa.array(keys, pa.int32()),
                 pa.array(1.0 / (1.0 + distance), pa.float64()),
             ],
-            names=["track_key", "neighbour_key", "similarity"],
+            names=[TRACK_KEY, "neighbour_key", "similarity"],
         )
