@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -31,11 +31,25 @@ PLAYED_AT_FORMATS = ("epoch_seconds", "timestamp")
 FEATURE_CHECKS = tuple(f"{c}_missing" for c in ("tempo", *schemas.AUDIO_FEATURES_UNIT, "loudness"))
 
 
-@dataclass(frozen=True)
-class FileFormat:
+FORMAT_KEYS = ("columns", "delimiter", "header", "encoding")
+
+
+def _nest_format(data: Any) -> Any:
+    """The JSON form keeps a file's format keys beside the mapping's own; the model nests them."""
+    if not isinstance(data, Mapping) or "format" in data:
+        return data
+    return {
+        **{k: v for k, v in data.items() if k not in FORMAT_KEYS},
+        "format": {k: data[k] for k in FORMAT_KEYS if k in data},
+    }
+
+
+class FileFormat(BaseModel):
     """How a delimited file is read: its delimiter, header, encoding and column names in file order."""
 
-    columns: tuple[str, ...]
+    model_config = ConfigDict(frozen=True)
+
+    columns: tuple[str, ...] = Field(min_length=1)
     delimiter: str = ","
     header: bool = True
     encoding: str = "UTF-8"
@@ -54,100 +68,88 @@ class FileFormat:
         )
 
 
-@dataclass(frozen=True)
-class Catalog:
+class Catalog(BaseModel):
     """The item file beside the events file, and which of its columns give the catalog fields."""
 
-    file: str
+    model_config = ConfigDict(frozen=True)
+
+    file: str = Field(min_length=1)
     format: FileFormat
     track_id: str
     title: str | None = None
     genre: str | None = None
     genre_separator: str | None = None
 
+    _nest = model_validator(mode="before")(_nest_format)
 
-@dataclass(frozen=True)
-class SourceMapping:
+
+class SourceMapping(BaseModel):
     """One source shape: how to read it and which column feeds each contract column."""
 
-    name: str
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1)
     format: FileFormat
     user_id: str
     track_id: str
     rating: str | None = None
     played_at: str | None = None
-    played_at_format: str = "timestamp"
+    played_at_format: Literal["epoch_seconds", "timestamp"] = "timestamp"
     plays: str | None = None  # pre-aggregated play counts: one event per play
     positive_min_rating: float | None = None  # implicit: a lower rating is a skipped play
     catalog: Catalog | None = None
     description: str = ""
-    audio_features: bool = field(default=False)
+    audio_features: bool = False
+
+    _nest = model_validator(mode="before")(_nest_format)
+
+    @model_validator(mode="after")
+    def _columns_exist(self) -> SourceMapping:
+        """Every field that names a column names one of its file's columns."""
+        for where, fields, columns in (
+            (self.name, ("user_id", "track_id", "rating", "played_at", "plays"), self.format.columns),
+            *(
+                [(f"{self.name}.catalog", ("track_id", "title", "genre"), self.catalog.format.columns)]
+                if self.catalog
+                else []
+            ),
+        ):
+            owner = self if where == self.name else self.catalog
+            for key in fields:
+                value = getattr(owner, key)
+                if value is not None and value not in columns:
+                    raise ValueError(f"{where}.{key}: must be one of the columns {', '.join(columns)}, got {value!r}")
+        if self.rating is None and self.plays is None:
+            raise ValueError(f"{self.name}: needs a rating column (explicit) or a plays column (pre-aggregated counts)")
+        return self
 
 
-def _format(raw: Mapping[str, Any], where: str) -> FileFormat:
-    columns = raw.get("columns")
-    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
-        raise ConfigError(f"{where}.columns: must be a non-empty list of column names in file order")
-    return FileFormat(
-        tuple(columns), str(raw.get("delimiter", ",")), bool(raw.get("header", True)), str(raw.get("encoding", "UTF-8"))
-    )
-
-
-def _column(raw: Mapping[str, Any], key: str, columns: tuple[str, ...], where: str, required: bool) -> str | None:
-    value = raw.get(key)
-    if value is None and not required:
-        return None
-    if value not in columns:
-        raise ConfigError(f"{where}.{key}: must be one of the columns {', '.join(columns)}, got {value!r}")
-    return str(value)
+def _mapping_error(exc: ValidationError, name: str) -> ConfigError:
+    """The first problem as one line naming the field (``<mapping>.<field>``) and what it allows."""
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"] if part != "format"]
+    where = ".".join([name or "mapping", *loc])
+    kind, value = err["type"], err.get("input")
+    if kind == "value_error":
+        return ConfigError(str(err["ctx"]["error"]))
+    if loc == ["name"] or (not loc and not name):
+        return ConfigError("name: a source mapping needs a name")
+    if loc[-1:] == ["columns"]:
+        return ConfigError(f"{where}: must be a non-empty list of column names in file order")
+    if loc[-1:] == ["file"]:
+        return ConfigError(f"{where}: the catalog file's name, relative to the events file's folder")
+    if kind == "literal_error":
+        allowed = get_args(SourceMapping.model_fields[loc[-1]].annotation)
+        return ConfigError(f"{where}: must be one of {', '.join(allowed)}, got {value!r}")
+    return ConfigError(f"{where}: {err['msg'].lower()}, got {value!r}")
 
 
 def parse(raw: Mapping[str, Any]) -> SourceMapping:
     """A mapping from its JSON form; every problem is a :class:`ConfigError` naming the field."""
-    name = str(raw.get("name") or "")
-    if not name:
-        raise ConfigError("name: a source mapping needs a name")
-    fmt = _format(raw, name)
-    cols = fmt.columns
-    played_at_format = str(raw.get("played_at_format", "timestamp"))
-    if played_at_format not in PLAYED_AT_FORMATS:
-        raise ConfigError(
-            f"{name}.played_at_format: must be one of {', '.join(PLAYED_AT_FORMATS)}, got {played_at_format!r}"
-        )
-    catalog = None
-    if raw.get("catalog") is not None:
-        c = raw["catalog"]
-        cfmt = _format(c, f"{name}.catalog")
-        where = f"{name}.catalog"
-        catalog = Catalog(
-            file=str(c.get("file") or ""),
-            format=cfmt,
-            track_id=str(_column(c, "track_id", cfmt.columns, where, True)),
-            title=_column(c, "title", cfmt.columns, where, False),
-            genre=_column(c, "genre", cfmt.columns, where, False),
-            genre_separator=c.get("genre_separator"),
-        )
-        if not catalog.file:
-            raise ConfigError(f"{where}.file: the catalog file's name, relative to the events file's folder")
-    rating = _column(raw, "rating", cols, name, False)
-    plays = _column(raw, "plays", cols, name, False)
-    if rating is None and plays is None:
-        raise ConfigError(f"{name}: needs a rating column (explicit) or a plays column (pre-aggregated counts)")
-    minimum = raw.get("positive_min_rating")
-    return SourceMapping(
-        name=name,
-        format=fmt,
-        user_id=str(_column(raw, "user_id", cols, name, True)),
-        track_id=str(_column(raw, "track_id", cols, name, True)),
-        rating=rating,
-        played_at=_column(raw, "played_at", cols, name, False),
-        played_at_format=played_at_format,
-        plays=plays,
-        positive_min_rating=None if minimum is None else float(minimum),
-        catalog=catalog,
-        description=str(raw.get("description", "")),
-        audio_features=bool(raw.get("audio_features", False)),
-    )
+    try:
+        return SourceMapping.model_validate(raw)
+    except ValidationError as exc:
+        raise _mapping_error(exc, str(raw.get("name") or "")) from None
 
 
 def shipped() -> list[str]:

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from include.core.config import (
-    ALS_MODES,
     MODEL_SETTINGS,
     PROJECT_ROOT,
-    RANGES,
     ConfigError,
     Settings,
     load_settings,
@@ -119,7 +117,9 @@ def submit_conf(settings: Settings) -> dict[str, str]:
 
 
 def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
-    """JSON-schema of each DAG param, with the same allowed values the settings check enforces."""
+    """JSON-schema of each DAG param: the model settings' from the settings model itself (same types, ranges and
+    choices as its checks), with this deployment's values as defaults."""
+    model = Settings.model_json_schema()["properties"]
     schemas: dict[str, dict[str, Any]] = {
         "run_date": {
             "default": None,
@@ -127,18 +127,15 @@ def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "format": "date",
             "description": "YYYY-MM-DD; default: the logical date",
         },
-        "als_mode": {"default": settings.als_mode, "enum": list(ALS_MODES)},
         "train": {
             "default": "auto",
             "enum": list(TRAIN_POLICIES),
             "description": "train ALS and rewrite gold.recommendations: auto skips a day a newer run supersedes",
         },
     }
-    for name in MODEL_SETTINGS[1:]:
-        low, high = RANGES[name]
-        value = getattr(settings, name)
-        kind = "integer" if isinstance(value, int) else "number"
-        schemas[name] = {"default": value, "type": kind, "minimum": low, "maximum": high}
+    for name in MODEL_SETTINGS:
+        declared = {k: v for k, v in model[name].items() if k in ("type", "enum", "minimum", "maximum")}
+        schemas[name] = {**declared, "default": getattr(settings, name)}
     return schemas
 
 
