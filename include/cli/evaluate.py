@@ -11,7 +11,6 @@ Writes the evaluation lake's tables, one ``ops.model_runs`` row (kind ``evaluate
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
@@ -20,6 +19,8 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import click
 
 from include.core import tables
 from include.core.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
@@ -33,40 +34,51 @@ if TYPE_CHECKING:
     from include.models.evaluation import Report
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="setlist evaluate", description=__doc__)
-    p.add_argument("--source", required=True, help="a shipped mapping (movielens, movielens-100k) or a mapping .json")
-    p.add_argument("--path", required=True, help="the events file (ratings.csv, u.data, ...)")
-    p.add_argument("--mode", choices=ALS_MODES, required=True)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--lake", default=None, help="the evaluation lake (default: ./lake-evaluate/<source name>)")
-    p.add_argument(
-        "--run-date",
-        default=None,
-        help="the landing day the file is loaded as (default: today, UTC; events after it are quarantined)",
-    )
-    p.add_argument(
-        "--tune-seconds", type=int, default=None, help="search budget in seconds (default: $SETLIST_TUNE_SECONDS or 0)"
-    )
-    p.add_argument(
-        "--splits",
-        type=splits_arg,
-        default=1,
-        help="repeated holdout: evaluate on this many independent splits and report means and standard deviations"
-        " (1 to 20, default 1)",
-    )
-    p.add_argument("--run-id", default="evaluate")
-    for name in ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases"):
-        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
-    return p
-
-
-def splits_arg(text: str) -> int:
+def _splits(ctx: click.Context | None, param: click.Parameter | None, text: str) -> int:
     from include.models.evaluation import MAX_SPLITS
 
-    if not text.isdigit() or not 1 <= int(text) <= MAX_SPLITS:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SPLITS}, got {text!r}")
+    if not str(text).isdigit() or not 1 <= int(text) <= MAX_SPLITS:
+        raise click.BadParameter(f"must be a whole number from 1 to {MAX_SPLITS}, got {str(text)!r}")
     return int(text)
+
+
+MODEL_OPTIONS = ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases")
+
+
+@click.command(
+    "evaluate",
+    help="load a ratings/plays file through a source mapping and the pipeline, then evaluate ALS on it",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--source", required=True, help="a shipped mapping (movielens, movielens-100k) or a mapping .json")
+@click.option("--path", required=True, help="the events file (ratings.csv, u.data, ...)")
+@click.option("--mode", type=click.Choice(ALS_MODES), required=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of the table")
+@click.option("--lake", default=None, help="the evaluation lake (default: ./lake-evaluate/<source name>)")
+@click.option(
+    "--run-date",
+    default=None,
+    help="the landing day the file is loaded as (default: today, UTC; events after it are quarantined)",
+)
+@click.option(
+    "--tune-seconds", type=int, default=None, help="search budget in seconds (default: $SETLIST_TUNE_SECONDS or 0)"
+)
+@click.option(
+    "--splits",
+    callback=_splits,
+    default="1",
+    help="repeated holdout: evaluate on this many independent splits and report means and standard deviations"
+    " (1 to 20, default 1)",
+)
+@click.option("--run-id", default="evaluate")
+@click.option("--rank", default=None)
+@click.option("--max-iter", default=None)
+@click.option("--reg-param", default=None)
+@click.option("--alpha", default=None)
+@click.option("--top-k", default=None)
+@click.option("--als-biases", default=None)
+def command(**options: Any) -> int:
+    return run(options)
 
 
 def metric_table(report: Report) -> list[tuple[str, str, str, str]]:
@@ -175,33 +187,46 @@ def print_report(result: dict[str, Any], as_json: bool) -> None:
         print(f"plot: {plot}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def run(options: dict[str, Any]) -> int:
+    """Evaluate with the command's options; the exit code."""
     result: dict[str, Any] = {}
 
     def body() -> None:
         from include.lake import sources
         from include.lake.spark import get_spark
 
-        mapping = sources.load(args.source)
-        lake = args.lake or str(PROJECT_ROOT / "lake-evaluate" / mapping.name)
-        overrides = {k: getattr(args, k) for k in ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases")}
-        base = load_settings(lake=lake, als_mode=args.mode, tune_seconds=args.tune_seconds, **overrides)
+        mapping = sources.load(options["source"])
+        lake = options["lake"] or str(PROJECT_ROOT / "lake-evaluate" / mapping.name)
+        overrides = {k: options[k] for k in MODEL_OPTIONS}
+        base = load_settings(lake=lake, als_mode=options["mode"], tune_seconds=options["tune_seconds"], **overrides)
         if not mapping.audio_features:
             severities = ",".join(f"{c}=warn" for c in sources.FEATURE_CHECKS)
             base = base.with_overrides(dq_severity=",".join(s for s in (base.dq_severity, severities) if s))
-        day = parse_run_date(args.run_date, "--run-date") if args.run_date else dt.datetime.now(dt.UTC).date()
-        ctx = jobs.JobContext("evaluate", day, args.run_id, base)
+        given = options["run_date"]
+        day = parse_run_date(given, "--run-date") if given else dt.datetime.now(dt.UTC).date()
+        ctx = jobs.JobContext("evaluate", day, options["run_id"], base)
         jobs.preload("include.quality.runner")
         spark = get_spark("setlist-evaluate", base)
-        result.update(evaluate(spark, ctx, mapping, args.path, base.tune_seconds, args.splits))
+        result.update(evaluate(spark, ctx, mapping, options["path"], base.tune_seconds, options["splits"]))
 
     # With --json, stdout carries only the JSON object: progress lines go to stderr.
-    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+    with contextlib.redirect_stdout(sys.stderr) if options["as_json"] else contextlib.nullcontext():
         code = jobs.run("evaluate", body)
     if code == 0:
-        print_report(result, args.json)
+        print_report(result, options["as_json"])
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``setlist evaluate``: the exit code (2 for an invalid argument, with one line naming it)."""
+    try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        return int(command.main(args=args, prog_name="setlist evaluate", standalone_mode=False) or 0)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ generate writes landing CSV; run drives Airflow (which submits the Spark jobs); 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -13,10 +12,13 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+import click
+
+from include.cli import evaluate
 from include.cli.output import FORMATS, print_rows
 from include.core import log as setlist_log
 from include.core.config import RANGES, ConfigError, Settings, check_range, load_settings, parse_run_date
@@ -27,20 +29,29 @@ log = logging.getLogger(__name__)
 ENGINES = ("spark", "duckdb")
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from include.cli.generate import GenerateSpec, generate
+@click.group(name="setlist", help=__doc__, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    pass
 
-    settings = load_settings(lake=args.lake)
-    spec = GenerateSpec(
-        lake=settings.lake,
-        start=parse_run_date(args.start, "--start"),
-        days=args.days,
-        users=args.users,
-        tracks=args.tracks,
-        events_per_day=args.events_per_day,
-        seed=args.seed,
-    )
-    generate(spec)
+
+LAKE = click.option("--lake", default=None, help="lake root (default: $SETLIST_LAKE or ./lake)")
+FORMAT = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+
+
+@cli.command(help="write sample landing CSV (catalog + daily events)")
+@LAKE
+@click.option("--start", required=True, help="first day, YYYY-MM-DD")
+@click.option("--days", type=int, default=3, show_default=True)
+@click.option("--users", type=int, default=500, show_default=True)
+@click.option("--tracks", type=int, default=2000, show_default=True)
+@click.option("--events-per-day", type=int, default=20_000, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+def generate(lake: str | None, start: str, days: int, users: int, tracks: int, events_per_day: int, seed: int) -> int:
+    from include.cli import generate as sample
+
+    settings = load_settings(lake=lake)
+    start_date = parse_run_date(start, "--start")
+    sample.generate(sample.GenerateSpec(settings.lake, start_date, days, users, tracks, events_per_day, seed))
     return 0
 
 
@@ -105,20 +116,30 @@ def _show_events(path: Path, offset: int) -> int:
     return offset
 
 
-def _run(args: argparse.Namespace) -> int:
+@cli.command(help="run the nightly DAG through Airflow for one or more dates")
+@LAKE
+@click.option("--date", "dates_", required=True, multiple=True, help="YYYY-MM-DD (repeat, or several after one --date)")
+@click.argument("more_dates", nargs=-1)
+@click.option(
+    "--train",
+    type=click.Choice(TRAIN_POLICIES),
+    default=None,
+    help="the DAG's train param for every date (default: auto for the newest date, never for the others)",
+)
+def run(lake: str | None, dates_: tuple[str, ...], more_dates: tuple[str, ...], train: str | None) -> int:
     from include.orchestration.airflow_env import airflow_home
     from include.orchestration.dag_spec import DAG_ID
 
-    settings = load_settings(lake=args.lake)
-    dates = [parse_run_date(d, "--date") for d in args.date]
+    settings = load_settings(lake=lake)
+    dates = [parse_run_date(d, "--date") for d in (*dates_, *more_dates)]
     runs = []
     for day in dates:
         # Like a backfill, several dates train once: on the newest one (--train overrides for all dates).
-        train = args.train or ("auto" if day == max(dates) else "never")
+        policy = train or ("auto" if day == max(dates) else "never")
         # the logical date a scheduled run of the day has (the day at the nightly hour), so a later backfill
         # or scheduled run sees this run as the day's run
         logical = f"{day.isoformat()}T{settings.nightly_hour:02d}:00:00+00:00"
-        runs.append(f"{logical}=" + json.dumps({"run_date": day.isoformat(), "train": train}))
+        runs.append(f"{logical}=" + json.dumps({"run_date": day.isoformat(), "train": policy}))
     log.info("lake %s; Airflow home %s", settings.lake, airflow_home())
     span = dates[0].isoformat() + (f"_{dates[-1].isoformat()}" if len(dates) > 1 else "")
     log_file = airflow_home() / "logs" / f"setlist-run-{span}.log"
@@ -138,58 +159,92 @@ def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, .
     return result.columns, [tuple(r) for r in result.collect()]
 
 
-def _sql(args: argparse.Namespace) -> int:
+@cli.command(help="run SQL over bronze.*, silver.*, gold.*, ops.* and print the result")
+@LAKE
+@FORMAT
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="spark",
+    show_default=True,
+    help="spark (Spark SQL over Delta) or duckdb (DuckDB over delta-rs snapshots: no JVM, starts in a second)",
+)
+@click.argument("query")
+def sql(lake: str | None, fmt: str, engine: str, query: str) -> int:
     from include.serving import lookup
 
-    settings = load_settings(lake=args.lake)
-    run = _spark_query if args.engine == "spark" else lookup.query
+    settings = load_settings(lake=lake)
+    execute = _spark_query if engine == "spark" else lookup.query
     try:
-        columns, rows = run(args.query, settings.lake)
+        columns, rows = execute(query, settings.lake)
     except Exception as exc:  # the engine's own message (parse error, unknown column, ...) is the useful part
         message = str(exc).strip().splitlines()[0]
         print(f"setlist sql: {message}", file=sys.stderr)
         return 2
-    print_rows(columns, rows, args.format)
+    print_rows(columns, rows, fmt)
     return 0
 
 
-def _recs(args: argparse.Namespace) -> int:
+@cli.command(help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
+@LAKE
+@click.option("--user", required=True)
+@click.option("--k", type=int, default=10, show_default=True)
+@FORMAT
+@click.option(
+    "--genre",
+    multiple=True,
+    help="a new user's declared genre (repeatable): their popular tracks come first in the fallback list",
+)
+def recs(lake: str | None, user: str, k: int, fmt: str, genre: tuple[str, ...]) -> int:
     from include.serving import lookup
 
-    check_range("--k", args.k, *RANGES["top_k"])
-    settings = load_settings(lake=args.lake)
+    check_range("--k", k, *RANGES["top_k"])
+    settings = load_settings(lake=lake)
     try:
-        recs = lookup.get_recommendations(args.user, args.k, settings.lake)
+        rows = lookup.get_recommendations(user, k, settings.lake)
     except LookupError as exc:
         print(f"setlist recs: {exc}", file=sys.stderr)
         return 1
-    if not recs:
-        recs = lookup.popular(args.k, settings.lake, args.genre or ())
-        note = "the most popular tracks instead" if recs else "and there is no popularity table yet"
-        print(f"setlist recs: user {args.user!r} is not in the newest run; {note}", file=sys.stderr)
-        if not recs:
+    if not rows:
+        rows = lookup.popular(k, settings.lake, genre)
+        note = "the most popular tracks instead" if rows else "and there is no popularity table yet"
+        print(f"setlist recs: user {user!r} is not in the newest run; {note}", file=sys.stderr)
+        if not rows:
             return 1
-    print_rows(list(recs[0]), [tuple(r.values()) for r in recs], args.format)
+    print_rows(list(rows[0]), [tuple(r.values()) for r in rows], fmt)
     return 0
 
 
-def _sql_server(args: argparse.Namespace) -> int:
+def _port(default: int) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    return click.option("--port", type=int, default=default, show_default=True, help="on 127.0.0.1")
+
+
+@cli.command("sql-server", help="serve the lake tables over JDBC/ODBC (Spark Thrift server, loopback, login)")
+@LAKE
+@_port(10000)
+def sql_server_command(lake: str | None, port: int) -> int:
     from include.serving import sql_server
 
-    sql_server.serve(load_settings(lake=args.lake), args.port)
+    sql_server.serve(load_settings(lake=lake), port)
     return 0
 
 
-def _spark_server(args: argparse.Namespace) -> int:
+@cli.command("spark-server", help="a warm Spark the jobs join as clients (Spark Connect server; loopback, token)")
+@LAKE
+@_port(15002)
+def spark_server_command(lake: str | None, port: int) -> int:
     from include.orchestration import spark_server
 
-    return spark_server.serve(load_settings(lake=args.lake), args.port)
+    return spark_server.serve(load_settings(lake=lake), port)
 
 
-def _airflow(args: argparse.Namespace) -> int:
+@cli.command("airflow", help="Airflow's UI/API server, scheduler and DAG processor (loopback, login)")
+@LAKE
+@_port(8080)
+def airflow_command(lake: str | None, port: int) -> int:
     from include.orchestration import airflow_server
 
-    return airflow_server.serve(load_settings(lake=args.lake), args.port)
+    return airflow_server.serve(load_settings(lake=lake), port)
 
 
 EXPLORER_APP = Path(__file__).resolve().parents[1] / "serving" / "explorer_app.py"
@@ -204,118 +259,47 @@ def explorer_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _explorer(args: argparse.Namespace) -> int:
+@cli.command(help="the recommendations explorer web page (Streamlit, loopback, login)")
+@LAKE
+@_port(8501)
+def explorer(lake: str | None, port: int) -> int:
     from include.core import credentials
 
-    check_range("--port", args.port, 1024, 65535)
-    settings = load_settings(lake=args.lake)
+    check_range("--port", port, 1024, 65535)
+    settings = load_settings(lake=lake)
     credentials.password("explorer", "SETLIST_EXPLORER_PASSWORD")  # a generated one is shown here, once
     log.info(
         "explorer on http://127.0.0.1:%d/ over %s; password: $SETLIST_EXPLORER_PASSWORD or %s; Ctrl-C stops it",
-        args.port,
+        port,
         settings.lake,
         credentials.password_file("explorer"),
     )
     try:
-        return subprocess.call(explorer_command(args.port), env={**os.environ, "SETLIST_LAKE": settings.lake})
+        return subprocess.call(explorer_command(port), env={**os.environ, "SETLIST_LAKE": settings.lake})
     except KeyboardInterrupt:
         return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="setlist", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    g = sub.add_parser("generate", help="write sample landing CSV (catalog + daily events)")
-    g.add_argument("--lake", default=None)
-    g.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
-    g.add_argument("--days", type=int, default=3)
-    g.add_argument("--users", type=int, default=500)
-    g.add_argument("--tracks", type=int, default=2000)
-    g.add_argument("--events-per-day", type=int, default=20_000)
-    g.add_argument("--seed", type=int, default=42)
-    g.set_defaults(func=_generate)
-
-    r = sub.add_parser("run", help="run the nightly DAG through Airflow for one or more dates")
-    r.add_argument("--lake", default=None)
-    r.add_argument("--date", required=True, nargs="+", help="YYYY-MM-DD (several: one run each, in order)")
-    r.add_argument(
-        "--train",
-        choices=TRAIN_POLICIES,
-        default=None,
-        help="the DAG's train param for every date (default: auto for the newest date, never for the others)",
-    )
-    r.set_defaults(func=_run)
-
-    q = sub.add_parser("sql", help="run SQL over bronze.*, silver.*, gold.*, ops.* and print the result")
-    q.add_argument("--lake", default=None)
-    q.add_argument("--format", choices=FORMATS, default="table")
-    q.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="spark",
-        help="spark (Spark SQL over Delta) or duckdb (DuckDB over delta-rs snapshots: no JVM, starts in a second)",
-    )
-    q.add_argument("query")
-    q.set_defaults(func=_sql)
-
-    servers = (
-        (
-            "sql-server",
-            "serve the lake tables over JDBC/ODBC (Spark Thrift server, loopback, login)",
-            10000,
-            _sql_server,
-        ),
-        ("airflow", "Airflow's UI/API server, scheduler and DAG processor (loopback, login)", 8080, _airflow),
-        (
-            "spark-server",
-            "a warm Spark the jobs join as clients (Spark Connect server; loopback, token)",
-            15002,
-            _spark_server,
-        ),
-        ("explorer", "the recommendations explorer web page (Streamlit, loopback, login)", 8501, _explorer),
-    )
-    for name, help_text, port, func in servers:
-        v = sub.add_parser(name, help=help_text)
-        v.add_argument("--lake", default=None)
-        v.add_argument("--port", type=int, default=port)
-        v.set_defaults(func=func)
-
-    e = sub.add_parser(
-        "evaluate",
-        help="load a ratings/plays file through a source mapping and the pipeline, then evaluate ALS on it",
-        add_help=False,
-    )
-    e.add_argument("args", nargs="*", help="see `setlist evaluate --help`")
-
-    k = sub.add_parser("recs", help="one user's top K from the newest gold.recommendations run (delta-rs, no JVM)")
-    k.add_argument("--lake", default=None)
-    k.add_argument("--user", required=True)
-    k.add_argument("--k", type=int, default=10)
-    k.add_argument("--format", choices=FORMATS, default="table")
-    k.add_argument(
-        "--genre",
-        action="append",
-        help="a new user's declared genre (repeatable): their popular tracks come first in the fallback list",
-    )
-    k.set_defaults(func=_recs)
-    return p
+cli.add_command(evaluate.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """``setlist``: the exit code of the command (2 for invalid input, with one line naming the field)."""
     setlist_log.setup()
-    if argv[:1] == ["evaluate"]:  # its own parser: its options are not the top-level parser's
-        from include.cli import evaluate
-
-        return evaluate.main(argv[1:])
-    args = build_parser().parse_args(argv)
     from include.lake.spark_conf import MissingJarsError
 
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.func(args))
+        return int(cli.main(args=args, prog_name="setlist", standalone_mode=False) or 0)
+    except click.exceptions.Exit as exc:  # --help
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        return 130
     except (ConfigError, MissingJarsError) as exc:
-        print(f"setlist {args.command}: {exc}", file=sys.stderr)
+        print(f"setlist {args[0] if args else ''}: {exc}", file=sys.stderr)
         return 2
 
 

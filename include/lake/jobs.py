@@ -7,14 +7,15 @@ error line to stderr when a job stops for a known reason.
 from __future__ import annotations
 
 import logging
-import argparse
 import datetime as dt
 import importlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -53,22 +54,23 @@ class JobContext:
         log.info("%s %s: %s", self.step, self.ds, message)
 
 
-def parser(step: str, description: str, model_args: bool = False) -> argparse.ArgumentParser:
-    """Arguments every job takes; ``model_args`` adds the ALS settings (default: $SETLIST_* or built-in)."""
-    p = argparse.ArgumentParser(prog=step, description=description)
-    p.add_argument("--run-date", required=True, help="the partition to process, YYYY-MM-DD")
-    p.add_argument("--lake", default=None, help="lake root (default: $SETLIST_LAKE or ./lake)")
-    p.add_argument("--run-id", default="manual", help="the Airflow run id, recorded with the output")
+def command(step: str, description: str, model_args: bool = False) -> click.Command:
+    """Options every job takes; ``model_args`` adds the ALS settings (default: $SETLIST_* or built-in). The
+    command returns the options as parsed, for :func:`context`."""
+    params: list[click.Parameter] = [
+        click.Option(["--run-date"], required=True, help="the partition to process, YYYY-MM-DD"),
+        click.Option(["--lake"], default=None, help="lake root (default: $SETLIST_LAKE or ./lake)"),
+        click.Option(["--run-id"], default="manual", help="the Airflow run id, recorded with the output"),
+    ]
     if model_args:
-        for name in MODEL_SETTINGS:
-            p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
-    return p
+        params += [click.Option(["--" + name.replace("_", "-"), name], default=None) for name in MODEL_SETTINGS]
+    return click.Command(step, params=params, help=description, callback=lambda **options: options)
 
 
-def context(step: str, args: argparse.Namespace) -> JobContext:
-    overrides = {k: getattr(args, k, None) for k in MODEL_SETTINGS}
-    settings = load_settings(lake=args.lake, **overrides)
-    return JobContext(step, parse_run_date(args.run_date, "--run-date"), args.run_id, settings)
+def context(step: str, options: Mapping[str, Any]) -> JobContext:
+    overrides = {k: options.get(k) for k in MODEL_SETTINGS}
+    settings = load_settings(lake=options["lake"], **overrides)
+    return JobContext(step, parse_run_date(options["run_date"], "--run-date"), options["run_id"], settings)
 
 
 def preload(module: str) -> None:
@@ -108,10 +110,17 @@ def main(
     Great Expectations (about 5 s to import; every pipeline job validates) loads in the background while
     the session starts and the job reads its input.
     """
-    args = parser(step, description, model_args=model_args).parse_args(argv)
+    try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        options = command(step, description, model_args).main(args=args, prog_name=step, standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
 
     def body() -> None:
-        ctx = context(step, args)
+        ctx = context(step, options)
         from pyspark.sql import SparkSession
 
         from include.lake.spark import get_spark
