@@ -14,12 +14,10 @@ from include.core.config import load_settings
 from include.core.tables import GOLD_RECOMMENDATIONS
 from include.orchestration.dag_spec import DEFAULT_ARGS, REPORT_DAG_ID, asset_uri
 
-settings = load_settings()
-
 with DAG(
     dag_id=REPORT_DAG_ID,
     description="A Markdown report of each new gold.recommendations run",
-    schedule=[Asset(name=GOLD_RECOMMENDATIONS.sql_name, uri=asset_uri(GOLD_RECOMMENDATIONS, settings))],
+    schedule=[Asset(name=GOLD_RECOMMENDATIONS.sql_name, uri=asset_uri(GOLD_RECOMMENDATIONS))],
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,

@@ -57,7 +57,7 @@ with DAG(
             gate = newest_day()
             previous >> gate
             previous = gate
-        outlets = [Asset(name=t.sql_name, uri=asset_uri(t, settings)) for t in OUTLETS.get(job.task_id, ())]
+        outlets = [Asset(name=t.sql_name, uri=asset_uri(t)) for t in OUTLETS.get(job.task_id, ())]
         submit = SparkJobOperator(**submit_kwargs(job, settings), outlets=outlets)
         previous >> submit
         previous = submit

@@ -79,10 +79,11 @@ OUTLETS: dict[str, tuple[Table, ...]] = {
 }
 
 
-def asset_uri(table: Table, settings: Settings) -> str:
-    """The table's asset URI (its Delta location); the asset's name is its SQL name."""
-    path = table.path(settings.lake)
-    return path if "://" in path else f"file://{path}"
+def asset_uri(table: Table) -> str:
+    """The table's asset URI, ``setlist://<layer>/<name>``: what the table is, not where this lake keeps it, so
+    a lake that moves (another disk, ``s3a://``) or a second lake in the same Airflow home keeps the same
+    assets (a location in the URI made the first lake's assets block every other lake's)."""
+    return f"setlist://{table.layer}/{table.name}"
 
 
 def submit_kwargs(job: SparkJob, settings: Settings) -> dict[str, Any]:

@@ -113,6 +113,19 @@ def test_gold_tasks_publish_assets_and_the_report_dag_runs_on_recommendations(da
     assert [t.task_id for t in report.tasks] == ["write_report"]
 
 
+def test_assets_name_tables_not_lake_locations(tmp_path, monkeypatch):
+    """Two lakes (or one that moved) parse to the same assets, so neither blocks the other's in one Airflow home."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    outlets = []
+    for lake in ("first", "moved/elsewhere"):
+        monkeypatch.setenv("SETLIST_LAKE", str(tmp_path / lake))
+        bag = DagBag(dag_folder=str(DAGS))
+        outlets.append({(a.name, a.uri) for task in bag.dags[DAG_ID].tasks for a in task.outlets})
+    assert outlets[0] == outlets[1]
+    assert ("gold.recommendations", "setlist://gold/recommendations") in outlets[0]
+
+
 def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():
     banned_modules = {"pyspark", "great_expectations", "pandas", "delta"}
     banned_calls = {"open", "read_text", "read_bytes", "glob", "listdir", "iterdir", "exists"}
