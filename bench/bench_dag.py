@@ -28,8 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from include.cli.generate import GenerateSpec, generate
 from include.core.config import load_settings
-from include.lake import spark_server
-from include.orchestration import airflow_server
+from include.orchestration import airflow_server, spark_server
 from include.orchestration.dag_spec import DAG_ID, JOBS
 
 OUT = ROOT / "bench" / "results" / "dag"
@@ -86,7 +85,7 @@ def main() -> int:
     )
     port = spark_server.free_port()
     started = time.monotonic()
-    procs = airflow_server.start(load_settings(lake=str(lake)), port, log=lambda _: None)
+    procs = airflow_server.start(load_settings(lake=str(lake)), port)
     durations: list[dict[str, float]] = []
     try:
         api = airflow_server.RestClient(f"http://127.0.0.1:{port}", password)

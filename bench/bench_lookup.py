@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 from include.core import tables
 from include.core.config import load_settings
-from include.core.schemas import RECOMMENDATIONS
 from include.lake import delta_io
 from include.serving import lookup
 from spark_jobs.recommend import clustered_by_user
@@ -54,7 +53,7 @@ def write_table(lake: str, users: int, k: int) -> int:
             F.lit(RUN_DATE).alias("run_date"),
             F.current_timestamp().alias("generated_at"),
         )
-        .select([F.col(f.name).cast(f.dataType) for f in RECOMMENDATIONS.fields])
+        .select([F.col(f.name).cast(f.dataType) for f in tables.GOLD_RECOMMENDATIONS.declared.fields])
     )
     n = users * k
     delta_io.overwrite_partition(clustered_by_user(rows, n), tables.GOLD_RECOMMENDATIONS, lake, RUN_DATE)

@@ -47,8 +47,7 @@ def main() -> int:
             users=args.users,
             tracks=args.tracks,
             events_per_day=args.events_per_day,
-        ),
-        log=None,
+        )
     )
     gen_s = time.monotonic() - t
     settings = load_settings(lake=str(lake))

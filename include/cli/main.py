@@ -159,7 +159,11 @@ def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, .
     return result.columns, [tuple(r) for r in result.collect()]
 
 
-@cli.command(help="run SQL over bronze.*, silver.*, gold.*, ops.* and print the result")
+# A query may start with a comment ("-- ..."): not an option, so unknown "--" words are the query's.
+@cli.command(
+    help="run SQL over bronze.*, silver.*, gold.*, ops.* and print the result",
+    context_settings={"ignore_unknown_options": True},
+)
 @LAKE
 @FORMAT
 @click.option(
@@ -169,7 +173,7 @@ def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, .
     show_default=True,
     help="spark (Spark SQL over Delta) or duckdb (DuckDB over delta-rs snapshots: no JVM, starts in a second)",
 )
-@click.argument("query")
+@click.argument("query", type=click.UNPROCESSED)
 def sql(lake: str | None, fmt: str, engine: str, query: str) -> int:
     from include.serving import lookup
 

@@ -62,7 +62,7 @@ def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: d
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    procs = airflow_server.start(load_settings(lake=lake), port, log=print)
+    procs = airflow_server.start(load_settings(lake=lake), port)
     try:
         url = f"http://127.0.0.1:{port}"
         servers.wait_for_http(url + "/api/v2/monitor/health", procs[0], timeout_s=180)
