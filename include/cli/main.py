@@ -22,6 +22,7 @@ from include.cli import evaluate
 from include.cli.output import FORMATS, print_rows
 from include.core import log as setlist_log
 from include.core.config import RANGES, ConfigError, Settings, check_range, load_settings, parse_run_date
+from include.orchestration import airflow_run
 from include.orchestration.dag_spec import TRAIN_POLICIES
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,11 @@ def _copy(lines: Iterable[str], out: TextIO, tail: deque[str]) -> None:
         tail.append(line.rstrip())
 
 
-RUN_LOGGER = "include.orchestration.airflow_run"
-
-
 def _show_events(path: Path, offset: int) -> int:
     """Print the events appended since ``offset``: a DAG run's own lines flush left, its tasks' indented."""
     events, offset = setlist_log.read_events(path, offset)
     for event in events:
-        indent = "" if event["logger"] == RUN_LOGGER else "    "
+        indent = "" if event["logger"] == airflow_run.LOGGER else "    "
         print(f"{indent}[setlist] {event['message']}", flush=True)
     return offset
 

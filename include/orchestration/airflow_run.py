@@ -18,7 +18,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-log = logging.getLogger(__name__)
+LOGGER = "include.orchestration.airflow_run"  # by name, not __name__: it runs as __main__ (python -m)
+log = logging.getLogger(LOGGER)
 
 
 def _command(parser: object, *argv: str) -> int:

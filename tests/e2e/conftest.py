@@ -41,6 +41,9 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str])
     result = setlist("run", "--lake", str(root), "--date", *DAYS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"newest_day {DAYS[0]}: train (train=auto: no newer run)" in result.stdout
+    # progress comes from the events of the run itself, its Airflow tasks and its spark-submitted jobs
+    assert f"\n[setlist] run setlist_nightly for {DAYS[0]}T" in result.stdout
+    assert f"\n    [setlist] resolve_run_date: {DAYS[0]}\n" in result.stdout
     for step in ("ingest_bronze", "build_silver", "build_gold", "train_als", "recommend"):
         assert result.stdout.count(f"[setlist] {step}: done") == 1
     return str(root)
