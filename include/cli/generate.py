@@ -61,7 +61,7 @@ class GenerateSpec:
     duplicate_rate: float = 0.002
 
     def __post_init__(self) -> None:
-        for field, low in (("days", 1), ("users", 1), ("tracks", len(GENRES)), ("events_per_day", 1)):
+        for field, low in (("days", 1), ("users", 1), ("tracks", len(GENRES)), ("events_per_day", 1), ("seed", 0)):
             if getattr(self, field) < low:
                 raise ConfigError(f"{field}: must be at least {low}, got {getattr(self, field)}")
         if "://" in self.lake:

@@ -35,7 +35,10 @@ def normalize_lake(root: str) -> str:
         raise ValueError("must be a path or a URI such as s3a://bucket/setlist, got an empty value")
     if "://" in root:
         return root.rstrip("/")
-    return str(Path(root).expanduser().resolve())
+    path = Path(root).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"must be a folder or a URI such as s3a://bucket/setlist, got the file {str(path)!r}")
+    return str(path)
 
 
 def parse_run_date(value: str, field: str = "run_date") -> dt.date:
@@ -82,7 +85,7 @@ class Settings(BaseSettings):
     reg_param: float = Field(0.1, ge=0.0, le=100.0)
     alpha: float = Field(10.0, ge=0.0, le=10_000.0)
     top_k: int = Field(10, ge=1, le=1000)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**31 - 1)  # Spark's ALS takes a non-negative 32-bit seed
     checkpoint_interval: int = Field(5, ge=1, le=100)
     driver_memory: str = "4g"  # one warm driver runs every job of a day; 10M events a day fit (BENCHMARKS.md)
     pyspark_python: str = sys.executable
@@ -143,9 +146,13 @@ MISSING_DAY_POLICIES = _choices("missing_day")
 MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
 
 
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def check_range(field: str, value: float, low: float, high: float) -> None:
     if not (low <= value <= high):
-        raise ConfigError(f"{field}: must be between {low:g} and {high:g}, got {value!r}")
+        raise ConfigError(f"{field}: must be between {_number(low)} and {_number(high)}, got {value!r}")
 
 
 def _config_error(exc: ValidationError) -> ConfigError:
@@ -159,7 +166,7 @@ def _config_error(exc: ValidationError) -> ConfigError:
         low, high = RANGES[field]
         number = Settings.model_fields[field].annotation  # int or float: show the value as it was read
         shown = number(value) if callable(number) else value
-        return ConfigError(f"{field}: must be between {low:g} and {high:g}, got {shown!r}")
+        return ConfigError(f"{field}: must be between {_number(low)} and {_number(high)}, got {shown!r}")
     if kind == "literal_error":
         return ConfigError(f"{field}: must be one of {', '.join(_choices(field))}, got {value!r}")
     if kind.startswith("int_"):

@@ -85,6 +85,8 @@ def test_popularity_is_long_tailed(tmp_path):
 def test_invalid_sizes_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"^users: must be at least 1"):
         GenerateSpec(lake=str(tmp_path), start=dt.date(2026, 1, 1), users=0)
+    with pytest.raises(ConfigError, match=r"^seed: must be at least 0, got -1"):
+        GenerateSpec(lake=str(tmp_path), start=dt.date(2026, 1, 1), seed=-1)
 
 
 def test_large_days_are_split_into_part_files_and_reruns_replace_them(tmp_path, monkeypatch):

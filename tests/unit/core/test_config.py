@@ -29,6 +29,7 @@ def test_env_and_overrides_build_one_frozen_object(tmp_path):
         ({"als_biases": "maybe"}, "als_biases", "true, 1, yes, false, 0, no"),
         ({"promotion_tolerance": "1.5"}, "promotion_tolerance", "between 0 and 1"),
         ({"tune_seconds": "-5"}, "tune_seconds", "between 0 and 86400"),
+        ({"seed": "-1"}, "seed", "between 0 and 2147483647"),
     ],
 )
 def test_invalid_settings_name_the_field_and_allowed_values(overrides, field, allowed):
@@ -53,6 +54,12 @@ def test_uri_lakes_are_kept_as_uris():
     assert load_settings(env={}, lake="s3a://bucket/setlist/").lake == "s3a://bucket/setlist"
     with pytest.raises(ConfigError, match=r"^lake: must be a path or a URI"):
         load_settings(env={}, lake="  ")
+
+
+def test_a_lake_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "lake.csv").write_text("not a lake\n")
+    with pytest.raises(ConfigError, match=r"^lake: must be a folder or a URI .* got the file '.*lake\.csv'"):
+        load_settings(env={}, lake=str(tmp_path / "lake.csv"))
 
 
 def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch):
