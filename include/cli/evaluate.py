@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from include.core import tables
+from include.core.commands import CommandExit, invoke
 from include.core.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
 from include.lake import jobs
 from include.lake.spark import cached
@@ -220,13 +221,9 @@ def run(options: dict[str, Any]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``setlist evaluate``: the exit code (2 for an invalid argument, with one line naming it)."""
     try:
-        args = list(sys.argv[1:] if argv is None else argv)
-        return int(command.main(args=args, prog_name="setlist evaluate", standalone_mode=False) or 0)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        return int(invoke(command, argv, "setlist evaluate") or 0)
+    except CommandExit as exc:
+        return exc.code
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import click
 from include.cli import evaluate
 from include.cli.output import FORMATS, print_rows
 from include.core import log as setlist_log
+from include.core.commands import CommandExit, invoke
 from include.core.config import RANGES, ConfigError, Settings, check_range, load_settings, parse_run_date
 from include.orchestration import airflow_run
 from include.orchestration.dag_spec import TRAIN_POLICIES
@@ -292,12 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(cli.main(args=args, prog_name="setlist", standalone_mode=False) or 0)
-    except click.exceptions.Exit as exc:  # --help
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        return int(invoke(cli, args, "setlist") or 0)
+    except CommandExit as exc:
+        return exc.code
     except click.Abort:
         return 130
     except (ConfigError, MissingJarsError) as exc:

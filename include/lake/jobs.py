@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 from dataclasses import dataclass
 
+from include.core.commands import CommandExit, invoke
 from include.core.config import MODEL_SETTINGS, ConfigError, Settings, load_settings, parse_run_date
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,9 @@ def main(
     the session starts and the job reads its input.
     """
     try:
-        args = list(sys.argv[1:] if argv is None else argv)
-        options = command(step, description, model_args).main(args=args, prog_name=step, standalone_mode=False)
-    except click.exceptions.Exit as exc:  # --help
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE
+        options = invoke(command(step, description, model_args), argv, step)
+    except CommandExit as exc:
+        return exc.code
 
     def body() -> None:
         ctx = context(step, options)
