@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars browser blas demo test test-unit lint bench bench-quality clean sql-server explorer airflow
+.PHONY: setup venv jars browser postgres blas demo test test-unit lint bench bench-quality clean sql-server explorer airflow
 
 setup: venv jars
 
@@ -18,6 +18,7 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	rm -rf setlist.egg-info  # a build by-product: beside the installed metadata it loads the Airflow plugin twice
 	touch $@
 
 # Delta's JVM jars, resolved once by Maven into .jars/ (ignored); Spark gets them through spark.jars.
@@ -43,6 +44,12 @@ browser:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
+# Debian's PostgreSQL server for the e2e tier (Airflow's metadata database there; SQLite stays the default).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+
 # Debian's OpenBLAS as the libblas.so.3 / liblapack.so.3 Spark's ALS looks for (optional): at rank 50 it fits
 # about a quarter faster than the Java fallback, at the default rank 20 it is no faster (BENCHMARKS.md).
 blas:
@@ -55,7 +62,7 @@ demo: setup
 	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
 	$(BIN)/setlist sql --engine duckdb --lake $(LAKE) "$$(cat include/serving/sql/demo_top10.sql)"
 
-test: setup browser lint
+test: setup browser postgres lint
 	$(BIN)/pytest
 
 test-unit: setup

@@ -85,3 +85,62 @@ def screenshot(driver: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """Debian's PostgreSQL server (``make postgres``) in a throwaway data directory on a loopback port, with a
+    generated password (SCRAM) and an ``airflow`` database; yields its SQLAlchemy URL, stops and removes it all.
+    PostgreSQL refuses to run as root, so as root its commands run as the ``postgres`` system user."""
+    import secrets
+    import shutil
+
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    assert bins, "PostgreSQL server binaries missing: run `make postgres`"
+    bin_dir = bins[-1].parent
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="setlist-postgres-"))
+    password, port = secrets.token_urlsafe(24), free_port()
+    (root / "pw").write_text(password)
+    if as_owner:
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pw", "postgres")
+    (root / "pw").chmod(0o600)
+
+    def run(*argv: str) -> None:
+        done = subprocess.run([*as_owner, *argv], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    data, pwfile = str(root / "data"), str(root / "pw")
+    run(str(bin_dir / "initdb"), "-D", data, "-U", "setlist", "--auth=scram-sha-256", f"--pwfile={pwfile}")
+    settings = ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]  # loopback only; a throwaway cluster
+    server = subprocess.Popen(
+        [*as_owner, str(bin_dir / "postgres"), "-D", data, "-p", str(port), "-k", str(root), *settings],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        env = {**os.environ, "PGPASSWORD": password}
+        deadline = time.monotonic() + 60
+        address = ["-h", "127.0.0.1", "-p", str(port)]
+        while subprocess.run([str(bin_dir / "pg_isready"), *address], env=env, capture_output=True).returncode:
+            assert server.poll() is None and time.monotonic() < deadline, "PostgreSQL did not start"
+            time.sleep(0.2)
+        created = subprocess.run(
+            [str(bin_dir / "createdb"), *address, "-U", "setlist", "airflow"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert created.returncode == 0, created.stderr
+        yield f"postgresql+psycopg2://setlist:{password}@127.0.0.1:{port}/airflow"
+    finally:
+        server.terminate()  # SIGTERM: PostgreSQL's smart shutdown; its sessions are gone by now
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(root, ignore_errors=True)

@@ -22,7 +22,15 @@ from include.cli import evaluate
 from include.cli.output import FORMATS, print_rows
 from include.core import log as setlist_log
 from include.core.commands import CommandExit, invoke
-from include.core.config import RANGES, ConfigError, Settings, check_range, load_settings, parse_run_date
+from include.core.config import (
+    PROJECT_ROOT,
+    RANGES,
+    ConfigError,
+    Settings,
+    check_range,
+    load_settings,
+    parse_run_date,
+)
 from include.orchestration import airflow_run
 from include.orchestration.dag_spec import TRAIN_POLICIES
 
@@ -135,9 +143,9 @@ def run(lake: str | None, dates_: tuple[str, ...], more_dates: tuple[str, ...], 
     for day in dates:
         # Like a backfill, several dates train once: on the newest one (--train overrides for all dates).
         policy = train or ("auto" if day == max(dates) else "never")
-        # the logical date a scheduled run of the day has (the day at the nightly hour), so a later backfill
-        # or scheduled run sees this run as the day's run
-        logical = f"{day.isoformat()}T{settings.nightly_hour:02d}:00:00+00:00"
+        # the logical date a scheduled run of the day has (its midnight), so a later backfill or scheduled run
+        # sees this run as the day's run
+        logical = f"{day.isoformat()}T00:00:00+00:00"
         runs.append(f"{logical}=" + json.dumps({"run_date": day.isoformat(), "train": policy}))
     log.info("lake %s; Airflow home %s", settings.lake, airflow_home())
     span = dates[0].isoformat() + (f"_{dates[-1].isoformat()}" if len(dates) > 1 else "")
@@ -225,10 +233,16 @@ def _port(default: int) -> Callable[[Callable[..., int]], Callable[..., int]]:
 @cli.command("sql-server", help="serve the lake tables over JDBC/ODBC (Spark Thrift server, loopback, login)")
 @LAKE
 @_port(10000)
-def sql_server_command(lake: str | None, port: int) -> int:
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="address to listen on; another only inside a container whose port is published on loopback",
+)
+def sql_server_command(lake: str | None, port: int, host: str) -> int:
     from include.serving import sql_server
 
-    sql_server.serve(load_settings(lake=lake), port)
+    sql_server.serve(load_settings(lake=lake), port, host)
     return 0
 
 
@@ -239,6 +253,19 @@ def spark_server_command(lake: str | None, port: int) -> int:
     from include.orchestration import spark_server
 
     return spark_server.serve(load_settings(lake=lake), port)
+
+
+@cli.command("spark-cluster", help="a Spark standalone master and workers on this machine (loopback, shared secret)")
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option("--worker-cores", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--worker-memory", default="2g", show_default=True, help="each worker's memory for executors")
+@click.option("--dir", "root", default=str(PROJECT_ROOT / ".build" / "spark-cluster"), show_default=True,
+              help="logs and the workers' work directories")  # fmt: skip
+@_port(7077)
+def spark_cluster_command(workers: int, worker_cores: int, worker_memory: str, root: str, port: int) -> int:
+    from include.orchestration import spark_cluster
+
+    return spark_cluster.serve(Path(root), workers, worker_cores, worker_memory, port)
 
 
 @cli.command("airflow", help="Airflow's UI/API server, scheduler and DAG processor (loopback, login)")

@@ -12,9 +12,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast, get_args
+from urllib.parse import urlsplit
 
 import annotated_types
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,10 @@ TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
 WordBool = Annotated[bool, BeforeValidator(_word_bool)]
 
 
+# SQLAlchemy URLs Airflow's metadata database may have (PostgreSQL through psycopg2, or SQLite).
+AIRFLOW_DB_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
+
+
 class Settings(BaseSettings):
     """Typed, frozen settings for every Setlist job, command and DAG: ``SETLIST_<FIELD>`` environment variables,
     then explicit values. Ranges and choices are declared here; :data:`RANGES` and the DAG's params read them."""
@@ -97,6 +102,8 @@ class Settings(BaseSettings):
     tune_seconds: int = Field(0, ge=0, le=86_400)  # time budget of the hyperparameter search (0: none)
     promotion_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # how much (relative) worse than the champion
     dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
+    # Airflow's metadata database; unset: SQLite under AIRFLOW_HOME. A secret: never shown, never logged.
+    airflow_db_url: SecretStr | None = None
 
     @field_validator("lake", mode="after")
     @classmethod
@@ -108,6 +115,15 @@ class Settings(BaseSettings):
     def _remote(cls, value: str) -> str:
         if value and not value.startswith("sc://"):
             raise ValueError(f"must be a Spark Connect URL such as sc://localhost:15002, got {value!r}")
+        return value
+
+    @field_validator("airflow_db_url", mode="after")
+    @classmethod
+    def _db_url(cls, value: SecretStr | None) -> SecretStr | None:
+        scheme = urlsplit(value.get_secret_value()).scheme if value else ""
+        if value and scheme not in AIRFLOW_DB_SCHEMES:  # the scheme only: the URL holds a password
+            allowed = ", ".join(f"{s}://" for s in AIRFLOW_DB_SCHEMES)
+            raise ValueError(f"must be a URL starting with one of {allowed}; got scheme {scheme!r}")
         return value
 
     @property

@@ -1,2 +1,4 @@
-"""Orchestration: Airflow. The DAGs' specification (jobs, params, assets), the Spark job operator, the Airflow
-environment and servers, programmatic DAG runs and the run log. May import every layer below it."""
+"""Orchestration: Airflow and the processes the DAG runs on. The DAGs' specification (jobs, params, assets) and
+calendar-day timetable, the Spark job operator, the Airflow environment and servers, the warm Spark (Connect
+server) and a one-machine Spark standalone cluster, programmatic DAG runs and the run log. May import every
+layer below it."""

@@ -1,4 +1,5 @@
-"""The environment in which Setlist runs Airflow and spark-submit with embedded defaults (SQLite, local[*]).
+"""The environment in which Setlist runs Airflow and spark-submit with embedded defaults (SQLite, local[*]);
+``SETLIST_AIRFLOW_DB_URL`` points Airflow at PostgreSQL instead.
 
 Reads settings and the current environment; writes nothing. Values already set by the user win, so
 a PostgreSQL metadata database or a real Spark master is configuration only.
@@ -46,11 +47,13 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
     if spec and spec.submodule_search_locations:
         # spark-submit locates its jars through SPARK_HOME; pip's pyspark is a complete Spark home.
         defaults["SPARK_HOME"] = spec.submodule_search_locations[0]
-    if settings.spark_master.startswith("local"):
-        defaults["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local driver listens on loopback only
+    if settings.spark_master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:")):
+        defaults["SPARK_LOCAL_IP"] = "127.0.0.1"  # a driver of a loopback master listens on loopback only
     for key, value in defaults.items():
         if not env.get(key):
             env[key] = value
+    if settings.airflow_db_url:  # Setlist's own setting wins over an inherited Airflow variable
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = settings.airflow_db_url.get_secret_value()
     env["SETLIST_LAKE"] = settings.lake
     env["SETLIST_JARS_DIR"] = settings.jars_dir
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # spark-submit from this venv

@@ -157,11 +157,11 @@ def should_train(policy: str, run_date: dt.date, runs_on: Callable[[dt.datetime]
 
 
 def nightly_schedule(settings: Settings) -> Any:
-    """Each day's run starts at ``nightly_hour`` UTC on the next day; its logical date is the day itself
-    (the start of its data interval), so the run processes the day that has just ended."""
-    from airflow.timetables.interval import CronDataIntervalTimetable
+    """One run per UTC calendar day, started at ``nightly_hour`` UTC on the next day; its logical date is the
+    day's midnight, so a backfill's dates are the days it runs (``include/orchestration/timetable.py``)."""
+    from include.orchestration.timetable import CalendarDayTimetable
 
-    return CronDataIntervalTimetable(f"0 {settings.nightly_hour} * * *", timezone="UTC")
+    return CalendarDayTimetable(settings.nightly_hour)
 
 
 def run_date_of(params: Mapping[str, Any], logical_date: dt.datetime | None) -> str:
@@ -185,7 +185,8 @@ def train_gate(context: Mapping[str, Any]) -> bool:
     run_date = parse_run_date(context["ti"].xcom_pull(task_ids=RUN_DATE_TASK), "run_date")
 
     def runs_on(day: dt.datetime) -> int:
-        # the logical date of a scheduled or backfill run is the day at the nightly hour, of `dags test` midnight
+        # a run's logical date is the day's midnight; runs made before the calendar-day timetable have it at the
+        # nightly hour, and they still count
         when = sorted({day, day + dt.timedelta(hours=load_settings().nightly_hour)})
         return int(context["ti"].get_dr_count(dag_id=DAG_ID, logical_dates=when))
 

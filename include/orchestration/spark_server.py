@@ -61,6 +61,10 @@ def server_command(settings: Settings, port: int) -> list[str]:
     spark_submit = str(Path(sys.executable).parent / "spark-submit")
     cmd = [spark_submit, "--master", settings.spark_master, "--class", SERVER_CLASS, "--name", "setlist-spark"]
     cmd += ["--driver-memory", settings.driver_memory]
+    from include.orchestration import spark_cluster
+
+    if properties := spark_cluster.driver_properties(settings.spark_master):  # a cluster started by Setlist
+        cmd += ["--properties-file", str(properties)]
     for key, value in conf.items():
         if key != "spark.driver.memory":
             cmd += ["--conf", f"{key}={value}"]
@@ -114,7 +118,7 @@ PR_SET_PDEATHSIG = 1
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
-def _stop_with_parent() -> None:
+def stop_with_parent() -> None:
     """In the server's process, before it runs Java: the kernel sends it SIGTERM when the process that
     started it dies, even by SIGKILL, so a killed ``setlist run`` or test run leaves no warm Spark behind
     (the server has a process group of its own, so the parent's group signals do not reach it). The
@@ -144,7 +148,7 @@ def spawn(
             stderr=out,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_stop_with_parent,
+            preexec_fn=stop_with_parent,
         )
     return Server(proc, port, secret, log_file)
 

@@ -1,5 +1,6 @@
-"""The e2e lake: two generated days (one with bad lines) run through Airflow once per test session, then
-shared by the tests of the pipeline's output and of the explorer."""
+"""The e2e lake: three generated days (one with bad lines), the first run through Airflow once per test
+session, then shared by the tests of the pipeline's output and of the explorer; Airflow's metadata in a real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +24,22 @@ BAD_LINE = "ev_bad_1,user_000001,trk_0000001,not-a-time,100,false,false,\n"
 SHORT_LINE = "ev_bad_2,user_000001\n"
 
 
-def setlist(*args: str) -> subprocess.CompletedProcess[str]:
+def setlist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = str(Path(sys.executable).parent / "setlist")
-    return subprocess.run([exe, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=1500)
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=env or os.environ.copy(), timeout=1500)
 
 
 @pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str]) -> str:
+def postgres_url() -> Iterator[str]:
+    """One real PostgreSQL server for the e2e tier (Airflow's metadata database); stopped at the end."""
+    with servers.postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str], postgres_url: str) -> str:
+    """Its first day runs through ``setlist run`` with Airflow's metadata in PostgreSQL, where the scheduler of
+    the ``airflow`` fixture finds that run later."""
     root = tmp_path_factory.mktemp("e2e-lake")
     # three days land; `setlist run` processes the first, the backfill test all three
     generate(
@@ -38,7 +50,9 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str])
     day1 = root / "landing" / "interactions" / f"date={DAYS[0]}" / "part-00000.csv"
     with open(day1, "a", encoding="utf-8") as fh:
         fh.write(BAD_LINE + SHORT_LINE)
-    result = setlist("run", "--lake", str(root), "--date", *DAYS)
+    result = setlist(
+        "run", "--lake", str(root), "--date", *DAYS, env={**os.environ, "SETLIST_AIRFLOW_DB_URL": postgres_url}
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"newest_day {DAYS[0]}: train (train=auto: no newer run)" in result.stdout
     # progress comes from the events of the run itself, its Airflow tasks and its spark-submitted jobs
@@ -50,9 +64,10 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str])
 
 
 @pytest.fixture(scope="session")
-def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str]):
-    """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake. Clock-driven
-    runs are off (``use_job_schedule``): only the tests' backfills and triggers run."""
+def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str], postgres_url: str):
+    """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake, with their
+    metadata in PostgreSQL (``SETLIST_AIRFLOW_DB_URL``), as the lake's ``setlist run`` had.
+    Clock-driven runs are off (``use_job_schedule``): only the tests' backfills and triggers run."""
     from include.core.config import load_settings
     from include.orchestration import airflow_server
 
@@ -60,6 +75,7 @@ def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: d
     port = servers.free_port()
     env = {
         "SETLIST_AIRFLOW_PASSWORD": password,
+        "SETLIST_AIRFLOW_DB_URL": postgres_url,
         "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("config")),
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
@@ -69,7 +85,12 @@ def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: d
     try:
         url = f"http://127.0.0.1:{port}"
         servers.wait_for_http(url + "/api/v2/monitor/health", procs[0], timeout_s=180)
-        yield {"url": url, "port": port, "api": airflow_server.RestClient(url, password), "password": password}
+        api = airflow_server.RestClient(url, password)
+        deadline = time.monotonic() + 180
+        while not api.call("GET", "/api/v2/dags?dag_id_pattern=setlist_nightly")["dags"]:  # a new database
+            assert time.monotonic() < deadline, "the DAG processor did not register setlist_nightly in 180 s"
+            time.sleep(2)
+        yield {"url": url, "port": port, "api": api, "password": password, "db": postgres_url}
     finally:
         airflow_server.stop(procs)
         for k, v in saved.items():

@@ -5,11 +5,13 @@ the UI in chromium, and refused triggers."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from pyspark.sql import functions as F
@@ -18,56 +20,25 @@ from pyspark.testing import assertDataFrameEqual
 from include.core import tables
 from include.core.config import load_settings
 from include.lake import delta_io
-from include.orchestration.airflow_env import airflow_env
+from include.orchestration.airflow_env import airflow_env, airflow_home
 from include.orchestration.dag_spec import DAG_ID
 from tests import servers
+from tests.e2e.checks import (
+    AUDIT_COLUMNS,
+    assert_accounting_balances,
+    assert_k_unplayed_tracks_per_active_user,
+    assert_unchanged,
+    read,
+    snapshot,
+)
 from tests.e2e.conftest import BACKFILL_DAYS, DAYS, K, setlist
 
 pytestmark = pytest.mark.e2e
 
-AUDIT_COLUMNS = {
-    "_ingested_at",
-    "run_id",
-    "generated_at",
-    "trained_at",
-    "fit_seconds",
-    "validated_at",
-    "evaluated_at",
-    "duration_seconds",
-    "rows_per_second",
-    "trials",
-}
-
-
-def read(spark, table: tables.Table, lake: str):
-    return spark.read.format("delta").load(table.path(lake))
-
-
-def snapshot(spark, lake: str) -> dict[str, list]:
-    out = {}
-    for table in tables.ALL_TABLES:
-        if not delta_io.exists(spark, table, lake):  # ops.run_log exists only after a failure
-            continue
-        df = read(spark, table, lake)
-        out[table.sql_name] = df.select(*[c for c in df.columns if c not in AUDIT_COLUMNS]).collect()
-    return out
-
 
 def test_every_active_user_gets_k_unplayed_tracks_with_raw_ids(spark, lake):
     for day in DAYS:
-        recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake).where(F.col("run_date") == day).collect()
-        aff = read(spark, tables.GOLD_AFFINITY, lake).where(F.col("as_of_date") == day).collect()
-        active = {r["user_id"] for r in aff}
-        seen = {(r["user_id"], r["track_id"]) for r in aff}
-        by_user: dict[str, list[int]] = {}
-        for r in recs:
-            assert (r["user_id"], r["track_id"]) not in seen
-            assert r["user_id"].startswith("user_") and r["track_id"].startswith("trk_")
-            assert r["source"] in ("als", "content", "popular")
-            by_user.setdefault(r["user_id"], []).append(r["rank"])
-        assert set(by_user) == active and len(active) > 30
-        assert all(sorted(ranks) == list(range(1, K + 1)) for ranks in by_user.values())
-        assert any(r["source"] == "als" and r["model_version"] for r in recs)
+        assert_k_unplayed_tracks_per_active_user(spark, lake, day, K)
 
 
 def test_the_nightly_run_evaluates_its_model_beside_the_baselines_and_promotes_the_first(spark, lake):
@@ -95,9 +66,7 @@ def test_bad_lines_are_kept_in_bronze_and_quarantined_in_silver(spark, lake):
     reasons = sorted(r["reasons"].split(",")[0] for r in q)
     assert reasons == ["malformed_row", "played_at_invalid"]
     assert all(r["source_row"] and r["source_file"].endswith(".csv") for r in q)
-    counts = read(spark, tables.OPS_LAYER_COUNTS, lake).where("source = 'interactions'").collect()
-    for c in counts:
-        assert c["rows_in"] == c["rows_out"] + c["quarantined"] + c["duplicates"]
+    counts = assert_accounting_balances(spark, lake)
     day1 = next(c for c in counts if c["run_date"] == DAYS[0])
     assert day1["quarantined"] == 2 and day1["duplicates"] > 0
     assert read(spark, tables.SILVER_INTERACTIONS, lake).groupBy("event_id").count().where("count > 1").count() == 0
@@ -138,28 +107,29 @@ def wait_for_backfill(api, backfill_id: int, timeout_s: float = 1500) -> list[di
     return sorted(runs, key=lambda r: r["logical_date"])
 
 
-def test_a_rest_api_backfill_runs_each_missing_day_once_and_repeating_it_changes_nothing(spark, lake, airflow):
-    """Three days through the real scheduler: the first already has its run (`setlist run`), so the backfill
-    runs the other two; training runs once, for the newest day (train=auto)."""
+def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing(spark, lake, airflow):
+    """Three days through the real scheduler on PostgreSQL: the first already has its run (`setlist run`), so
+    the backfill runs the other two; training runs once, for the newest day (train=auto)."""
     api = airflow["api"]
     before = rows_by_day(spark, lake, DAYS)
     before_runs = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    # Logical dates are each day at the nightly hour (02:00 UTC), so the range ends after the last day's.
+    # A run's logical date is its calendar day's midnight, so midnight bounds name the first and the last day.
     request = {
         "dag_id": DAG_ID,
         "from_date": f"{BACKFILL_DAYS[0]}T00:00:00Z",
-        "to_date": f"{BACKFILL_DAYS[-1]}T23:59:59Z",
+        "to_date": f"{BACKFILL_DAYS[-1]}T00:00:00Z",
         "max_active_runs": 1,
     }
     backfill = api.call("POST", "/api/v2/backfills", request)
     runs = wait_for_backfill(api, backfill["id"])
     new_days = BACKFILL_DAYS[len(DAYS) :]
-    assert [(r["logical_date"][:10], r["state"]) for r in runs] == [(d, "success") for d in new_days]
+    assert [(r["logical_date"][:19], r["state"]) for r in runs] == [(f"{d}T00:00:00", "success") for d in new_days]
+    assert runs_per_day(airflow["db"]) == dict.fromkeys(BACKFILL_DAYS, 1)
 
     after = rows_by_day(spark, lake, DAYS)
     for name in before:  # the day that had its run is untouched
-        assertDataFrameEqual(after[name], before[name], checkRowOrder=False), name
+        assertDataFrameEqual(after[name], before[name], checkRowOrder=False)
     silver = read(spark, tables.SILVER_INTERACTIONS, lake)
     assert sorted(r[0] for r in silver.select("run_date").distinct().collect()) == list(BACKFILL_DAYS)
     assert silver.groupBy("event_id").count().where("count > 1").count() == 0
@@ -186,12 +156,36 @@ def test_a_rest_api_backfill_runs_each_missing_day_once_and_repeating_it_changes
         (r["dag_run_id"], r["state"]) for r in runs
     ]
     assert_unchanged(snapshot(spark, lake), everything)
+    assert runs_per_day(airflow["db"]) == dict.fromkeys(BACKFILL_DAYS, 1)
+    logs = [p for p in Path(airflow_home()).rglob("*") if p.is_file()]
+    password = urlsplit(airflow["db"]).password
+    assert logs and password and not [p for p in logs if password.encode() in p.read_bytes()]
+
+    # 1 to 3 February as the CLI's dry run plans it: three calendar days, at midnight.
+    dry = subprocess.run(
+        [*cli[:5], "--from-date", "2026-02-01T00:00:00Z", "--to-date", "2026-02-03T00:00:00Z", "--dry-run"],
+        env=airflow_env(load_settings(lake=lake)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    planned = re.findall(r"\| (2026-\d\d-\d\d \d\d:\d\d:\d\d)\+00:00", dry.stdout)
+    assert planned == [f"2026-02-0{d} 00:00:00" for d in (1, 2, 3)], dry.stdout[-2000:]
 
 
-def assert_unchanged(now: dict[str, list], before: dict[str, list]) -> None:
-    assert now.keys() == before.keys()
-    for name, rows in now.items():
-        assertDataFrameEqual(rows, before[name], checkRowOrder=False), name
+def runs_per_day(db_url: str) -> dict[str, int]:
+    """The nightly DAG's runs per logical day, read from Airflow's PostgreSQL database itself."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(db_url)
+    query = "SELECT logical_date FROM dag_run WHERE dag_id = :dag"
+    try:
+        with engine.connect() as db:
+            days = [d.date().isoformat() for (d,) in db.execute(sqlalchemy.text(query), {"dag": DAG_ID})]
+    finally:
+        engine.dispose()
+    return {d: days.count(d) for d in sorted(set(days))}
 
 
 def test_keys_are_stable_across_days(spark, lake):  # after the backfill added two days
@@ -237,7 +231,17 @@ def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark
         browser.find_element(By.NAME, "password").send_keys(airflow["password"], Keys.ENTER)
         wait.until(lambda b: "/auth/login" not in b.current_url)
         browser.get(f"{url}/dags/{DAG_ID}")
-        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label='Trigger Dag']"))).click()
+        trigger = (By.CSS_SELECTOR, "button[aria-label='Trigger Dag']")
+        # The Backfill form, 1 to 3 February picked at midnight: the dry run it shows plans three runs.
+        wait.until(ec.element_to_be_clickable(trigger)).click()
+        wait.until(ec.element_to_be_clickable((By.XPATH, "//*[text()='Backfill']"))).click()
+        for field, date in enumerate(("2026/02/01", "2026/02/03")):
+            pick_date_and_time(browser, wait, field, date, "00:00")
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "3 runs will be triggered."))
+        [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Cancel"][-1].click()
+
+        wait.until(ec.element_to_be_clickable(trigger)).click()
+        wait.until(ec.element_to_be_clickable((By.XPATH, "//*[text()='Single Run']"))).click()
         wait.until(ec.presence_of_element_located((By.NAME, "element_run_date"))).send_keys("11032026")
         train = browser.find_element(By.NAME, "element_train").find_element(By.XPATH, "preceding::input[1]")
         train.click()
@@ -266,6 +270,28 @@ def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "recommend"))
         assert servers.screenshot(browser, "airflow-triggered-run").stat().st_size > 10_000
     assert_unchanged(snapshot(spark, lake), before)
+
+
+def pick_date_and_time(browser, wait, field: int, date: str, time_of_day: str) -> None:
+    """Fill Airflow's date-time picker number ``field`` of the open form (its popover has a date and a time box)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.find_elements(By.CSS_SELECTOR, "[data-testid='datetime-input']")[field].click()
+
+    def shown(placeholder: str):
+        boxes = browser.find_elements(By.CSS_SELECTOR, f"input[placeholder='{placeholder}']")
+        return next((b for b in boxes if b.is_displayed()), None)
+
+    day = wait.until(lambda _: shown("YYYY/MM/DD"))
+    day.send_keys(Keys.CONTROL, "a")
+    day.send_keys(date)
+    clock = shown("HH:mm")
+    clock.send_keys(Keys.CONTROL, "a")  # the To field fills in 23:59 once a date is picked
+    clock.send_keys(time_of_day, Keys.TAB)
+    clock.send_keys(Keys.ESCAPE)
+    wanted = dt.datetime.strptime(f"{date} {time_of_day}", "%Y/%m/%d %H:%M").strftime("%b %d, %Y %H:%M")
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "[data-testid='datetime-input']")[field].text == wanted)
 
 
 def test_invalid_params_and_runs_without_a_date_are_refused_with_the_field_named(spark, lake, airflow):

@@ -74,3 +74,16 @@ def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch):
 def test_biases_setting_accepts_true_and_false_words():
     assert load_settings(env={"SETLIST_ALS_BIASES": "no"}).als_biases is False
     assert load_settings(env={}, als_biases="TRUE").als_biases is True
+
+
+def test_the_airflow_database_url_is_a_secret_checked_by_scheme_only():
+    url = "postgresql+psycopg2://airflow:s3cret-pw@127.0.0.1:5432/airflow"
+    settings = load_settings(env={"SETLIST_AIRFLOW_DB_URL": url})
+    assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings.model_dump())
+    assert settings.with_overrides(rank=5).airflow_db_url.get_secret_value() == url
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env={"SETLIST_AIRFLOW_DB_URL": "mysql://airflow:s3cret-pw@db/airflow"})
+    assert str(refused.value) == (
+        "airflow_db_url: must be a URL starting with one of postgresql://, postgresql+psycopg2://, sqlite://;"
+        " got scheme 'mysql'"
+    )

@@ -168,17 +168,9 @@ def test_training_gate_skips_a_day_that_a_newer_run_supersedes():
         should_train("sometimes", day, runs_on)
 
 
-def test_nightly_run_of_a_day_starts_at_the_configured_hour_of_the_next(dagbag, monkeypatch):
+def test_a_nightly_hour_outside_the_day_is_refused_by_name(monkeypatch):
     from include.core.config import load_settings
-    from include.orchestration.dag_spec import nightly_schedule
 
-    timetable = dagbag.dags[DAG_ID].timetable
-    assert timetable.summary == "0 2 * * *" and not dagbag.dags[DAG_ID].catchup
-    monkeypatch.setenv("SETLIST_NIGHTLY_HOUR", "5")
-    hourly = nightly_schedule(load_settings())
-    day = dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
-    interval = hourly.infer_manual_data_interval(run_after=day)
-    assert (interval.start, interval.end) == (day - dt.timedelta(days=1), day)  # the 2nd at 05:00 runs the 1st
     monkeypatch.setenv("SETLIST_NIGHTLY_HOUR", "24")
     with pytest.raises(ConfigError, match="nightly_hour: must be between 0 and 23, got 24"):
         load_settings()

@@ -1,0 +1,194 @@
+"""A Spark standalone cluster on one machine (``setlist spark-cluster``): a master and N workers from pyspark's
+own ``bin/spark-class``, all on 127.0.0.1, for trying the multi-machine path without more machines.
+
+Each worker has its own cores, memory and work directory. The cluster requires Spark's shared-secret
+authentication (``spark.authenticate``): the secret is ``SETLIST_SPARK_CLUSTER_SECRET``, else generated once
+and stored outside the repository like the other servers' passwords; it reaches the master and the workers
+through the environment (``_SPARK_AUTH_SECRET``) and the warm Spark that drives it
+(``SETLIST_SPARK_MASTER=spark://127.0.0.1:PORT``) through a properties file (:func:`driver_properties`), never
+a command line.
+
+Reads settings; writes each process's log and the workers' directories under ``root``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from include.core import credentials
+from include.core.config import check_range
+from include.orchestration.spark_server import free_port, stop_with_parent
+
+log = logging.getLogger(__name__)
+
+SECRET_VAR = "SETLIST_SPARK_CLUSTER_SECRET"
+SPARK_SECRET_ENV = "_SPARK_AUTH_SECRET"  # where Spark's SecurityManager reads the shared secret
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+DEFAULT_PORT = 7077
+START_TIMEOUT_S = 120.0
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def secret() -> str:
+    """The cluster's shared secret: the environment's, else generated once and stored (shown once)."""
+    return credentials.password("spark-cluster", SECRET_VAR)
+
+
+def is_local_cluster(master: str) -> bool:
+    return master.startswith(("spark://127.0.0.1:", "spark://localhost:"))
+
+
+def driver_properties(master: str) -> Path | None:
+    """For a driver on a cluster started here (a loopback ``spark://`` master): a properties file (mode 600,
+    outside the repository) that turns authentication on with the cluster's secret; None for other masters.
+    A file, not ``--conf``: a command line is visible to every user of the machine."""
+    if not is_local_cluster(master):
+        return None
+    path = credentials.password_file("spark-cluster").with_name("spark-cluster-driver.properties")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"spark.authenticate true\nspark.authenticate.secret {secret()}\n")
+    return path
+
+
+@dataclass
+class Cluster:
+    """A running cluster: its processes (each a process group of its own), master URL and web UI ports."""
+
+    master_port: int
+    master_ui_port: int
+    worker_ui_ports: list[int]
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://127.0.0.1:{self.master_port}"
+
+    def status(self, port: int | None = None) -> dict[str, Any]:
+        """The JSON status of the master (default) or of a worker's web UI."""
+        url = f"http://127.0.0.1:{port or self.master_ui_port}/json/"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+
+def _env(cluster_secret: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "SPARK_HOME": str(spark_home()),
+            "SPARK_LOCAL_IP": "127.0.0.1",  # RPC and web UIs on loopback only
+            SPARK_SECRET_ENV: cluster_secret,
+            # every daemon requires the secret; the master's and workers' REST submission servers stay off
+            "SPARK_DAEMON_JAVA_OPTS": "-Dspark.authenticate=true -Dspark.master.rest.enabled=false",
+        }
+    )
+    return env
+
+
+def _spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    with open(log_file, "ab") as out:
+        return subprocess.Popen(
+            [str(spark_home() / "bin" / "spark-class"), *argv],
+            env=env,
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=stop_with_parent,
+        )
+
+
+def start(
+    root: Path,
+    workers: int = 2,
+    cores: int = 1,
+    memory: str = "2g",
+    port: int | None = None,
+    cluster_secret: str | None = None,
+) -> Cluster:
+    """Start the master and ``workers`` workers and wait until every worker is registered and alive."""
+    check_range("--workers", workers, 1, 16)
+    check_range("--worker-cores", cores, 1, os.cpu_count() or 1)
+    port = port or free_port()
+    check_range("--port", port, 1024, 65535)
+    env = _env(cluster_secret or secret())
+    root.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(port, free_port(), [free_port() for _ in range(workers)])
+    master = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", str(cluster.master_ui_port)]
+    cluster.procs.append(_spawn([MASTER_CLASS, *master], env, root / "master.log"))
+    try:
+        for i, ui_port in enumerate(cluster.worker_ui_ports):
+            work = root / f"worker-{i}"
+            work.mkdir(exist_ok=True)
+            argv = [WORKER_CLASS, "--host", "127.0.0.1", "--cores", str(cores), "--memory", memory]
+            argv += ["--work-dir", str(work), "--webui-port", str(ui_port), cluster.master_url]
+            cluster.procs.append(_spawn(argv, env, root / f"worker-{i}.log"))
+        _wait_for_workers(cluster, workers, root)
+    except BaseException:
+        stop(cluster)
+        raise
+    return cluster
+
+
+def _wait_for_workers(cluster: Cluster, count: int, root: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            alive = [w for w in cluster.status().get("workers", []) if w.get("state") == "ALIVE"]
+            if len(alive) >= count:
+                return
+        except OSError:
+            pass
+        dead = [p for p in cluster.procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            raise RuntimeError(f"the Spark cluster did not start; see the logs in {root}")
+        time.sleep(0.5)
+
+
+def stop(cluster: Cluster) -> None:
+    """SIGTERM to every process group (workers first, their executors with them), SIGKILL if one stays."""
+    for proc in reversed(cluster.procs):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in cluster.procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def serve(root: Path, workers: int, cores: int, memory: str, port: int = DEFAULT_PORT) -> int:
+    """``setlist spark-cluster``: run the cluster in the foreground until SIGINT or SIGTERM."""
+    cluster = start(root, workers, cores, memory, port)
+    log.info("Spark cluster at %s: %d workers x %d cores x %s", cluster.master_url, workers, cores, memory)
+    log.info("  master UI http://127.0.0.1:%d/; logs and work dirs in %s", cluster.master_ui_port, root)
+    log.info("  use it: SETLIST_SPARK_MASTER=%s (secret: %s); Ctrl-C stops it", cluster.master_url, SECRET_VAR)
+    stopping = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    while not stopping and all(p.poll() is None for p in cluster.procs):
+        time.sleep(1.0)
+    stop(cluster)
+    return 0 if stopping else 1

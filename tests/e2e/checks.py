@@ -1,0 +1,70 @@
+"""Checks the e2e tests share: a lake's tables read back, compared across runs, and the gold contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from include.core import tables
+from include.lake import delta_io
+
+AUDIT_COLUMNS = {
+    "_ingested_at",
+    "run_id",
+    "generated_at",
+    "trained_at",
+    "fit_seconds",
+    "validated_at",
+    "evaluated_at",
+    "duration_seconds",
+    "rows_per_second",
+    "trials",
+}
+
+
+def read(spark: Any, table: tables.Table, lake: str) -> Any:
+    return spark.read.format("delta").load(table.path(lake))
+
+
+def snapshot(spark: Any, lake: str) -> dict[str, list]:
+    out = {}
+    for table in tables.ALL_TABLES:
+        if not delta_io.exists(spark, table, lake):  # ops.run_log exists only after a failure
+            continue
+        df = read(spark, table, lake)
+        out[table.sql_name] = df.select(*[c for c in df.columns if c not in AUDIT_COLUMNS]).collect()
+    return out
+
+
+def assert_unchanged(now: dict[str, list], before: dict[str, list]) -> None:
+    assert now.keys() == before.keys()
+    for name, rows in now.items():
+        assertDataFrameEqual(rows, before[name], checkRowOrder=False)
+
+
+def assert_k_unplayed_tracks_per_active_user(spark: Any, lake: str, day: str, k: int) -> None:
+    """Every user active up to ``day`` has exactly ranks 1..k of tracks they never played, with raw ids."""
+    recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake).where(F.col("run_date") == day).collect()
+    aff = read(spark, tables.GOLD_AFFINITY, lake).where(F.col("as_of_date") == day).collect()
+    active = {r["user_id"] for r in aff}
+    seen = {(r["user_id"], r["track_id"]) for r in aff}
+    by_user: dict[str, list[int]] = {}
+    for r in recs:
+        assert (r["user_id"], r["track_id"]) not in seen
+        assert r["user_id"].startswith("user_") and r["track_id"].startswith("trk_")
+        assert r["source"] in ("als", "content", "popular")
+        by_user.setdefault(r["user_id"], []).append(r["rank"])
+    assert set(by_user) == active and len(active) > 30
+    assert all(sorted(ranks) == list(range(1, k + 1)) for ranks in by_user.values())
+    assert any(r["source"] == "als" and r["model_version"] for r in recs)
+
+
+def assert_accounting_balances(spark: Any, lake: str) -> list[Any]:
+    """Every interactions row read is kept, quarantined or counted as a duplicate; returns the counts."""
+    counts = read(spark, tables.OPS_LAYER_COUNTS, lake).where("source = 'interactions'").collect()
+    assert counts
+    for c in counts:
+        assert c["rows_in"] == c["rows_out"] + c["quarantined"] + c["duplicates"]
+    return counts
