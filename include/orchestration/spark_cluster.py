@@ -26,7 +26,7 @@ from typing import Any
 
 from include.core import credentials
 from include.core.config import check_range
-from include.orchestration.spark_server import free_port, stop_with_parent
+from include.orchestration.spark_server import free_port, stop_with_parent, wait_for_signal
 
 log = logging.getLogger(__name__)
 
@@ -180,15 +180,6 @@ def serve(root: Path, workers: int, cores: int, memory: str, port: int = DEFAULT
     log.info("Spark cluster at %s: %d workers x %d cores x %s", cluster.master_url, workers, cores, memory)
     log.info("  master UI http://127.0.0.1:%d/; logs and work dirs in %s", cluster.master_ui_port, root)
     log.info("  use it: SETLIST_SPARK_MASTER=%s (secret: %s); Ctrl-C stops it", cluster.master_url, SECRET_VAR)
-    stopping = False
-
-    def on_signal(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    while not stopping and all(p.poll() is None for p in cluster.procs):
-        time.sleep(1.0)
+    stopping = wait_for_signal(lambda: all(p.poll() is None for p in cluster.procs))
     stop(cluster)
     return 0 if stopping else 1

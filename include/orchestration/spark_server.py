@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,16 +211,22 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> int:
     log.info("Spark Connect server at %s over %s; clients need %s", server.url, settings.lake, TOKEN_VAR)
     log.info("  ($SPARK_CONNECT_AUTHENTICATE_TOKEN or %s);", credentials.password_file("spark-connect"))
     log.info("  jobs use it with SETLIST_SPARK_REMOTE=%s; log %s; Ctrl-C stops it", server.url, server.log_file)
+    stopping = wait_for_signal(lambda: server.proc.poll() is None)
+    code = server.proc.poll()
+    stop_process(server.proc)
+    return 0 if stopping else int(code or 1)
+
+
+def wait_for_signal(alive: Callable[[], bool]) -> bool:
+    """Block until SIGINT or SIGTERM (True) or until ``alive()`` turns false (False): a foreground server's loop."""
     stopping = False
 
-    def stop(*_: object) -> None:
+    def on_signal(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop)
-    while not stopping and server.proc.poll() is None:
+        signal.signal(sig, on_signal)
+    while not stopping and alive():
         time.sleep(1.0)
-    code = server.proc.poll()
-    stop_process(server.proc)
-    return 0 if stopping else int(code or 1)
+    return stopping
