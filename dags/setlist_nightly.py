@@ -24,11 +24,12 @@ from include.orchestration.dag_spec import (
     TRAIN_GATE_TASK,
     TRAINING_JOBS,
     asset_uri,
+    landing_timeout_s,
     nightly_schedule,
     param_schemas,
     submit_kwargs,
 )
-from include.orchestration.dag_tasks import package_code, resolve_run_date
+from include.orchestration.dag_tasks import package_code, resolve_run_date_once_landed
 from include.orchestration.spark_operator import SparkJobOperator
 
 settings = load_settings()
@@ -51,7 +52,9 @@ with DAG(
 
         return train_gate(context)
 
-    previous: Any = [resolve_run_date(), package_code()]
+    # the run date, once the day's landing holds its completeness marker (a reschedule-mode sensor)
+    landed = resolve_run_date_once_landed.override(timeout=landing_timeout_s(settings))()
+    previous: Any = [landed, package_code()]
     for job in JOBS:
         if job.task_id == TRAINING_JOBS[0]:
             gate = newest_day()

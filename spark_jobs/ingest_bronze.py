@@ -1,6 +1,7 @@
 """Landing CSV -> bronze: raw rows exactly as they arrived, plus lineage columns.
 
-Reads ``<lake>/landing/{interactions,tracks}/date=<run_date>/*.csv``.
+Reads ``<lake>/landing/{interactions,tracks}/date=<run_date>/*.csv``, only from a folder that holds its
+completeness marker (``_SUCCESS``); a manifest in the marker must match the files and their row counts.
 Writes ``bronze.interactions`` and ``bronze.tracks``, partition ``_run_date = <run_date>`` (replaceWhere).
 Lines that do not parse are kept whole in ``_corrupt_record``; nothing is dropped here.
 """
@@ -17,7 +18,15 @@ from pyspark.sql.types import StructType
 from include.core import schemas, tables
 from include.core.schemas import raw_text
 from include.lake import delta_io, jobs
-from include.lake.landing import header_problems, list_files
+from include.lake.landing import (
+    file_name,
+    header_problems,
+    list_files,
+    manifest_problems,
+    parse_manifest,
+    path_exists,
+    read_marker,
+)
 from include.lake.spark import cached, fit_to_input
 
 BYTES_PER_EVENT = 90  # a contract row is about this long: the day's size in events, estimated from its files
@@ -67,6 +76,7 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
     _, columns, schema = SOURCES[source]
     folder = tables.landing_dir(ctx.settings.lake, source, ctx.run_date)
     files = list_files(spark, folder)
+    manifest = complete(spark, folder, ctx.settings.landing_marker, bool(files))
     if source == "interactions":
         fit_to_input(spark, sum(f.size for f in files) // BYTES_PER_EVENT, ctx.settings)
     if not files and source == "interactions":
@@ -93,7 +103,32 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
             F.lit(None).cast("long").alias(schemas.SOURCE_ROW),
         )
     # The raw-text column the whole-row checks read is computed once, in the pass that fills the cache.
-    return cached(transform(raw, ctx.ds).withColumn("_raw", raw_text(columns))), len(readable)
+    bronze = cached(transform(raw, ctx.ds).withColumn("_raw", raw_text(columns)))
+    if manifest is not None:
+        read = {file_name(f.path): 0 for f in files}
+        for r in bronze.groupBy(schemas.SOURCE_FILE).count().collect():
+            if r[0] is not None:
+                read[file_name(str(r[0]))] = int(r[1])
+        if problem := manifest_problems(manifest, read):
+            raise jobs.LandingError(f"{source}: {folder}/{ctx.settings.landing_marker} does not match: {problem}")
+    return bronze, len(readable)
+
+
+def complete(spark: SparkSession, folder: str, marker: str, has_files: bool) -> dict[str, int] | None:
+    """Refuse a landing folder without its completeness marker (its files may still be being written); return
+    the marker's manifest, if it holds one. A day with no folder at all is the missing-day policy's."""
+    if not marker or not (has_files or path_exists(spark, folder)):
+        return None
+    text = read_marker(folder, marker)
+    if text is None:
+        raise jobs.LandingError(
+            f"{folder} has no {marker}: a landing folder is read only once its completeness marker is there"
+            " (written last by whoever lands the day; SETLIST_LANDING_MARKER names it)"
+        )
+    try:
+        return parse_manifest(text, f"{folder}/{marker}")
+    except ValueError as exc:
+        raise jobs.LandingError(str(exc)) from None
 
 
 def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:

@@ -1,7 +1,8 @@
 """Synthetic sample data that follows the raw CSV contract and carries a learnable signal.
 
 Writes ``<lake>/landing/tracks/date=D/tracks.csv`` and ``<lake>/landing/interactions/date=D/part-NNNNN.csv``
-for each day; reads nothing. Deterministic for a seed. Events are written in chunks, so tens of millions
+for each day, then each folder's completeness marker (``_SUCCESS``, a manifest of its files and rows) last;
+reads nothing. Deterministic for a seed. Events are written in chunks, so tens of millions
 of events never sit in memory at once.
 
 The model behind the data: each genre has a centre in audio-feature space; each track belongs to one
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -59,6 +61,7 @@ class GenerateSpec:
     seed: int = 42
     rating_rate: float = 0.25
     duplicate_rate: float = 0.002
+    marker: str = "_SUCCESS"  # written last in each folder: the day is complete (settings.landing_marker)
 
     def __post_init__(self) -> None:
         for field, low in (("days", 1), ("users", 1), ("tracks", len(GENRES)), ("events_per_day", 1), ("seed", 0)):
@@ -188,14 +191,23 @@ def _chunk(
     }
 
 
-def _write_csv(path: Path, header: tuple[str, ...], rows: object) -> None:
+def _write_csv(path: Path, header: tuple[str, ...], rows: list[Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows(rows)  # type: ignore[arg-type]
+        writer.writerows(rows)
     os.replace(tmp, path)  # a reader never sees a half-written landing file
+
+
+def write_marker(folder: Path, marker: str, files: dict[str, int]) -> None:
+    """The folder's completeness marker, written last: a manifest of its files and their rows."""
+    if not marker:
+        return
+    tmp = folder / f".{marker}.tmp"
+    tmp.write_text(json.dumps({"files": files}, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / marker)
 
 
 class _PartWriter:
@@ -205,6 +217,7 @@ class _PartWriter:
         self.folder, self.header = folder, header
         self.part, self.rows_in_part = 0, 0
         self.fh: Any = None
+        self.rows: dict[str, int] = {}  # file name -> rows, for the manifest
 
     def __enter__(self) -> _PartWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -217,6 +230,7 @@ class _PartWriter:
         if self.fh is not None:
             self.fh.close()
             os.replace(self._target().with_suffix(".csv.tmp"), self._target())
+            self.rows[self._target().name] = self.rows_in_part
             self.fh, self.part, self.rows_in_part = None, self.part + 1, 0
 
     def write(self, rows: list[list[object]]) -> None:
@@ -248,9 +262,14 @@ def generate(spec: GenerateSpec) -> dict[str, int]:
     for day in range(spec.days):
         date = spec.start + dt.timedelta(days=day)
         ds = date.isoformat()
-        _write_csv(lake / "landing" / "tracks" / f"date={ds}" / "tracks.csv", schemas.TRACK_COLUMNS, catalog)
-        rng = np.random.default_rng([spec.seed, day])
+        tracks_dir = lake / "landing" / "tracks" / f"date={ds}"
         out_dir = lake / "landing" / "interactions" / f"date={ds}"
+        for folder in (tracks_dir, out_dir):  # not complete again until its new marker is written, last
+            if spec.marker:
+                (folder / spec.marker).unlink(missing_ok=True)
+        _write_csv(tracks_dir / "tracks.csv", schemas.TRACK_COLUMNS, catalog)
+        write_marker(tracks_dir, spec.marker, {"tracks.csv": len(catalog)})
+        rng = np.random.default_rng([spec.seed, day])
         for stale in out_dir.glob("part-*.csv"):
             stale.unlink()  # a rerun with other sizes must not leave an earlier run's files behind
         written, seq = 0, 0
@@ -278,6 +297,7 @@ def generate(spec: GenerateSpec) -> dict[str, int]:
                         rows.append(row)  # delivered twice, as at-least-once pipelines do
                 parts.write(rows)
                 written += n
+        write_marker(out_dir, spec.marker, parts.rows)
         total += written
         log.info("generated %s: %d events, %d tracks -> %s", ds, written, len(catalog), out_dir)
     return {"days": spec.days, "events": total, "tracks": len(catalog), "users": spec.users}

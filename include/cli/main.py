@@ -5,6 +5,7 @@ generate writes landing CSV; run drives Airflow (which submits the Spark jobs); 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -61,7 +62,8 @@ def generate(lake: str | None, start: str, days: int, users: int, tracks: int, e
 
     settings = load_settings(lake=lake)
     start_date = parse_run_date(start, "--start")
-    sample.generate(sample.GenerateSpec(settings.lake, start_date, days, users, tracks, events_per_day, seed))
+    spec = sample.GenerateSpec(settings.lake, start_date, days, users, tracks, events_per_day, seed)
+    sample.generate(dataclasses.replace(spec, marker=settings.landing_marker))
     return 0
 
 

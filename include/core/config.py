@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     tune_seconds: int = Field(0, ge=0, le=86_400)  # time budget of the hyperparameter search (0: none)
     promotion_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # how much (relative) worse than the champion
     dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
+    # A landing folder is complete once this file is in it (Hadoop's convention, which Spark's writers follow);
+    # if it holds JSON {"files": {"name.csv": rows}}, that manifest is checked too. Empty: no marker needed.
+    landing_marker: str = "_SUCCESS"
+    landing_wait_minutes: int = Field(180, ge=0, le=10_080)  # how long the nightly run waits for the marker
     # Airflow's metadata database; unset: SQLite under AIRFLOW_HOME. A secret: never shown, never logged.
     airflow_db_url: SecretStr | None = None
 
@@ -124,6 +128,13 @@ class Settings(BaseSettings):
         if value and scheme not in AIRFLOW_DB_SCHEMES:  # the scheme only: the URL holds a password
             allowed = ", ".join(f"{s}://" for s in AIRFLOW_DB_SCHEMES)
             raise ValueError(f"must be a URL starting with one of {allowed}; got scheme {scheme!r}")
+        return value
+
+    @field_validator("landing_marker", mode="after")
+    @classmethod
+    def _marker(cls, value: str) -> str:
+        if "/" in value or value.endswith(".csv") or value in (".", ".."):
+            raise ValueError(f"must be a file name that is not a .csv file (e.g. _SUCCESS), got {value!r}")
         return value
 
     @property

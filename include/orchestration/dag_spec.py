@@ -177,6 +177,29 @@ def run_date_of(params: Mapping[str, Any], logical_date: dt.datetime | None) -> 
     return logical_date.date().isoformat()
 
 
+LANDING_POKE_S = 300  # how often the nightly run looks for the day's completeness marker while it waits
+
+
+def landing_missing(settings: Settings, run_date: str) -> str | None:
+    """What the day's landing still lacks before the nightly run may read it (the interactions folder's
+    completeness marker), or None when it is complete or nothing is to be waited for (no marker configured,
+    or ``missing_day=empty``, where a day without data is written empty)."""
+    from include.core.tables import landing_dir
+    from include.lake.landing import read_marker
+
+    if not settings.landing_marker or settings.missing_day == "empty":
+        return None
+    folder = landing_dir(settings.lake, "interactions", parse_run_date(run_date, "run_date"))
+    if read_marker(folder, settings.landing_marker) is not None:
+        return None
+    return f"{folder}/{settings.landing_marker}"
+
+
+def landing_timeout_s(settings: Settings) -> float:
+    """The sensor's own time-out: a backstop behind the one-line failure of :func:`landing_missing`'s caller."""
+    return settings.landing_wait_minutes * 60.0 + 2 * LANDING_POKE_S
+
+
 def train_gate(context: Mapping[str, Any]) -> bool:
     """The body of the DAG's short-circuit task: decide from params and the DAG's other runs, and log it."""
     from include.core.log import setup

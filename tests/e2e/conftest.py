@@ -5,6 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,10 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str],
     day1 = root / "landing" / "interactions" / f"date={DAYS[0]}" / "part-00000.csv"
     with open(day1, "a", encoding="utf-8") as fh:
         fh.write(BAD_LINE + SHORT_LINE)
+    marker = day1.with_name("_SUCCESS")  # the day's manifest counts the two lines too
+    manifest = json.loads(marker.read_text(encoding="utf-8"))
+    manifest["files"][day1.name] += 2
+    marker.write_text(json.dumps(manifest), encoding="utf-8")
     result = setlist(
         "run", "--lake", str(root), "--date", *DAYS, env={**os.environ, "SETLIST_AIRFLOW_DB_URL": postgres_url}
     )

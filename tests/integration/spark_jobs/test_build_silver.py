@@ -30,6 +30,7 @@ def test_dirty_landing_day_ends_kept_quarantined_or_counted_never_lost(spark, tm
     (folder / "part-00000.csv").write_bytes(body)
     (folder / "part-00001.csv").write_bytes(b"")  # empty file
     (folder / "part-00002.csv").write_text(header)  # header only
+    (folder / "_SUCCESS").write_text("")  # complete (written last)
     catalog = ",".join(schemas.TRACK_COLUMNS) + "\n" + "t1,Song,A,B,rock,1999,200000,120," + "0.5," * 7 + "-8\n"
     _land(tmp_path, "tracks", catalog.strip())
     for job in (ingest_bronze, build_silver):

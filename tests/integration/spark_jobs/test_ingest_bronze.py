@@ -1,4 +1,5 @@
-"""ingest_bronze on awkward files: BOM, CRLF, quotes, bad lines, schema drift, empty and missing days."""
+"""ingest_bronze on awkward files: BOM, CRLF, quotes, bad lines, schema drift, empty and missing days,
+completeness markers and manifests."""
 
 from __future__ import annotations
 
@@ -60,3 +61,29 @@ def test_missing_day_can_be_an_empty_day(spark, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SETLIST_MISSING_DAY", "skip")
     assert ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)]) == jobs.EXIT_USAGE
     assert "missing_day: must be one of fail, empty, got 'skip'" in capsys.readouterr().err
+
+
+def test_a_folder_is_read_only_once_its_marker_is_there_and_matches_its_manifest(spark, tmp_path, capsys):
+    """A file still being written (no marker yet) is never read; a manifest's files and row counts must be what
+    bronze read, or the day stops with one line saying what differs."""
+    header = ",".join(schemas.INTERACTION_COLUMNS)
+    line = "e1,u1,t1,2026-11-20T10:00:00Z,1,false,false,"
+    _land(tmp_path, "tracks", ",".join(schemas.TRACK_COLUMNS))
+    args = ["--run-date", "2026-11-20", "--lake", str(tmp_path)]
+    cases = [
+        ({"marker": False}, "date=2026-11-20 has no _SUCCESS: a landing folder is read only once"),
+        ({"manifest": {"part-00000.csv": 5}}, "row counts differ (listed, read): part-00000.csv 5 vs 2"),
+        ({"manifest": {"part-00000.csv": 2, "part-00001.csv": 7}}, "files listed but missing ['part-00001.csv']"),
+    ]
+    for landing, message in cases:
+        _land(tmp_path, "interactions", header, line, line.replace("e1", "e2"), **landing)
+        assert ingest_bronze.main(args) == jobs.EXIT_DATA
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+        assert not (tmp_path / "bronze").exists()
+    (tmp_path / "landing" / "interactions" / "date=2026-11-20" / "_SUCCESS").write_text("{not json")
+    assert ingest_bronze.main(args) == jobs.EXIT_DATA
+    assert '_SUCCESS: expected empty, or JSON {"files": {"name.csv": rows}}' in capsys.readouterr().err
+    _land(tmp_path, "interactions", header, line, line.replace("e1", "e2"), manifest={"part-00000.csv": 2})
+    assert ingest_bronze.main(args) == 0
+    assert spark.read.format("delta").load(str(tmp_path / "bronze" / "interactions")).count() == 2

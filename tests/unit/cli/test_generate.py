@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import json
 
 import pytest
 
+from include.cli import generate as generate_module
 from include.cli.generate import GenerateSpec, generate
 from include.core import schemas
 from include.core.config import ConfigError
@@ -41,6 +43,21 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     generate(_spec(tmp_path, "c", seed=8))
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+
+
+def test_each_folder_ends_with_a_marker_listing_its_files_and_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(generate_module, "ROWS_PER_FILE", 300)  # several part files a day
+    monkeypatch.setattr(generate_module, "CHUNK_EVENTS", 100)
+    generate(_spec(tmp_path, "a"))
+    for folder in (tmp_path / "a" / "landing").glob("*/date=*"):
+        manifest = json.loads((folder / "_SUCCESS").read_text())["files"]
+        with_rows = {}
+        for p in folder.glob("*.csv"):
+            with open(p, newline="", encoding="utf-8") as fh:
+                with_rows[p.name] = len(list(csv.reader(fh))) - 1  # the header is not a row
+        assert manifest == with_rows and all(with_rows.values())
+        assert (folder / "_SUCCESS").stat().st_mtime_ns >= max(p.stat().st_mtime_ns for p in folder.glob("*.csv"))
+    assert len(json.loads((tmp_path / "a/landing/interactions/date=2026-11-01/_SUCCESS").read_text())["files"]) > 1
 
 
 def test_files_follow_the_contract(tmp_path):

@@ -30,6 +30,8 @@ def test_env_and_overrides_build_one_frozen_object(tmp_path):
         ({"promotion_tolerance": "1.5"}, "promotion_tolerance", "between 0 and 1"),
         ({"tune_seconds": "-5"}, "tune_seconds", "between 0 and 86400"),
         ({"seed": "-1"}, "seed", "between 0 and 2147483647"),
+        ({"landing_marker": "done/flag"}, "landing_marker", "a file name that is not a .csv file"),
+        ({"landing_wait_minutes": "-1"}, "landing_wait_minutes", "between 0 and 10080"),
     ],
 )
 def test_invalid_settings_name_the_field_and_allowed_values(overrides, field, allowed):
