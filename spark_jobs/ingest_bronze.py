@@ -8,8 +8,10 @@ Lines that do not parse are kept whole in ``_corrupt_record``; nothing is droppe
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -37,10 +39,12 @@ SOURCES: dict[str, tuple[tables.Table, tuple[str, ...], StructType]] = {
 }
 
 
-def read_raw_csv(spark: SparkSession, paths: list[str], schema: StructType) -> DataFrame:
-    """RFC 4180 CSV as strings; a line that does not fit the schema keeps its text in ``_corrupt_record``."""
+def read_raw_csv(spark: SparkSession, paths: list[str], schema: StructType, max_field_chars: int = -1) -> DataFrame:
+    """RFC 4180 CSV as strings; a line that does not fit the schema keeps its text in ``_corrupt_record``. A
+    field longer than ``max_field_chars`` stops the read (see :func:`refused_when_unreadable`)."""
     return (
         spark.read.schema(schema)
+        .option("maxCharsPerColumn", max_field_chars)
         .option("header", True)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", schemas.CORRUPT_RECORD)
@@ -86,7 +90,13 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
             )
         ctx.log(f"WARNING: no interactions files in {folder}; writing an empty day (missing_day=empty)")
     readable = []
+    limit_mb = ctx.settings.landing_max_file_mb
     for f in files:
+        if f.size > limit_mb * 2**20:
+            raise jobs.LandingError(
+                f"{source}: {f.path} is {f.size / 2**20:,.0f} MB, over the {limit_mb} MB a landing file may be"
+                " (SETLIST_LANDING_MAX_FILE_MB); split it into several files"
+            )
         if f.header is None:
             ctx.log(f"{source}: {f.path} is empty, skipped (0 rows)")
             continue
@@ -95,7 +105,7 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
             raise jobs.LandingError(f"{source} file {f.path} does not match the contract: {problem}")
         readable.append(f.path)
     if readable:
-        raw = read_raw_csv(spark, readable, schema)
+        raw = read_raw_csv(spark, readable, schema, ctx.settings.landing_max_field_kb * 1024)
     else:
         raw = spark.createDataFrame([], schema).select(
             "*",
@@ -103,15 +113,33 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
             F.lit(None).cast("long").alias(schemas.SOURCE_ROW),
         )
     # The raw-text column the whole-row checks read is computed once, in the pass that fills the cache.
-    bronze = cached(transform(raw, ctx.ds).withColumn("_raw", raw_text(columns)))
-    if manifest is not None:
+    with refused_when_unreadable(source, ctx.settings.landing_max_field_kb):
+        bronze = cached(transform(raw, ctx.ds).withColumn("_raw", raw_text(columns)))
         read = {file_name(f.path): 0 for f in files}
-        for r in bronze.groupBy(schemas.SOURCE_FILE).count().collect():
+        for r in bronze.groupBy(schemas.SOURCE_FILE).count().collect() if manifest is not None else []:
             if r[0] is not None:
                 read[file_name(str(r[0]))] = int(r[1])
-        if problem := manifest_problems(manifest, read):
-            raise jobs.LandingError(f"{source}: {folder}/{ctx.settings.landing_marker} does not match: {problem}")
+    if manifest is not None and (problem := manifest_problems(manifest, read)):
+        raise jobs.LandingError(f"{source}: {folder}/{ctx.settings.landing_marker} does not match: {problem}")
     return bronze, len(readable)
+
+
+@contextmanager
+def refused_when_unreadable(source: str, max_field_kb: int) -> Iterator[None]:
+    """Spark's failure to read a landing file (a field over the limit, a file that vanished) as one line."""
+    try:
+        yield
+    except Exception as exc:  # Spark's read errors reach a classic driver and a Connect client as different types
+        text = str(exc)
+        if "FAILED_READ_FILE" not in text:
+            raise
+        found = re.search(r"reading file (\S+?)\.?\s", text)
+        where = found.group(1) if found else "a landing file"
+        if "exceeds the maximum number of characters" in text:
+            why = f"a field is longer than {max_field_kb} KB (SETLIST_LANDING_MAX_FIELD_KB)"
+        else:
+            why = f"{text.strip().splitlines()[0]} (one cause: a field longer than {max_field_kb} KB)"
+        raise jobs.LandingError(f"{source}: cannot read {where}: {why}") from None
 
 
 def complete(spark: SparkSession, folder: str, marker: str, has_files: bool) -> dict[str, int] | None:

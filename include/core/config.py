@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # if it holds JSON {"files": {"name.csv": rows}}, that manifest is checked too. Empty: no marker needed.
     landing_marker: str = "_SUCCESS"
     landing_wait_minutes: int = Field(180, ge=0, le=10_080)  # how long the nightly run waits for the marker
+    # What a landing day may hold: bigger files are refused before they are read; a longer field stops the read.
+    landing_max_file_mb: int = Field(4096, ge=1, le=1_048_576)
+    landing_max_field_kb: int = Field(10_240, ge=1, le=1_048_576)
     # Airflow's metadata database; unset: SQLite under AIRFLOW_HOME. A secret: never shown, never logged.
     airflow_db_url: SecretStr | None = None
 

@@ -87,3 +87,26 @@ def test_a_folder_is_read_only_once_its_marker_is_there_and_matches_its_manifest
     _land(tmp_path, "interactions", header, line, line.replace("e1", "e2"), manifest={"part-00000.csv": 2})
     assert ingest_bronze.main(args) == 0
     assert spark.read.format("delta").load(str(tmp_path / "bronze" / "interactions")).count() == 2
+
+
+def test_a_file_or_a_field_beyond_its_limit_stops_the_day_with_one_line(spark, tmp_path, capsys, monkeypatch):
+    """Limits are settings: a file over SETLIST_LANDING_MAX_FILE_MB is refused before it is read, a field over
+    SETLIST_LANDING_MAX_FIELD_KB stops the read (rather than one giant value filling the memory)."""
+    header = ",".join(schemas.INTERACTION_COLUMNS)
+    line = "e1,u1,t1,2026-11-20T10:00:00Z,1,false,false,"
+    _land(tmp_path, "tracks", ",".join(schemas.TRACK_COLUMNS))
+    args = ["--run-date", "2026-11-20", "--lake", str(tmp_path)]
+    _land(tmp_path, "interactions", header, line, "e2," + "u" * 5000 + ",t1,2026-11-20T10:00:00Z,1,false,false,")
+    monkeypatch.setenv("SETLIST_LANDING_MAX_FIELD_KB", "1")
+    assert ingest_bronze.main(args) == jobs.EXIT_DATA
+    err = capsys.readouterr().err
+    assert "interactions: cannot read " in err and "part-00000.csv: a field is longer than 1 KB" in err
+    assert "Traceback" not in err and not (tmp_path / "bronze").exists()
+    monkeypatch.delenv("SETLIST_LANDING_MAX_FIELD_KB")
+    monkeypatch.setenv("SETLIST_LANDING_MAX_FILE_MB", "1")
+    _land(tmp_path, "interactions", header, line, "e2," + "u" * 1_600_000 + ",t1,2026-11-20T10:00:00Z,1,false,false,")
+    assert ingest_bronze.main(args) == jobs.EXIT_DATA
+    err = capsys.readouterr().err
+    assert "part-00000.csv is 2 MB, over the 1 MB a landing file may be (SETLIST_LANDING_MAX_FILE_MB)" in err
+    monkeypatch.delenv("SETLIST_LANDING_MAX_FILE_MB")
+    assert ingest_bronze.main(args) == 0  # within the default limits, the same day is read
