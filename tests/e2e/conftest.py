@@ -68,7 +68,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str],
     return str(root)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped after the DAG's tests: an idle scheduler still takes CPU from the rest
 def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str], postgres_url: str):
     """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake, with their
     metadata in PostgreSQL (``SETLIST_AIRFLOW_DB_URL``), as the lake's ``setlist run`` had.
