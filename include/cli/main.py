@@ -235,16 +235,10 @@ def _port(default: int) -> Callable[[Callable[..., int]], Callable[..., int]]:
 @cli.command("sql-server", help="serve the lake tables over JDBC/ODBC (Spark Thrift server, loopback, login)")
 @LAKE
 @_port(10000)
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="address to listen on; another only inside a container whose port is published on loopback",
-)
-def sql_server_command(lake: str | None, port: int, host: str) -> int:
+def sql_server_command(lake: str | None, port: int) -> int:
     from include.serving import sql_server
 
-    sql_server.serve(load_settings(lake=lake), port, host)
+    sql_server.serve(load_settings(lake=lake), port)
     return 0
 
 

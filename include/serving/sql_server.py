@@ -24,7 +24,6 @@ from include.core.config import PROJECT_ROOT, ConfigError, Settings, check_range
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10000
-LOOPBACK = "127.0.0.1"
 DEFAULT_USER = "setlist"
 REGISTER_EVERY_S = 30.0
 AUTH_CLASS = "dev.setlist.sql.PasswordAuthenticator"
@@ -40,17 +39,16 @@ def sql_password() -> str:
     return credentials.password("sql", "SETLIST_SQL_PASSWORD")
 
 
-def server_conf(settings: Settings, port: int, host: str = LOOPBACK) -> dict[str, str]:
-    """Spark settings of the server: loopback (another address only where asked, as in a container whose port
-    is published on the host's loopback), the login check, read-only for clients, no Spark UI (it would have
-    no login)."""
+def server_conf(settings: Settings, port: int) -> dict[str, str]:
+    """Spark settings of the server: loopback, the login check, read-only for clients, no Spark UI (it would
+    have no login)."""
     jar = auth_jar(settings)
     if not jar.is_file():
         raise ConfigError(f"sql-server: the login check {jar} is missing: run `make jars`")
     from include.lake.spark_conf import delta_jars, spark_conf
 
     hive = {
-        "hive.server2.thrift.bind.host": host,
+        "hive.server2.thrift.bind.host": "127.0.0.1",
         "hive.server2.thrift.port": str(port),
         "hive.server2.transport.mode": "binary",
         "hive.server2.authentication": "CUSTOM",
@@ -80,7 +78,7 @@ def jdbc_url(port: int) -> str:
     return f"jdbc:hive2://127.0.0.1:{port}/default"
 
 
-def serve(settings: Settings, port: int = DEFAULT_PORT, host: str = LOOPBACK) -> None:
+def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
     """Start the server and block until SIGINT or SIGTERM, then stop it."""
     check_range("--port", port, 1024, 65535)
     os.environ["SETLIST_SQL_PASSWORD"] = sql_password()  # the JVM started below reads it
@@ -90,7 +88,7 @@ def serve(settings: Settings, port: int = DEFAULT_PORT, host: str = LOOPBACK) ->
 
     # The Thrift server runs in this process's own driver (its JVM hosts the endpoint), never a Connect client.
     own = settings.with_overrides(spark_mode="submit")
-    spark = get_spark("setlist-sql-server", own, log_level="WARN", extra=server_conf(settings, port, host))
+    spark = get_spark("setlist-sql-server", own, log_level="WARN", extra=server_conf(settings, port))
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     jvm.dev.setlist.sql.ReadOnlyExtensions.exempt(spark._jsparkSession)  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """The Dockerfile and docker-compose.yaml, checked on paper (no Docker engine here): every service runs a
-command its image has, sets only variables the code or Airflow reads, publishes on loopback only and takes
-its secrets from the environment; the image is built by the repository's own set-up."""
+command its image has, sets only variables the code, Airflow or Spark reads, listens on loopback only and
+takes its secrets from the environment; the image is built by the repository's own set-up."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ import pytest
 import yaml
 
 from include.core.config import PROJECT_ROOT
+from include.lake.spark import TOKEN_VAR
+from include.orchestration.spark_cluster import SPARK_SECRET_ENV
 
 pytestmark = pytest.mark.unit
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text(encoding="utf-8"))
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text(encoding="utf-8")
 OURS = {name: s for name, s in COMPOSE["services"].items() if s.get("image") == "setlist:latest"}
+# what Spark reads from the environment: its bind address and daemon options, the cluster's secret, the token
+SPARK_VARIABLES = {"SPARK_LOCAL_IP", "SPARK_DAEMON_JAVA_OPTS", SPARK_SECRET_ENV, TOKEN_VAR}
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"  # what `make setup` installs, as the image's build stage runs it
 
 
@@ -100,14 +104,22 @@ def test_every_variable_is_one_the_code_or_airflow_reads():
             assert option in options.get(section, {}).get("options", {}), key
         elif key.startswith("SETLIST_"):
             assert key in read, key
-        else:
-            assert key.startswith("AIRFLOW_CONN_"), key  # an Airflow connection, by its documented naming
+        else:  # an Airflow connection by its documented naming, or what Spark reads from the environment
+            assert key.startswith("AIRFLOW_CONN_") or key in SPARK_VARIABLES, key
 
 
-def test_ports_are_published_on_loopback_and_secrets_come_from_the_environment():
+def test_every_service_listens_on_loopback_and_takes_its_secrets_from_the_environment():
+    """The host's network, every server bound to 127.0.0.1 (nothing published, no other address)."""
+    assert "0.0.0.0" not in (PROJECT_ROOT / "docker-compose.yaml").read_text(encoding="utf-8")
     for name, service in COMPOSE["services"].items():
-        for port in service.get("ports", []):
-            assert str(port).startswith("127.0.0.1:"), (name, port)
+        assert service.get("network_mode") == "host" and "ports" not in service, name
+        argv = [str(a) for a in service.get("command", [])]
+        hosts = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--host"]
+        hosts += [a.split("=", 1)[1] for a in argv if a.startswith("listen_addresses=")]
+        hosts += [v for k, v in _environment(service).items() if k in ("AIRFLOW__API__HOST", "SPARK_LOCAL_IP")]
+        assert all(h == "127.0.0.1" for h in hosts), (name, hosts)
+        if name.startswith(("spark-master", "spark-worker", "airflow-apiserver", "postgres")):
+            assert hosts, f"{name} must name its loopback address"
         for key, value in _environment(service).items():
             if re.search(r"PASSWORD|SECRET|SQL_ALCHEMY_CONN|DB_URL", key):
                 assert "${" in value, f"{name}: {key} must come from .env"
