@@ -21,6 +21,7 @@ from include.core import schemas, tables
 from include.core.schemas import raw_text
 from include.lake import delta_io, jobs
 from include.lake.landing import (
+    LandingFile,
     file_name,
     header_problems,
     list_files,
@@ -115,13 +116,17 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
     # The raw-text column the whole-row checks read is computed once, in the pass that fills the cache.
     with refused_when_unreadable(source, ctx.settings.landing_max_field_kb):
         bronze = cached(transform(raw, ctx.ds).withColumn("_raw", raw_text(columns)))
-        read = {file_name(f.path): 0 for f in files}
-        for r in bronze.groupBy(schemas.SOURCE_FILE).count().collect() if manifest is not None else []:
-            if r[0] is not None:
-                read[file_name(str(r[0]))] = int(r[1])
-    if manifest is not None and (problem := manifest_problems(manifest, read)):
+    if manifest is not None and (problem := manifest_problems(manifest, rows_by_file(bronze, files))):
         raise jobs.LandingError(f"{source}: {folder}/{ctx.settings.landing_marker} does not match: {problem}")
     return bronze, len(readable)
+
+
+def rows_by_file(bronze: DataFrame, files: list[LandingFile]) -> dict[str, int]:
+    """Rows read per landing file, by file name (0 for an empty one)."""
+    read = {file_name(f.path): 0 for f in files}
+    for r in bronze.where(F.col(schemas.SOURCE_FILE).isNotNull()).groupBy(schemas.SOURCE_FILE).count().collect():
+        read[file_name(str(r[0]))] = int(r[1])
+    return read
 
 
 @contextmanager

@@ -180,6 +180,11 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def is_loopback_cluster(master: str) -> bool:
+    """A ``spark://`` master on this machine's loopback (as ``setlist spark-cluster`` starts one)."""
+    return master.startswith(("spark://127.0.0.1:", "spark://localhost:"))
+
+
 def check_range(field: str, value: float, low: float, high: float) -> None:
     if not (low <= value <= high):
         raise ConfigError(f"{field}: must be between {_number(low)} and {_number(high)}, got {value!r}")

@@ -14,11 +14,18 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from include.core.config import PROJECT_ROOT, Settings
+from include.core.config import PROJECT_ROOT, Settings, is_loopback_cluster
 
 
 def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", str(PROJECT_ROOT / ".airflow")))
+
+
+def spark_home() -> str | None:
+    """pip's pyspark, a complete Spark home (spark-submit and spark-class find their jars through it); found
+    without importing pyspark, which the DAG files must not do at parse time."""
+    spec = importlib.util.find_spec("pyspark")
+    return spec.submodule_search_locations[0] if spec and spec.submodule_search_locations else None
 
 
 def spark_connection(settings: Settings) -> str:
@@ -43,11 +50,9 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": f"{home}/logs",
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": spark_connection(settings)}),
     }
-    spec = importlib.util.find_spec("pyspark")
-    if spec and spec.submodule_search_locations:
-        # spark-submit locates its jars through SPARK_HOME; pip's pyspark is a complete Spark home.
-        defaults["SPARK_HOME"] = spec.submodule_search_locations[0]
-    if settings.spark_master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:")):
+    if spark_dir := spark_home():
+        defaults["SPARK_HOME"] = spark_dir
+    if settings.spark_master.startswith("local") or is_loopback_cluster(settings.spark_master):
         defaults["SPARK_LOCAL_IP"] = "127.0.0.1"  # a driver of a loopback master listens on loopback only
     for key, value in defaults.items():
         if not env.get(key):

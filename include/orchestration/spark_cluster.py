@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from include.core import credentials
-from include.core.config import check_range
+from include.core.config import check_range, is_loopback_cluster
+from include.orchestration.airflow_env import spark_home
 from include.orchestration.spark_server import free_port, stop_with_parent, wait_for_signal
 
 log = logging.getLogger(__name__)
@@ -38,26 +39,16 @@ DEFAULT_PORT = 7077
 START_TIMEOUT_S = 120.0
 
 
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
-
-
 def secret() -> str:
     """The cluster's shared secret: the environment's, else generated once and stored (shown once)."""
     return credentials.password("spark-cluster", SECRET_VAR)
-
-
-def is_local_cluster(master: str) -> bool:
-    return master.startswith(("spark://127.0.0.1:", "spark://localhost:"))
 
 
 def driver_properties(master: str) -> Path | None:
     """For a driver on a cluster started here (a loopback ``spark://`` master): a properties file (mode 600,
     outside the repository) that turns authentication on with the cluster's secret; None for other masters.
     A file, not ``--conf``: a command line is visible to every user of the machine."""
-    if not is_local_cluster(master):
+    if not is_loopback_cluster(master):
         return None
     path = credentials.password_file("spark-cluster").with_name("spark-cluster-driver.properties")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,11 +78,18 @@ class Cluster:
             return dict(json.loads(response.read()))
 
 
+def _spark_home() -> Path:
+    home = spark_home()
+    if home is None:
+        raise RuntimeError("pyspark is not installed: run `make setup`")
+    return Path(home)
+
+
 def _env(cluster_secret: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "SPARK_HOME": str(spark_home()),
+            "SPARK_HOME": str(_spark_home()),
             "SPARK_LOCAL_IP": "127.0.0.1",  # RPC and web UIs on loopback only
             SPARK_SECRET_ENV: cluster_secret,
             # every daemon requires the secret; the master's and workers' REST submission servers stay off
@@ -104,7 +102,7 @@ def _env(cluster_secret: str) -> dict[str, str]:
 def _spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
     with open(log_file, "ab") as out:
         return subprocess.Popen(
-            [str(spark_home() / "bin" / "spark-class"), *argv],
+            [str(_spark_home() / "bin" / "spark-class"), *argv],
             env=env,
             stdout=out,
             stderr=out,
