@@ -151,7 +151,7 @@ def _wait_for_workers(cluster: Cluster, count: int, root: Path) -> None:
             alive = [w for w in cluster.status().get("workers", []) if w.get("state") == "ALIVE"]
             if len(alive) >= count:
                 return
-        except OSError:
+        except (OSError, ValueError):  # not up yet, or its web UI still serving a page instead of the JSON
             pass
         dead = [p for p in cluster.procs if p.poll() is not None]
         if dead or time.monotonic() > deadline:

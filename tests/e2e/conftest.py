@@ -1,6 +1,6 @@
 """The e2e lake: three generated days (one with bad lines), the first run through Airflow once per test
-session, then shared by the tests of the pipeline's output and of the explorer; Airflow's metadata in a real
-PostgreSQL."""
+session on a Spark standalone cluster, then shared by the tests of the
+pipeline's output and of the explorer; Airflow's metadata in a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from include.cli.generate import GenerateSpec, generate
+from include.orchestration import spark_cluster
 from tests import servers
 
 DAYS = ("2026-11-01",)  # through `setlist run`; the backfill test then runs all three days
@@ -23,6 +25,7 @@ BACKFILL_DAYS = (*DAYS, "2026-11-02", "2026-11-03")
 K = 10
 BAD_LINE = "ev_bad_1,user_000001,trk_0000001,not-a-time,100,false,false,\n"
 SHORT_LINE = "ev_bad_2,user_000001\n"
+CLUSTER_SECRET = "e2e-spark-cluster-secret"
 
 
 def setlist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,12 +40,26 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@dataclass(frozen=True)
+class FirstDay:
+    """The e2e lake after its first day, and what the Spark cluster showed while the day ran on it."""
+
+    lake: str
+    listen_addresses: dict[int, list[str]]  # each of the cluster's ports while it ran
+    worker_cores: list[int]
+    apps: list[dict]  # the master's completed applications
+    apps_per_worker: list[set[str]]  # the application ids each worker ran executors for
+
+
 @pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str], postgres_url: str) -> str:
-    """Its first day runs through ``setlist run`` with Airflow's metadata in PostgreSQL, where the scheduler of
-    the ``airflow`` fixture finds that run later."""
+def first_day(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str], postgres_url: str) -> FirstDay:
+    """Three days land (the first with two bad lines). The first runs through ``setlist run`` with Airflow's
+    metadata in PostgreSQL (where the scheduler of the ``airflow`` fixture finds that run later) and its warm
+    Spark as the driver of a Spark standalone cluster: a master and two 1-core workers started by
+    ``setlist spark-cluster``'s code on loopback with a shared secret, stopped once the day is done. The
+    backfill test later runs all three days on the test run's local warm Spark, and the UI test this first
+    day again there."""
     root = tmp_path_factory.mktemp("e2e-lake")
-    # three days land; `setlist run` processes the first, the backfill test all three
     generate(
         GenerateSpec(
             lake=str(root), start=dt.date(2026, 11, 1), days=3, users=60, tracks=200, events_per_day=1500, seed=3
@@ -55,9 +72,34 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str],
     manifest = json.loads(marker.read_text(encoding="utf-8"))
     manifest["files"][day1.name] += 2
     marker.write_text(json.dumps(manifest), encoding="utf-8")
-    result = setlist(
-        "run", "--lake", str(root), "--date", *DAYS, env={**os.environ, "SETLIST_AIRFLOW_DB_URL": postgres_url}
+
+    cluster = spark_cluster.start(
+        tmp_path_factory.mktemp("spark-cluster"), workers=2, cores=1, memory="1536m", cluster_secret=CLUSTER_SECRET
     )
+    try:
+        on_cluster = {
+            **os.environ,
+            "SETLIST_AIRFLOW_DB_URL": postgres_url,
+            "SETLIST_SPARK_MASTER": cluster.master_url,
+            "SETLIST_SPARK_REMOTE": "",  # not the test run's local warm Spark: `setlist run` starts one on the cluster
+            "SETLIST_SPARK_CLUSTER_SECRET": CLUSTER_SECRET,
+            "SETLIST_DRIVER_MEMORY": "2g",
+            "SETLIST_SHUFFLE_PARTITIONS": "2",
+            "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("cluster-config")),
+        }
+        on_cluster.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
+        result = setlist("run", "--lake", str(root), "--date", *DAYS, env=on_cluster)
+        ports = (cluster.master_port, cluster.master_ui_port, *cluster.worker_ui_ports)
+        listen = {port: servers.listen_addresses(port) for port in ports}
+        worker_cores = [w["cores"] for w in cluster.status()["workers"]]
+        apps = list(cluster.status()["completedapps"])
+        apps_per_worker = []
+        for port in cluster.worker_ui_ports:
+            worker = cluster.status(port)
+            apps_per_worker.append({e["appid"] for e in worker["finishedexecutors"] + worker["executors"]})
+    finally:
+        spark_cluster.stop(cluster)
+    assert all(p.poll() is not None for p in cluster.procs)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"newest_day {DAYS[0]}: train (train=auto: no newer run)" in result.stdout
     # progress comes from the events of the run itself, its Airflow tasks and its spark-submitted jobs
@@ -65,7 +107,13 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str],
     assert f"\n    [setlist] resolve_run_date: {DAYS[0]}\n" in result.stdout
     for step in ("ingest_bronze", "build_silver", "build_gold", "train_als", "recommend"):
         assert result.stdout.count(f"[setlist] {step}: done") == 1
-    return str(root)
+
+    return FirstDay(str(root), listen, worker_cores, apps, apps_per_worker)
+
+
+@pytest.fixture(scope="session")
+def lake(first_day: FirstDay) -> str:
+    return first_day.lake
 
 
 @pytest.fixture(scope="module")  # stopped after the DAG's tests: an idle scheduler still takes CPU from the rest

@@ -23,7 +23,7 @@ from include.lake import delta_io
 from include.orchestration.airflow_env import airflow_env, airflow_home
 from include.orchestration.dag_spec import DAG_ID
 from tests import servers
-from tests.e2e.checks import (
+from tests.checks import (
     AUDIT_COLUMNS,
     assert_accounting_balances,
     assert_k_unplayed_tracks_per_active_user,
@@ -214,9 +214,10 @@ def wait_for_run(api, run_id: str, timeout_s: float = 1200) -> dict:
 
 
 def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark, lake, airflow):
-    """Headless Debian chromium: sign in, open the DAG, see an out-of-range rank refused, trigger day 3 again with
-    train=never, wait for success; the rerun leaves every table as it was. The screenshot of the finished run
-    is kept as a test artifact."""
+    """Headless Debian chromium: sign in, open the DAG, see an out-of-range rank refused, trigger day 1 (the day
+    the Spark cluster wrote, now older than the backfill's days) again with train=never on the local warm Spark,
+    wait for success; the rerun leaves every table as it was. The screenshot of the finished run is kept as a
+    test artifact."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -242,7 +243,9 @@ def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark
 
         wait.until(ec.element_to_be_clickable(trigger)).click()
         wait.until(ec.element_to_be_clickable((By.XPATH, "//*[text()='Single Run']"))).click()
-        wait.until(ec.presence_of_element_located((By.NAME, "element_run_date"))).send_keys("11032026")
+        wait.until(ec.presence_of_element_located((By.NAME, "element_run_date"))).send_keys(
+            dt.date.fromisoformat(DAYS[0]).strftime("%m%d%Y")
+        )
         train = browser.find_element(By.NAME, "element_train").find_element(By.XPATH, "preceding::input[1]")
         train.click()
         never = wait.until(
@@ -262,7 +265,7 @@ def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark
         run = wait_for_run(api, run_id)
         assert run["state"] == "success", run
         assert {k: run["conf"][k] for k in ("run_date", "train", "rank")} == {
-            "run_date": BACKFILL_DAYS[-1],
+            "run_date": DAYS[0],
             "train": "never",
             "rank": 8,
         }

@@ -1,4 +1,5 @@
-"""Checks the e2e tests share: a lake's tables read back, compared across runs, and the gold contract."""
+"""Checks the integration and e2e tests share: a lake's tables read back, compared across runs, and the gold
+contract."""
 
 from __future__ import annotations
 
@@ -28,14 +29,17 @@ def read(spark: Any, table: tables.Table, lake: str) -> Any:
     return spark.read.format("delta").load(table.path(lake))
 
 
-def snapshot(spark: Any, lake: str) -> dict[str, list]:
-    out = {}
-    for table in tables.ALL_TABLES:
-        if not delta_io.exists(spark, table, lake):  # ops.run_log exists only after a failure
-            continue
-        df = read(spark, table, lake)
-        out[table.sql_name] = df.select(*[c for c in df.columns if c not in AUDIT_COLUMNS]).collect()
-    return out
+def rows(spark: Any, table: tables.Table, lake: str, leave_out: frozenset[str] = frozenset()) -> list:
+    """The table's rows without the audit columns and ``leave_out``; none if it does not exist."""
+    if not delta_io.exists(spark, table, lake):  # ops.run_log exists only after a failure
+        return []
+    df = read(spark, table, lake)
+    return df.select(*[c for c in df.columns if c not in AUDIT_COLUMNS | leave_out]).collect()
+
+
+def snapshot(spark: Any, lake: str, leave_out: frozenset[str] = frozenset()) -> dict[str, list]:
+    """Every existing table's rows, without the audit columns and ``leave_out``."""
+    return {t.sql_name: rows(spark, t, lake, leave_out) for t in tables.ALL_TABLES if delta_io.exists(spark, t, lake)}
 
 
 def assert_unchanged(now: dict[str, list], before: dict[str, list]) -> None:
