@@ -11,7 +11,7 @@ rule's name; the job fails unless rows in = rows out + quarantined + duplicates.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -122,6 +122,13 @@ def new_keys(ids: DataFrame, dim: DataFrame, id_col: str, key_col: str, run_date
     )
 
 
+def keys_from_committed(
+    spark: SparkSession, lake: str, dim: tables.Table, ids: DataFrame, id_col: str, key_col: str, run_date: str
+) -> Callable[[], DataFrame]:
+    """The new rows of ``dim`` for ``ids``, computed from its latest version each time it is called."""
+    return lambda: new_keys(ids, delta_io.read_or_empty(spark, dim, lake), id_col, key_col, run_date)
+
+
 def with_keys(rows: DataFrame, dim_user: DataFrame, dim_track: DataFrame, run_date: str) -> DataFrame:
     """Final silver interactions: typed rows joined to their integer keys, in the published schema."""
     joined = rows.join(dim_user.select("user_id", USER_KEY), "user_id").join(
@@ -196,9 +203,22 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
 
     changed = delta_io.merge(tracks_today, tables.SILVER_TRACKS, lake, ["track_id"], newer_than="run_date")
     ctx.log(f"catalog: {changed} new or changed tracks")
-    delta_io.merge(track_rows, tables.SILVER_DIM_TRACK, lake, ["track_id"], update=False)
-    delta_io.merge(user_rows, tables.SILVER_DIM_USER, lake, ["user_id"], update=False)
-    delta_io.overwrite_partition(silver, tables.SILVER_INTERACTIONS, lake, ds)
+    # Keys come from the dimensions as committed: a writer of another day may have added ids (and keys) since
+    # they were read above; the new rows are then numbered again after its keys.
+    for dim, ids, id_col, key_col in (
+        (tables.SILVER_DIM_TRACK, tracks_today, "track_id", TRACK_KEY),
+        (tables.SILVER_DIM_USER, kept, "user_id", USER_KEY),
+    ):
+        delta_io.merge(
+            keys_from_committed(spark, lake, dim, ids, id_col, key_col, ds), dim, lake, [id_col], update=False
+        )
+    committed = with_keys(
+        kept,
+        delta_io.read(spark, tables.SILVER_DIM_USER, lake),
+        delta_io.read(spark, tables.SILVER_DIM_TRACK, lake),
+        ds,
+    )
+    delta_io.overwrite_partition(committed, tables.SILVER_INTERACTIONS, lake, ds)
     rejected = quarantine(events.quarantined, "interactions", ctx.run_id, ds).unionByName(
         quarantine(tracks.quarantined, "tracks", ctx.run_id, ds)
     )

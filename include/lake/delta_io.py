@@ -11,19 +11,63 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StructType
 
 from include.core.tables import ALL_TABLES, Table
+from include.lake import faults
 
 ROW_GROUP_CONF = "parquet.block.size"
+# Delta's write conflicts (SQLSTATE 2D521: another writer committed to what this one read) and a table that
+# another writer created first; the write is then tried again on the new version.
+CONFLICT_STATE = "2D521"
+CONFLICTS = ("DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED", "DELTA_PATH_EXISTS")
+COMMIT_ATTEMPTS = 6
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 _VIEWS = itertools.count()  # names of the session's temporary MERGE sources
 LISTING_CONF = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Other writers kept committing to a table first; the message says which table and how often."""
+
+
+def _conflict(exc: Exception) -> str | None:
+    """The name of the Delta write conflict ``exc`` is, if it is one."""
+    state = exc.getSqlState() if isinstance(exc, PySparkException) else None
+    text = str(exc)
+    named = next((text[i : text.find("]", i)] for c in CONFLICTS if (i := text.find(c)) >= 0), None)
+    return named or ("SQLSTATE " + state if state == CONFLICT_STATE else None)
+
+
+def _committing(table: Table, write: Callable[[], T]) -> T:
+    """Run one write (one Delta commit) and run it again, from a fresh read, when another writer's commit
+    conflicts with it: replaceWhere and MERGE recompute from the table's new version, so the outcome is that of
+    the two writes one after the other. Gives up after :data:`COMMIT_ATTEMPTS` with one line."""
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return write()
+        except Exception as exc:
+            conflict = _conflict(exc)
+            if conflict is None:
+                raise
+            if attempt == COMMIT_ATTEMPTS:
+                raise ConcurrentWriteError(
+                    f"{table.sql_name}: another writer committed first {attempt} times in a row ({conflict}); "
+                    "nothing of this write was committed: run the day again once the other run has finished"
+                ) from None
+            log.warning("%s: %s, writing again (attempt %d of %d)", table.sql_name, conflict, attempt + 1, COMMIT_ATTEMPTS)
+            time.sleep(random.uniform(0.2, 0.5) * attempt)  # the writers do not retry in step
+    raise AssertionError("unreachable")
 
 
 def _sql_path(path: str) -> str:
@@ -95,11 +139,17 @@ def overwrite_partition(
     """Replace exactly one partition value (narrowed by ``where``), atomically; the rest is untouched."""
     if table.partition_by is None:
         raise ValueError(f"{table.sql_name} is not partitioned")
+    column = table.partition_by
     predicate = f"{table.partition_by} = '{value}'" + (f" AND ({where})" if where else "")
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
     # Delta takes the Parquet row group size from the session, not from write options.
-    with session_conf(df.sparkSession, ROW_GROUP_CONF, table.row_group_bytes):
-        writer.partitionBy(table.partition_by).save(table.path(lake))
+
+    def write() -> None:
+        with session_conf(df.sparkSession, ROW_GROUP_CONF, table.row_group_bytes):
+            writer.partitionBy(column).save(table.path(lake))
+
+    with faults.at(table.sql_name, table.path(lake)):
+        _committing(table, write)
 
 
 def optimize(spark: SparkSession, table: Table, lake: str, where: str | None = None) -> tuple[int, int]:
@@ -110,7 +160,7 @@ def optimize(spark: SparkSession, table: Table, lake: str, where: str | None = N
         statement += f" WHERE {where}"
     if table.cluster_by:
         statement += f" ZORDER BY (`{table.cluster_by}`)"
-    with session_conf(spark, ROW_GROUP_CONF, table.row_group_bytes):
+    with session_conf(spark, ROW_GROUP_CONF, table.row_group_bytes), faults.at(table.sql_name, table.path(lake)):
         row = spark.sql(statement).first()
     assert row is not None
     metrics = row["metrics"]
@@ -127,7 +177,7 @@ def vacuum(spark: SparkSession, table: Table, lake: str, retention_hours: int) -
 
 
 def merge(
-    df: DataFrame,
+    df: DataFrame | Callable[[], DataFrame],
     table: Table,
     lake: str,
     keys: Sequence[str],
@@ -141,7 +191,14 @@ def merge(
     snapshot costs one join instead of a table rewrite. With ``update=False`` existing rows are never
     changed (insert-only), as dimension keys require. With ``newer_than``, a row is updated only from a
     source row whose column is not older, so a backfill of an old date does not roll a newer row back.
+    When ``df`` is a function, it is called for each attempt: a source computed from the table itself (new
+    dimension keys after the largest one) is computed again from the version another writer committed.
     """
+    with faults.at(table.sql_name, table.path(lake)):
+        return _committing(table, lambda: _merge(df() if callable(df) else df, table, lake, keys, update, newer_than))
+
+
+def _merge(df: DataFrame, table: Table, lake: str, keys: Sequence[str], update: bool, newer_than: str | None) -> int:
     spark = df.sparkSession
     path = table.path(lake)
     if not exists(spark, table, lake):
@@ -155,18 +212,22 @@ def merge(
 
     same = [value("s", c).eqNullSafe(value("t", c)) for c in compared]
     pending = df.alias("s").join(read(spark, table, lake).alias("t"), same, "left_anti").cache()
-    count = pending.count()
-    if count:
-        view = f"setlist_merge_{table.layer}_{table.name}_{next(_VIEWS)}"
-        pending.createOrReplaceTempView(view)
-        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        statement = f"MERGE INTO {_sql_path(path)} AS t USING {view} AS s ON {on}"
-        if update:
-            newer = f" AND s.`{newer_than}` >= t.`{newer_than}`" if newer_than else ""
-            statement += f" WHEN MATCHED{newer} THEN UPDATE SET *"
-        spark.sql(statement + " WHEN NOT MATCHED THEN INSERT *").collect()
-        spark.catalog.dropTempView(view)
-    pending.unpersist()
+    try:
+        count = pending.count()
+        if count:
+            view = f"setlist_merge_{table.layer}_{table.name}_{next(_VIEWS)}"
+            pending.createOrReplaceTempView(view)
+            on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+            statement = f"MERGE INTO {_sql_path(path)} AS t USING {view} AS s ON {on}"
+            if update:
+                newer = f" AND s.`{newer_than}` >= t.`{newer_than}`" if newer_than else ""
+                statement += f" WHEN MATCHED{newer} THEN UPDATE SET *"
+            try:
+                spark.sql(statement + " WHEN NOT MATCHED THEN INSERT *").collect()
+            finally:
+                spark.catalog.dropTempView(view)
+    finally:
+        pending.unpersist()
     return count
 
 

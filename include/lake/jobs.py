@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from include.core.commands import CommandExit, invoke
 from include.core.config import MODEL_SETTINGS, ConfigError, Settings, load_settings, parse_run_date
+from include.lake import faults
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def preload(module: str) -> None:
 
 def run(step: str, body: Callable[[], None]) -> int:
     """Run a job body; known failures end with one clear line and a non-zero exit, not a stack trace."""
+    from include.lake.delta_io import ConcurrentWriteError
     from include.lake.spark_conf import MissingJarsError
 
     from include.core import log as setlist_log
@@ -92,7 +94,7 @@ def run(step: str, body: Callable[[], None]) -> int:
     except (ConfigError, MissingJarsError) as exc:
         log.error("%s: %s", step, exc)
         return EXIT_USAGE
-    except (DataQualityError, LandingError) as exc:
+    except (DataQualityError, LandingError, ConcurrentWriteError) as exc:
         log.error("%s: FAILED: %s", step, exc)
         return EXIT_DATA
     log.info("%s: done in %.1fs", step, time.monotonic() - started)
@@ -118,6 +120,7 @@ def main(
 
     def body() -> None:
         ctx = context(step, options)
+        faults.arm(step)
         from pyspark.sql import SparkSession
 
         from include.lake.spark import get_spark

@@ -14,9 +14,13 @@ in-process execution API, several seconds each) once instead of once per date. R
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 LOGGER = "include.orchestration.airflow_run"  # by name, not __name__: it runs as __main__ (python -m)
 log = logging.getLogger(LOGGER)
@@ -69,14 +73,53 @@ def retire_stale_assets() -> int:
     return len(stale)
 
 
+LOCK_NAME = "setlist-run.lock"
+
+
+@contextlib.contextmanager
+def one_at_a_time(lock: Path, holder: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock`` (waiting, with one line, while another process holds it).
+
+    ``dags test`` replaces any run of the DAG with the same logical date, so two ``setlist run`` in one Airflow
+    home would delete each other's runs mid-flight; the second waits for the first instead. The lock is the
+    kernel's (``flock``): a process that dies, even by SIGKILL, releases it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            log.info("waiting for %s to finish (it holds %s)", fh.read().strip() or "another setlist run", lock)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(holder)
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     dag_id, *runs = list(sys.argv[1:] if argv is None else argv)
     from airflow.cli.cli_parser import get_parser
 
     from include.core.log import setup
+    from include.orchestration.airflow_env import airflow_home
 
     parser = get_parser()
     setup()  # after Airflow's own logging set-up
+    days = ", ".join(run.split("T", 1)[0] for run in runs)
+    with one_at_a_time(airflow_home() / LOCK_NAME, f"setlist run (pid {os.getpid()}) of {dag_id} for {days}"):
+        return _run_all(parser, dag_id, runs)
+
+
+def _run_all(parser: object, dag_id: str, runs: Sequence[str]) -> int:
+    from include.core.log import setup
+
     if code := prepare(parser):
         return code
     if dag_id == "prepare":

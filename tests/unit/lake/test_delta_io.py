@@ -66,3 +66,43 @@ def test_sql_registers_only_the_tables_a_query_names():
     # No exact table name: fall back to every table (SHOW TABLES, or a typo that should fail by name).
     assert tables.referenced_tables("SHOW TABLES IN gold") == list(ALL_TABLES)
     assert tables.referenced_tables("SELECT 1 FROM gold.recommendations_old") == list(ALL_TABLES)
+
+
+CONFLICT = "[DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT] Transaction conflict detected. A concurrent WRITE added data"
+
+
+def test_a_write_that_meets_another_writers_commit_is_written_again(monkeypatch):
+    from pyspark.errors import AnalysisException
+
+    monkeypatch.setattr(delta_io.time, "sleep", lambda _: None)
+    calls: list[int] = []
+
+    def write() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise AnalysisException(CONFLICT)
+        return "committed"
+
+    assert delta_io._committing(tables.SILVER_DIM_USER, write) == "committed" and len(calls) == 3
+
+
+def test_a_writer_that_keeps_losing_says_so_in_one_line_and_other_errors_pass_through(monkeypatch):
+    from pyspark.errors import AnalysisException
+
+    monkeypatch.setattr(delta_io.time, "sleep", lambda _: None)
+
+    def lose() -> None:
+        raise AnalysisException(CONFLICT)
+
+    with pytest.raises(delta_io.ConcurrentWriteError) as lost:
+        delta_io._committing(tables.SILVER_DIM_USER, lose)
+    assert str(lost.value).startswith(
+        "silver.dim_user: another writer committed first 6 times in a row (DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT)"
+    )
+    assert "\n" not in str(lost.value)
+
+    def broken() -> None:
+        raise AnalysisException("[PATH_NOT_FOUND] Path does not exist")
+
+    with pytest.raises(AnalysisException, match="PATH_NOT_FOUND"):
+        delta_io._committing(tables.SILVER_DIM_USER, broken)
