@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars browser postgres blas demo test test-unit lint bench bench-quality clean sql-server explorer airflow
+.PHONY: setup venv jars browser postgres blas demo test test-unit lint bench bench-quality bench-quality-tuned clean sql-server explorer airflow
 
 setup: venv jars
 
@@ -81,13 +81,19 @@ bench: setup
 
 # Model quality on MovieLens (research use only; read from ../shared, never committed): BENCHMARKS.md.
 MOVIELENS ?= ../shared/data/ml-latest-small/ratings.csv
-# Repeated holdout: 5 independent splits, each tuned for TUNE_SECONDS on its own training split.
-TUNE_SECONDS ?= 120
 SPLITS ?= 5
-QUALITY = $(BIN)/setlist evaluate --source movielens --path $(MOVIELENS) --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS)
+EVALUATE = $(BIN)/setlist evaluate --source movielens --path $(MOVIELENS)
+# What a user gets without flags (default start and tuning budget): on the seed-42 split, then 5 splits.
 bench-quality: setup
-	$(QUALITY) --mode explicit
-	$(QUALITY) --mode implicit
+	$(EVALUATE) --mode explicit
+	$(EVALUATE) --mode implicit
+	$(EVALUATE) --mode explicit --splits $(SPLITS)
+	$(EVALUATE) --mode implicit --splits $(SPLITS)
+# A longer search: every split tuned for TUNE_SECONDS on its own training split.
+TUNE_SECONDS ?= 120
+bench-quality-tuned: setup
+	$(EVALUATE) --tune-trials 1000 --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS) --mode explicit
+	$(EVALUATE) --tune-trials 1000 --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS) --mode implicit
 
 # JDBC/ODBC endpoint on 127.0.0.1:$(SQL_PORT) over the lake's tables; Ctrl-C stops it.
 SQL_PORT ?= 10000

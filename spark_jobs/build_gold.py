@@ -119,7 +119,7 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     history = cached(history)
     quarantined = delta_io.read_partition(spark, tables.SILVER_QUARANTINE, lake, ds)
 
-    aff = cached(affinity(history, ds, ctx.settings.alpha))
+    aff = cached(affinity(history, ds, ctx.settings.als_value("alpha")))
     n_aff = aff.count()
     dims = (delta_io.read(spark, tables.SILVER_DIM_USER, lake), delta_io.read(spark, tables.SILVER_DIM_TRACK, lake))
     results = quality.validate(with_references(aff, *dims), suites.gold_affinity(ctx.settings.dq_severity))

@@ -55,13 +55,20 @@ def factor_rows(model: als.Factors) -> DataFrame:
 
 def evaluate_and_decide(
     spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, version: str, fitter: evaluation.Fitter
-) -> model_runs.Decision:
-    """Evaluate the configured parameters on a split of today's data (beside the baseline configuration and
-    popularity), decide promotion against the champion, and record both in ``ops.model_runs``."""
+) -> als.AlsParams:
+    """Tune (within the settings' budget, from the champion's parameters) and evaluate on a split of today's
+    data beside the baseline configuration and popularity, decide promotion against the champion, and record
+    both in ``ops.model_runs``; the parameters the model is fitted with."""
     settings = ctx.settings
     started = time.monotonic()
-    report = evaluation.evaluate(data, als.AlsParams.of(settings), settings.top_k, fitter, settings.tune_seconds)
     current = model_runs.champion(spark, settings.lake, settings.als_mode, ctx.ds)
+    params = als.AlsParams.of(settings)
+    # Tuning starts from the champion's parameters (with this run's seed), then the configured ones.
+    first = () if current is None else (als.AlsParams.from_json(current.params).replace(seed=params.seed),)
+    budget = evaluation.Budget(settings.tune_trials, settings.tune_seconds, first) if settings.tuning else None
+    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget or evaluation.NO_TUNING)
+    if report.choice:
+        ctx.log(f"{report.choice}: {report.params.to_json()}")
     decision = model_runs.decide(report, current, settings.promotion_tolerance)
     model_runs.record_run(
         spark,
@@ -79,7 +86,7 @@ def evaluate_and_decide(
     name, value, _ = report.primary
     popular = report.popularity.get(name, float("nan"))
     ctx.log(f"evaluated: {name}={value:.4f} (popularity {popular:.4f}); {decision.reason}")
-    return decision
+    return report.params
 
 
 def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
@@ -95,9 +102,8 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     if stats["rows"] == 0:
         ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
         return
-    params = als.AlsParams.of(settings)
     fitter = als.fitter(settings, spark)
-    evaluate_and_decide(spark, ctx, data, version, fitter)
+    params = evaluate_and_decide(spark, ctx, data, version, fitter)
     started = time.monotonic()
     model = fitter(data, params)
     fit_seconds = time.monotonic() - started

@@ -3,8 +3,9 @@
 Reads the source file named by ``--path`` through a source mapping (``--source``: a shipped name or a
 .json file), lands it as one day in the raw CSV contract, and runs the pipeline's own bronze, silver and
 gold jobs on it (quarantine and data-quality results included). Then splits ``gold.user_track_affinity``
-deterministically, fits the configured (or, with ``--tune-seconds``, tuned) model, the baseline
-configuration and popularity on the same split, and prints the metric table (``--json``: one JSON object).
+deterministically, tunes from the best known settings (``--tune-trials``, ``--tune-seconds``; 0 turns it off),
+fits the chosen model, the baseline configuration and popularity on the same split, and prints the metric table
+(``--json``: one JSON object).
 With ``--splits N`` all of that runs on N independent splits and the table gives means and standard deviations.
 Writes the evaluation lake's tables, one ``ops.model_runs`` row (kind ``evaluate``) and the run's PNG plots.
 """
@@ -43,7 +44,7 @@ def _splits(ctx: click.Context | None, param: click.Parameter | None, text: str)
     return int(text)
 
 
-MODEL_OPTIONS = ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases")
+MODEL_OPTIONS = ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases", "tune_trials", "tune_seconds")
 
 
 @click.command(
@@ -62,7 +63,14 @@ MODEL_OPTIONS = ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases"
     help="the landing day the file is loaded as (default: today, UTC; events after it are quarantined)",
 )
 @click.option(
-    "--tune-seconds", type=int, default=None, help="search budget in seconds (default: $SETLIST_TUNE_SECONDS or 0)"
+    "--tune-trials",
+    default=None,
+    help="tuning: at most this many candidates per split (default: $SETLIST_TUNE_TRIALS or 3; 0: no tuning)",
+)
+@click.option(
+    "--tune-seconds",
+    default=None,
+    help="tuning: at most this many seconds per split (default: $SETLIST_TUNE_SECONDS or 600; 0: no tuning)",
 )
 @click.option(
     "--splits",
@@ -98,7 +106,7 @@ def metric_table(report: Report) -> list[tuple[str, str, str, str]]:
 
 
 def evaluate(
-    spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, tune_seconds: int, splits: int = 1
+    spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, splits: int = 1
 ) -> dict[str, Any]:
     from include.lake import delta_io, sources
     from include.models import als, evaluation, model_runs
@@ -113,7 +121,9 @@ def evaluate(
     data = cached(train_als.training_set(affinity, ctx.settings.als_mode))
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)
-    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, tune_seconds, splits=splits)
+    settings = ctx.settings
+    budget = evaluation.Budget(settings.tune_trials, settings.tune_seconds) if settings.tuning else evaluation.NO_TUNING
+    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget, splits=splits)
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
     split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"
     if splits > 1:
@@ -141,6 +151,7 @@ def evaluate(
         "splits": report.splits,
         "params": report.params.as_dict(),
         "tuned": bool(report.trials),
+        "choice": report.choice,
         "trials": report.trials,
         "metrics": report.metrics,
         "baseline": {"params": evaluation.baseline_for(report.mode, params.seed).as_dict(), "metrics": report.baseline},
@@ -164,6 +175,8 @@ def print_report(result: dict[str, Any], as_json: bool) -> None:
 
     print(f"{result['source']} {result['mode']} ({result['split']}, K={result['k']}): {result['path']}")
     print(f"model: {json.dumps(result['params'], sort_keys=True)}{' (tuned)' if result['tuned'] else ''}")
+    if result["choice"]:
+        print(f"tuning: {result['choice']}")
     print(f"baseline config: {json.dumps(result['baseline']['params'], sort_keys=True)}")
     print(format_table(("metric", "model", "baseline config", "popularity"), metric_table(report)))
     name, value, higher = report.primary
@@ -199,7 +212,7 @@ def run(options: dict[str, Any]) -> int:
         mapping = sources.load(options["source"])
         lake = options["lake"] or str(PROJECT_ROOT / "lake-evaluate" / mapping.name)
         overrides = {k: options[k] for k in MODEL_OPTIONS}
-        base = load_settings(lake=lake, als_mode=options["mode"], tune_seconds=options["tune_seconds"], **overrides)
+        base = load_settings(lake=lake, als_mode=options["mode"], **overrides)
         if not mapping.audio_features:
             severities = ",".join(f"{c}=warn" for c in sources.FEATURE_CHECKS)
             base = base.with_overrides(dq_severity=",".join(s for s in (base.dq_severity, severities) if s))
@@ -208,7 +221,7 @@ def run(options: dict[str, Any]) -> int:
         ctx = jobs.JobContext("evaluate", day, options["run_id"], base)
         jobs.preload("include.quality.runner")
         spark = get_spark("setlist-evaluate", base)
-        result.update(evaluate(spark, ctx, mapping, options["path"], base.tune_seconds, options["splits"]))
+        result.update(evaluate(spark, ctx, mapping, options["path"], options["splits"]))
 
     # With --json, stdout carries only the JSON object: progress lines go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if options["as_json"] else contextlib.nullcontext():

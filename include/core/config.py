@@ -68,6 +68,15 @@ WordBool = Annotated[bool, BeforeValidator(_word_bool)]
 AIRFLOW_DB_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
 
 
+AlsSetting = Literal["rank", "max_iter", "reg_param", "alpha"]
+# The best settings measured on MovieLens (BENCHMARKS.md, "Model quality"): explicit ALS on what the biases leave,
+# implicit ALS on plays with confidence 1 + alpha * strength. Unset model settings mean these.
+ALS_DEFAULTS: dict[str, dict[AlsSetting, float]] = {
+    "explicit": {"rank": 50, "max_iter": 20, "reg_param": 0.15, "alpha": 5.0},
+    "implicit": {"rank": 30, "max_iter": 15, "reg_param": 0.4, "alpha": 5.0},
+}
+
+
 class Settings(BaseSettings):
     """Typed, frozen settings for every Setlist job, command and DAG: ``SETLIST_<FIELD>`` environment variables,
     then explicit values. Ranges and choices are declared here; :data:`RANGES` and the DAG's params read them."""
@@ -85,10 +94,11 @@ class Settings(BaseSettings):
     shuffle_partitions: int = Field(4, ge=1, le=100_000)
     als_blocks: int = Field(0, ge=0, le=10_000)  # 0: one block per core of the cluster (defaultParallelism)
     als_mode: Literal["explicit", "implicit"] = "implicit"
-    rank: int = Field(20, ge=1, le=500)
-    max_iter: int = Field(10, ge=1, le=100)
-    reg_param: float = Field(0.1, ge=0.0, le=100.0)
-    alpha: float = Field(10.0, ge=0.0, le=10_000.0)
+    # ALS parameters; unset: the mode's best known values (:data:`ALS_DEFAULTS`), where tuning starts.
+    rank: int | None = Field(None, ge=1, le=500)
+    max_iter: int | None = Field(None, ge=1, le=100)
+    reg_param: float | None = Field(None, ge=0.0, le=100.0)
+    alpha: float | None = Field(None, ge=0.0, le=10_000.0)
     top_k: int = Field(10, ge=1, le=1000)
     seed: int = Field(42, ge=0, le=2**31 - 1)  # Spark's ALS takes a non-negative 32-bit seed
     checkpoint_interval: int = Field(5, ge=1, le=100)
@@ -99,7 +109,10 @@ class Settings(BaseSettings):
     vacuum_retention_hours: int = Field(168, ge=168, le=87_600)  # at least 7 days of time travel
     nightly_hour: int = Field(2, ge=0, le=23)  # UTC hour at which the nightly run for the day before starts
     als_biases: WordBool = True  # explicit mode: ALS on what the mean and user/track biases leave
-    tune_seconds: int = Field(0, ge=0, le=86_400)  # time budget of the hyperparameter search (0: none)
+    # The hyperparameter search before each fit: at most tune_trials candidates (so a rerun tries the same ones)
+    # and at most tune_seconds; either at 0 turns it off.
+    tune_trials: int = Field(3, ge=0, le=1000)
+    tune_seconds: int = Field(600, ge=0, le=86_400)
     promotion_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # how much (relative) worse than the champion
     dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
     # A landing folder is complete once this file is in it (Hadoop's convention, which Spark's writers follow);
@@ -139,6 +152,15 @@ class Settings(BaseSettings):
         if "/" in value or value.endswith(".csv") or value in (".", ".."):
             raise ValueError(f"must be a file name that is not a .csv file (e.g. _SUCCESS), got {value!r}")
         return value
+
+    def als_value(self, name: AlsSetting) -> float:
+        """A model setting as it applies: the configured value, else the mode's best known one."""
+        value: float | None = getattr(self, name)
+        return ALS_DEFAULTS[self.als_mode][name] if value is None else value
+
+    @property
+    def tuning(self) -> bool:
+        return self.tune_trials > 0 and self.tune_seconds > 0
 
     @property
     def checkpoint_dir(self) -> str:
@@ -199,7 +221,8 @@ def _config_error(exc: ValidationError) -> ConfigError:
         return ConfigError(f"{field}: unknown setting; allowed settings are {', '.join(FIELDS)}")
     if kind in ("greater_than_equal", "less_than_equal") and field in RANGES:
         low, high = RANGES[field]
-        number = Settings.model_fields[field].annotation  # int or float: show the value as it was read
+        declared = Settings.model_fields[field].annotation  # int or float (or None): show the value as read
+        number = next((a for a in get_args(declared) if a is not type(None)), declared)
         shown = number(value) if callable(number) else value
         return ConfigError(f"{field}: must be between {_number(low)} and {_number(high)}, got {shown!r}")
     if kind == "literal_error":

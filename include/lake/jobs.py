@@ -70,7 +70,7 @@ def command(step: str, description: str, model_args: bool = False) -> click.Comm
 
 
 def context(step: str, options: Mapping[str, Any]) -> JobContext:
-    overrides = {k: options.get(k) for k in MODEL_SETTINGS}
+    overrides = {k: options.get(k) or None for k in MODEL_SETTINGS}  # "": unset (an empty DAG param)
     settings = load_settings(lake=options["lake"], **overrides)
     return JobContext(step, parse_run_date(options["run_date"], "--run-date"), options["run_id"], settings)
 

@@ -41,25 +41,36 @@ class AlsParams:
     reg_param: float = 0.1
     alpha: float = 10.0
     biases: bool = False
+    damping: float = BIAS_DAMPING  # biases mode: ratings' worth of pull towards the mean
     nonnegative: bool = False  # signed factors: needed for residuals, and they ranked better in implicit mode
     seed: int = 42
 
     @classmethod
     def of(cls, settings: Settings) -> AlsParams:
+        """The settings' parameters; model settings left unset are the mode's best known values."""
         return cls(
             mode=settings.als_mode,
-            rank=settings.rank,
-            max_iter=settings.max_iter,
-            reg_param=settings.reg_param,
-            alpha=settings.alpha,
+            rank=int(settings.als_value("rank")),
+            max_iter=int(settings.als_value("max_iter")),
+            reg_param=settings.als_value("reg_param"),
+            alpha=settings.als_value("alpha"),
             biases=settings.als_biases and settings.als_mode == "explicit",
             seed=settings.seed,
         )
 
+    @classmethod
+    def from_json(cls, text: str) -> AlsParams:
+        """Parameters as :meth:`to_json` recorded them (fields recorded before a field existed keep its default)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
     def as_dict(self) -> dict[str, Any]:
-        """The parameters that apply to the mode (alpha only for implicit, biases only for explicit)."""
+        """The parameters that apply to the mode (alpha only for implicit, biases and their damping only for
+        explicit, damping only with biases)."""
         d: dict[str, Any] = dataclasses.asdict(self)
         d.pop("alpha" if self.mode == "explicit" else "biases")
+        if not self.biases:
+            d.pop("damping")
         return d
 
     def to_json(self) -> str:
@@ -194,7 +205,7 @@ def fit(data: DataFrame, params: AlsParams, blocks: int, checkpoint_interval: in
     """Fit ``params`` on ``(user_key, track_key, rating)`` rows."""
     if not params.biases:
         return Factors.of(estimator(params, blocks, checkpoint_interval).fit(data))
-    mean, user, item = biases(data)
+    mean, user, item = biases(data, params.damping)
     user, item = cached(user), cached(item)
     model = estimator(params, blocks, checkpoint_interval).fit(residuals(data, user, item, mean))
     return with_biases(model, mean, user, item)

@@ -23,6 +23,7 @@ from pyspark.ml.evaluation import RankingEvaluator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from include.core.config import ALS_DEFAULTS
 from include.models import topk
 from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, Fitter
 
@@ -191,24 +192,65 @@ def baseline_for(mode: str, seed: int) -> AlsParams:
     return BASELINE.replace(mode=mode, seed=seed, alpha=1.0)
 
 
-def tuning_grid(params: AlsParams) -> list[AlsParams]:
-    """The configured parameters first, then a small grid around what did best on MovieLens (BENCHMARKS.md),
-    most promising first, so a short budget still tries the likely winners."""
+def best_known(mode: str, seed: int) -> AlsParams:
+    """The mode's best settings measured on MovieLens (``ALS_DEFAULTS``; explicit with biases)."""
+    values = ALS_DEFAULTS[mode]
+    return AlsParams(
+        mode=mode,
+        rank=int(values["rank"]),
+        max_iter=int(values["max_iter"]),
+        reg_param=values["reg_param"],
+        alpha=values["alpha"],
+        biases=mode == "explicit",
+        seed=seed,
+    )
+
+
+def tuning_grid(params: AlsParams, first: Sequence[AlsParams] = ()) -> list[AlsParams]:
+    """Candidates in the order tuning tries them, without repeats: ``first`` (the champion's parameters), the
+    configured ``params``, the baseline configuration (so tuning never ends worse than it on the validation
+    split), the mode's best known settings, then a grid: explicit with biases varies the bias damping and
+    regParam together before rank and iterations; implicit varies alpha, rank and regParam."""
+    grid: list[AlsParams] = [
+        *first,
+        params,
+        baseline_for(params.mode, params.seed),
+        best_known(params.mode, params.seed),
+    ]
     if params.mode == "explicit":
-        grid = [
+        if params.biases:
+            grid += [params.replace(damping=d, reg_param=g) for d in (10.0, 5.0, 20.0) for g in (0.15, 0.2, 0.1)]
+        grid += [
             params.replace(rank=r, reg_param=g, max_iter=i)
             for i in (20, 15)
             for r in (50, 20)
             for g in (0.12, 0.15, 0.1)
         ]
     else:
-        grid = [
+        grid += [
             params.replace(rank=r, reg_param=g, alpha=a, max_iter=15)
             for a in (5.0, 3.0, 1.0)
             for r in (30, 50, 20)
             for g in (0.4, 0.2, 0.1)
         ]
-    return [params, *[p for p in grid if p != params]]
+    return list(dict.fromkeys(grid))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What tuning may spend: at most ``trials`` candidates and ``seconds`` (the first candidate always runs).
+    ``first``: candidates tried before the configured parameters (the nightly champion's)."""
+
+    trials: int = 0
+    seconds: float = 0.0
+    first: tuple[AlsParams, ...] = ()
+
+    @property
+    def on(self) -> bool:
+        return self.trials > 0 and self.seconds > 0
+
+
+NO_TUNING = Budget()
 
 
 @dataclass(frozen=True)
@@ -225,6 +267,7 @@ class Report:
     fit_seconds: float
     trials: list[dict[str, Any]]
     splits: list[dict[str, Any]] = field(default_factory=list)  # repeated holdout: each split's seed and results
+    choice: str = ""  # what tuning chose and why (empty: not tuned)
 
     @property
     def primary(self) -> tuple[str, float, bool]:
@@ -237,26 +280,41 @@ class Report:
 
 
 def tune(
-    split: Split, params: AlsParams, seconds: float, k: int, catalog_size: int, fitter: Fitter
-) -> tuple[AlsParams, list[dict[str, Any]]]:
-    """The grid's best parameters on a validation split carved from ``split.train`` (never the test split),
-    trying candidates until ``seconds`` run out (at least one is always tried)."""
+    split: Split, params: AlsParams, budget: Budget, k: int, catalog_size: int, fitter: Fitter
+) -> tuple[AlsParams, list[dict[str, Any]], str]:
+    """The best candidate of :func:`tuning_grid` on a validation split carved from ``split.train`` (never the
+    test split), within ``budget``; (parameters, every trial, a line saying what was chosen and why)."""
     inner = split_for(params.mode, split.train, split.seed + 1)
     name, higher = primary_metric(params.mode, k)
-    deadline = time.monotonic() + seconds
-    best, best_value = params, math.nan
+    deadline = time.monotonic() + budget.seconds
+    baseline = baseline_for(params.mode, params.seed)
+    best, best_value, baseline_value = params, math.nan, math.nan
     trials: list[dict[str, Any]] = []
-    for candidate in tuning_grid(params):
-        if trials and time.monotonic() >= deadline:
+    for candidate in tuning_grid(params, budget.first):
+        if trials and (len(trials) >= budget.trials or time.monotonic() >= deadline):
             break
         started = time.monotonic()
         model = fitter(inner.train, candidate)
         value = evaluate_model(model, inner, params.mode, k, catalog_size)[name]
         seconds_taken = round(time.monotonic() - started, 2)
         trials.append({"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken})
+        if candidate == baseline:
+            trials[-1]["baseline"] = True
+            baseline_value = value
         if math.isnan(best_value) or (value > best_value if higher else value < best_value):
             best, best_value = candidate, value
-    return best, trials
+    for trial in trials:
+        trial["chosen"] = trial["params"] == best.as_dict()
+    tuned = [t[name] for t in trials if not t.get("baseline")]
+    if best == baseline and tuned:
+        top = max(tuned) if higher else min(tuned)
+        note = (
+            f"the baseline configuration did better on the validation split ({name} {baseline_value:.4f} against"
+            f" {top:.4f} for the best of {len(tuned)} tuned candidates): fell back to it"
+        )
+    else:
+        note = f"tuned: {len(trials)} candidates on the validation split, best {name} {best_value:.4f}"
+    return best, trials, note
 
 
 # Repeated holdout: split i uses seed + i * SPLIT_SEED_STEP, far from any split's validation seed (+1).
@@ -269,14 +327,14 @@ def evaluate(
     params: AlsParams,
     k: int,
     fitter: Fitter,
-    tune_seconds: float = 0.0,
+    budget: Budget = NO_TUNING,
     with_baseline: bool = True,
     splits: int = 1,
 ) -> Report:
-    """Split ``data`` for the mode, optionally tune on the training split, fit and score the model, the baseline
-    configuration and popularity on the same test split.
+    """Split ``data`` for the mode, tune on the training split within ``budget``, fit and score the model, the
+    baseline configuration and popularity on the same test split.
 
-    With ``splits`` > 1 this is a repeated holdout: the whole evaluation (tuning included, ``tune_seconds`` each)
+    With ``splits`` > 1 this is a repeated holdout: the whole evaluation (tuning included, ``budget`` each)
     runs on ``splits`` independent splits, the metrics are their means with ``<metric>_sd`` (sample standard
     deviation) beside them, and :attr:`Report.splits` holds each split's primary values.
     """
@@ -284,7 +342,7 @@ def evaluate(
         raise ValueError(f"splits must be from 1 to {MAX_SPLITS}, got {splits}")
     catalog_size = data.select(TRACK).distinct().count()
     seeds = [params.seed + i * SPLIT_SEED_STEP for i in range(splits)]
-    reports = [evaluate_split(data, params, k, fitter, tune_seconds, with_baseline, catalog_size, s) for s in seeds]
+    reports = [evaluate_split(data, params, k, fitter, budget, with_baseline, catalog_size, s) for s in seeds]
     if splits == 1:
         return reports[0]
     first = reports[0]
@@ -306,10 +364,21 @@ def evaluate(
                 "model": r.metrics.get(name, math.nan),
                 "baseline": r.baseline.get(name, math.nan),
                 "popularity": r.popularity.get(name, math.nan),
+                "choice": r.choice,
             }
             for seed, r in zip(seeds, reports, strict=True)
         ],
+        _choices(reports, baseline_for(first.mode, params.seed)),
     )
+
+
+def _choices(reports: Sequence[Report], baseline: AlsParams) -> str:
+    """What tuning chose over repeated splits, in one line (empty: not tuned)."""
+    if not any(r.choice for r in reports):
+        return ""
+    fell_back = sum(r.params == baseline for r in reports)
+    line = f"tuned on each of {len(reports)} splits"
+    return line + (f"; fell back to the baseline configuration on {fell_back}" if fell_back else "")
 
 
 def mean_metrics(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -327,7 +396,7 @@ def evaluate_split(
     params: AlsParams,
     k: int,
     fitter: Fitter,
-    tune_seconds: float,
+    budget: Budget,
     with_baseline: bool,
     catalog_size: int,
     seed: int,
@@ -337,8 +406,9 @@ def evaluate_split(
     split = Split(split.train.cache(), split.test.cache(), split.positive, seed)
     rows = split.train.count()
     trials: list[dict[str, Any]] = []
-    if tune_seconds > 0:
-        params, trials = tune(split, params, tune_seconds, k, catalog_size, fitter)
+    choice = ""
+    if budget.on:
+        params, trials, choice = tune(split, params, budget, k, catalog_size, fitter)
     started = time.monotonic()
     model = fitter(split.train, params)
     model.users.count()  # fitting is lazy in part: time it whole
@@ -351,4 +421,4 @@ def evaluate_split(
     popularity = evaluate_popularity(split, k, catalog_size)
     split.train.unpersist()
     split.test.unpersist()
-    return Report(params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials)
+    return Report(params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials, choice=choice)

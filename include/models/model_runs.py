@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -31,9 +31,17 @@ class Decision:
     champion_value: float | None = None
 
 
-def champion(spark: SparkSession, lake: str, mode: str, before: str) -> tuple[str, float] | None:
+class Champion(NamedTuple):
+    """The model a run competes with: its run, its primary metric's value and its parameters (JSON)."""
+
+    run_key: str
+    value: float
+    params: str
+
+
+def champion(spark: SparkSession, lake: str, mode: str, before: str) -> Champion | None:
     """The newest promoted nightly run of ``mode`` with a run date before ``before`` (a rerun of a day
-    compares with the same champion as its first run), as (run_key, primary value)."""
+    compares with the same champion as its first run)."""
     if not delta_io.exists(spark, tables.OPS_MODEL_RUNS, lake):
         return None
     row = (
@@ -41,18 +49,18 @@ def champion(spark: SparkSession, lake: str, mode: str, before: str) -> tuple[st
         .where((F.col("kind") == "nightly") & (F.col("mode") == mode) & F.col("promoted"))
         .where(F.col("run_date") < before)
         .orderBy(F.desc("run_date"))
-        .select("run_key", "primary_value")
+        .select("run_key", "primary_value", "params")
         .first()
     )
-    return None if row is None else (row["run_key"], float(row["primary_value"]))
+    return None if row is None else Champion(row["run_key"], float(row["primary_value"]), row["params"])
 
 
-def decide(report: Report, current: tuple[str, float] | None, tolerance: float) -> Decision:
+def decide(report: Report, current: Champion | None, tolerance: float) -> Decision:
     """Promote unless the primary metric is worse than the champion's by more than ``tolerance`` (relative)."""
     name, value, higher = report.primary
     if current is None:
         return Decision(True, f"no champion yet: promoted with {name}={value:.4f}")
-    key, best = current
+    key, best, _ = current
     if math.isnan(value):
         return Decision(False, f"{name} could not be computed; {key} stays", key, best)
     better = "higher" if higher else "lower"

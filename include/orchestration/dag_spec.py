@@ -107,7 +107,11 @@ def application_args(job: SparkJob, settings: Settings) -> list[str]:
     args = ["--run-date", RUN_DATE_TEMPLATE, "--lake", settings.lake, "--run-id", "{{ run_id }}"]
     if job.model_args:
         for name in MODEL_SETTINGS:
-            args += ["--" + name.replace("_", "-"), "{{ params." + name + " }}"]
+            # An unset param (null) is passed as "": the job then uses the mode's best known value.
+            args += [
+                "--" + name.replace("_", "-"),
+                "{{ params." + name + " if params." + name + " is not none else '' }}",
+            ]
     return args
 
 
@@ -135,8 +139,15 @@ def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         },
     }
     for name in MODEL_SETTINGS:
-        declared = {k: v for k, v in model[name].items() if k in ("type", "enum", "minimum", "maximum")}
+        field = model[name]
+        # An optional setting is {"anyOf": [{"type": number, ...}, {"type": "null"}]}: one schema, null allowed.
+        arms = field.get("anyOf", [field])
+        declared = {k: v for arm in arms for k, v in arm.items() if k in ("enum", "minimum", "maximum")}
+        types = [arm["type"] for arm in arms if "type" in arm]
+        declared["type"] = types[0] if len(types) == 1 else types
         schemas[name] = {**declared, "default": getattr(settings, name)}
+        if getattr(settings, name) is None:
+            schemas[name]["description"] = "empty: the ALS mode's best known value (README, Model settings)"
     return schemas
 
 

@@ -6,6 +6,7 @@ the UI in chromium, and refused triggers."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import subprocess
 import sys
@@ -48,6 +49,10 @@ def test_the_nightly_run_evaluates_its_model_beside_the_baselines_and_promotes_t
     model = read(spark, tables.OPS_MODELS, lake).where(F.col("run_date") == DAYS[0]).first()
     assert run["run_key"] == model["model_version"] and run["params"] == model["params"]
     assert run["promoted"] and run["decision"].startswith("no champion yet")
+    # Tuned by default: three candidates on a validation split, the chosen one is the model's parameters.
+    trials = json.loads(run["trials"])
+    assert run["tuned"] and len(trials) == 3 and trials[1]["baseline"]
+    assert [json.dumps(t["params"], sort_keys=True) for t in trials if t["chosen"]] == [run["params"]]
     name = f"ndcg_at_{K}"
     assert run["primary_metric"] == name and run["primary_value"] == run["metrics"][name]
     for metrics in (run["metrics"], run["baseline_metrics"], run["popularity_metrics"]):
@@ -138,6 +143,8 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     # The newest day's model was judged against day 1's (the champion): its lists are published only if promoted.
     newest = read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_date") == BACKFILL_DAYS[-1]).first()
     assert newest["champion_run_key"] == before_runs[0]["run_key"], newest["decision"]
+    first_tried = json.loads(newest["trials"])[0]["params"]  # tuning starts from the champion's parameters
+    assert first_tried == json.loads(before_runs[0]["params"])
     recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake)
     published = {DAYS[0], BACKFILL_DAYS[-1]} if newest["promoted"] else {DAYS[0]}
     assert {r[0] for r in recs.select("run_date").distinct().collect()} == published, newest["decision"]

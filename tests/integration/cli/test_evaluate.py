@@ -41,21 +41,31 @@ def test_evaluate_movielens_explicit_as_json(spark, tmp_path, capsys):
     ratings = movielens_folder(tmp_path)
     lake = str(tmp_path / "lake")
     argv = ["--source", "movielens", "--path", str(ratings), "--mode", "explicit", "--lake", lake]
-    code = evaluate.main([*argv, "--run-date", "2026-11-22", "--rank", "4", "--max-iter", "5", "--json"])
+    model_args = ["--rank", "4", "--max-iter", "5", "--tune-trials", "2"]
+    code = evaluate.main([*argv, "--run-date", "2026-11-22", *model_args, "--json"])
     out = capsys.readouterr().out
     assert code == 0, out
     result = json.loads(out)  # stdout is the JSON object alone
 
     assert result["mode"] == "explicit" and result["split"] == "random 80/20 by pair"
-    assert result["params"] == {
+    # Tuned (2 candidates here): the configured parameters first, then the baseline configuration; the chosen one
+    # is what the table reports, and every trial is recorded.
+    configured = {
         "biases": True,
+        "damping": 5.0,
         "max_iter": 5,
         "mode": "explicit",
         "nonnegative": False,
         "rank": 4,
-        "reg_param": 0.1,
+        "reg_param": 0.15,  # unset: the explicit mode's best known
         "seed": 42,
     }
+    trials = result["trials"]
+    assert trials[0]["params"] == configured and trials[1].get("baseline") is True
+    assert len(trials) == 2 and [t["params"] for t in trials if t["chosen"]] == [result["params"]]
+    best = min(trials, key=lambda t: t["rmse"])
+    assert best["params"] == result["params"] and result["tuned"]
+    assert result["choice"].startswith(("tuned: 2 candidates", "the baseline configuration did better"))
     assert result["baseline"]["params"] == {
         "biases": False,
         "max_iter": 10,
@@ -87,7 +97,7 @@ def test_evaluate_movielens_explicit_as_json(spark, tmp_path, capsys):
     run = delta_io.read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_key") == result["run_key"]).first()
     assert (run["kind"], run["source"], run["promoted"]) == ("evaluate", "movielens", False)
     assert run["metrics"]["rmse"] == pytest.approx(model["rmse"])
-    assert json.loads(run["params"]) == result["params"]
+    assert json.loads(run["params"]) == result["params"] and json.loads(run["trials"]) == trials
     for plot in result["plots"]:
         assert Path(plot).read_bytes()[:4] == b"\x89PNG"
 
@@ -96,11 +106,14 @@ def test_evaluate_implicit_on_repeated_splits(spark, tmp_path, capsys):
     ratings = movielens_folder(tmp_path)
     lake = str(tmp_path / "lake")
     argv = ["--source", "movielens", "--path", str(ratings), "--mode", "implicit", "--lake", lake, "--splits", "2"]
-    code = evaluate.main([*argv, "--run-date", "2026-11-22", "--rank", "4", "--max-iter", "5", "--json"])
+    tuning_off = ["--tune-trials", "0"]
+    code = evaluate.main([*argv, "--run-date", "2026-11-22", "--rank", "4", "--max-iter", "5", *tuning_off, "--json"])
     out = capsys.readouterr().out
     assert code == 0, out
     result = json.loads(out)
 
+    assert not result["tuned"] and result["trials"] == [] and result["choice"] == ""
+    assert result["params"]["rank"] == 4 and result["params"]["alpha"] == 5.0  # the rest: the mode's best known
     assert result["split"] == "per-user 20% holdout, repeated on 2 splits (seeds 42, 1042)"
     assert [s["split_seed"] for s in result["splits"]] == [42, 1042]
     per_split = [s["model"] for s in result["splits"]]

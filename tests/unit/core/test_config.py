@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from include.core.config import ConfigError, load_settings, parse_run_date
+from include.core.config import ALS_DEFAULTS, ConfigError, load_settings, parse_run_date
 
 pytestmark = pytest.mark.unit
 
@@ -29,6 +29,7 @@ def test_env_and_overrides_build_one_frozen_object(tmp_path):
         ({"als_biases": "maybe"}, "als_biases", "true, 1, yes, false, 0, no"),
         ({"promotion_tolerance": "1.5"}, "promotion_tolerance", "between 0 and 1"),
         ({"tune_seconds": "-5"}, "tune_seconds", "between 0 and 86400"),
+        ({"tune_trials": "many"}, "tune_trials", "an integer"),
         ({"seed": "-1"}, "seed", "between 0 and 2147483647"),
         ({"landing_marker": "done/flag"}, "landing_marker", "a file name that is not a .csv file"),
         ({"landing_wait_minutes": "-1"}, "landing_wait_minutes", "between 0 and 10080"),
@@ -89,3 +90,15 @@ def test_the_airflow_database_url_is_a_secret_checked_by_scheme_only():
         "airflow_db_url: must be a URL starting with one of postgresql://, postgresql+psycopg2://, sqlite://;"
         " got scheme 'mysql'"
     )
+
+
+def test_unset_model_settings_are_the_modes_best_known_values():
+    implicit, explicit = load_settings(env={}), load_settings(env={}, als_mode="explicit")
+    assert implicit.rank is None and implicit.als_value("rank") == ALS_DEFAULTS["implicit"]["rank"]
+    assert explicit.als_value("reg_param") == ALS_DEFAULTS["explicit"]["reg_param"]
+    assert ALS_DEFAULTS["explicit"]["reg_param"] != ALS_DEFAULTS["implicit"]["reg_param"]
+    # A value set once stays set whatever the mode; an unset one follows the mode it ends up with.
+    assert implicit.with_overrides(als_mode="explicit").als_value("rank") == ALS_DEFAULTS["explicit"]["rank"]
+    assert load_settings(env={"SETLIST_RANK": "12"}, als_mode="explicit").als_value("rank") == 12
+    assert implicit.tuning and not load_settings(env={"SETLIST_TUNE_SECONDS": "0"}).tuning
+    assert not load_settings(env={}, tune_trials="0").tuning

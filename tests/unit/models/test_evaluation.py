@@ -130,8 +130,50 @@ def test_params_json_names_only_what_applies_to_the_mode():
     assert "alpha" not in als.AlsParams(mode="explicit").as_dict()
     assert "biases" not in als.AlsParams(mode="implicit").as_dict()
     assert als.AlsParams(rank=8).digest() != als.AlsParams(rank=9).digest()
-    grid = evaluation.tuning_grid(als.AlsParams(mode="explicit", biases=True))
-    assert grid[0] == als.AlsParams(mode="explicit", biases=True) and len(set(grid)) == len(grid)
+    assert "damping" not in als.AlsParams(mode="explicit", biases=False).as_dict()
+    assert (
+        als.AlsParams(mode="explicit", biases=True, damping=10).digest()
+        != als.AlsParams(mode="explicit", biases=True).digest()
+    )
+    params = als.AlsParams(mode="explicit", biases=True)
+    assert als.AlsParams.from_json(params.to_json()) == params
+
+
+def test_tuning_tries_the_champion_then_the_configuration_then_the_baseline():
+    params = als.AlsParams(mode="explicit", biases=True, rank=40)
+    champion = params.replace(reg_param=0.3)
+    grid = evaluation.tuning_grid(params, (champion,))
+    assert grid[:4] == [
+        champion,
+        params,
+        evaluation.baseline_for("explicit", 42),
+        evaluation.best_known("explicit", 42),
+    ]
+    assert len(set(grid)) == len(grid)
+    # explicit with biases: the bias damping and regParam are tuned together, before rank and iterations
+    rest = grid[4:]
+    first_other = next(i for i, p in enumerate(rest) if (p.rank, p.max_iter) != (params.rank, params.max_iter))
+    assert {p.damping for p in rest[:first_other]} == {5.0, 10.0, 20.0}
+    assert {p.reg_param for p in rest[:first_other]} == {0.1, 0.15, 0.2}
+    assert evaluation.tuning_grid(params, (params,))[:2] == [params, evaluation.baseline_for("explicit", 42)]
+
+
+def test_tuning_falls_back_to_the_baseline_when_it_does_better_and_says_so(spark):
+    data = pairs(spark, users=20, tracks=15).cache()
+    split = evaluation.split_for("explicit", data, 42)
+    # regParam 50 shrinks every factor to about 0, so its predictions miss ratings of 1 to 5 by far.
+    params = als.AlsParams(mode="explicit", rank=2, max_iter=3, reg_param=50.0, biases=False)
+
+    def fitter(d, p):
+        return als.fit(d, p, blocks=2)
+
+    best, trials, note = evaluation.tune(split, params, evaluation.Budget(2, 600), 5, 15, fitter)
+    assert len(trials) == 2 and [t.get("baseline", False) for t in trials] == [False, True]
+    assert trials[1]["rmse"] < trials[0]["rmse"]
+    assert best == evaluation.baseline_for("explicit", 42) and [t["chosen"] for t in trials] == [False, True]
+    assert note.startswith("the baseline configuration did better on the validation split") and "fell back" in note
+    one, _, _ = evaluation.tune(split, params, evaluation.Budget(1, 600), 5, 15, fitter)
+    assert one == params  # a budget of one trial tries the configured parameters only
 
 
 def report(mode: str, value: float) -> Report:
@@ -151,7 +193,7 @@ def report(mode: str, value: float) -> Report:
     ],
 )
 def test_promotion_rule(mode, value, champion, promoted):
-    current = None if champion is None else ("als-old", champion)
+    current = None if champion is None else model_runs.Champion("als-old", champion, "{}")
     decision = model_runs.decide(report(mode, value), current, tolerance=0.02)
     assert decision.promoted is promoted
     if not promoted:
@@ -166,7 +208,9 @@ def test_repeated_holdout_reports_the_mean_of_independent_splits(spark):
         return als.fit(d, p, blocks=2)
 
     catalog = data.select("track_key").distinct().count()
-    one = [evaluation.evaluate_split(data, params, 5, fitter, 0.0, False, catalog, s) for s in (42, 1042)]
+    one = [
+        evaluation.evaluate_split(data, params, 5, fitter, evaluation.NO_TUNING, False, catalog, s) for s in (42, 1042)
+    ]
     report = evaluation.evaluate(data, params, 5, fitter, with_baseline=False, splits=2)
 
     assert [s["split_seed"] for s in report.splits] == [42, 1042]

@@ -6,7 +6,7 @@ import pytest
 
 from include.core import tables
 from include.lake import delta_io
-from include.models import model_runs
+from include.models import als, model_runs
 from tests.unit.conftest import record
 
 pytestmark = pytest.mark.unit
@@ -20,8 +20,9 @@ def test_champion_is_the_newest_promoted_nightly_run_before_the_day(spark, tmp_p
     record(spark, lake, "e", "2026-11-03", 0.90, True, kind="evaluate")
     record(spark, lake, "x", "2026-11-03", 0.50, True, mode="explicit")
     record(spark, lake, "c", "2026-11-04", 0.31, True)
-    assert model_runs.champion(spark, lake, "implicit", "2026-11-04") == ("a", 0.30)  # a rerun of the 4th
-    assert model_runs.champion(spark, lake, "implicit", "2026-11-05") == ("c", 0.31)
+    assert model_runs.champion(spark, lake, "implicit", "2026-11-04")[:2] == ("a", 0.30)  # a rerun of the 4th
+    c = model_runs.champion(spark, lake, "implicit", "2026-11-05")
+    assert c is not None and c[:2] == ("c", 0.31) and als.AlsParams.from_json(c.params) == als.AlsParams()
     record(spark, lake, "c", "2026-11-04", 0.31, True)  # the same run again replaces its row
     assert delta_io.read(spark, tables.OPS_MODEL_RUNS, lake).count() == 5
     assert model_runs.decision_of(spark, lake, "b") == model_runs.Decision(False, "test")
