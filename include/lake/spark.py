@@ -78,6 +78,9 @@ def get_spark(
         return spark
     for inherited in CONNECT_MARKERS:  # a Connect client's markers, inherited from a parent process
         os.environ.pop(inherited, None)
+    # PySpark starts its Python workers with $PYSPARK_PYTHON (else "python3" from PATH, which may lack numpy and
+    # pyarrow), whatever spark.pyspark.python says.
+    os.environ.setdefault("PYSPARK_PYTHON", settings.pyspark_python)
     builder = SparkSession.builder.appName(app_name)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
         builder = builder.master(settings.spark_master)
