@@ -210,7 +210,7 @@ def tuning_grid(params: AlsParams, first: Sequence[AlsParams] = ()) -> list[AlsP
     """Candidates in the order tuning tries them, without repeats: ``first`` (the champion's parameters), the
     configured ``params``, the baseline configuration (so tuning never ends worse than it on the validation
     split), the mode's best known settings, then a grid: explicit with biases varies the bias damping and
-    regParam together before rank and iterations; implicit varies alpha, rank and regParam."""
+    regParam together before rank and iterations; implicit varies alpha first, then rank and regParam."""
     grid: list[AlsParams] = [
         *first,
         params,
@@ -227,6 +227,8 @@ def tuning_grid(params: AlsParams, first: Sequence[AlsParams] = ()) -> list[AlsP
             for g in (0.12, 0.15, 0.1)
         ]
     else:
+        # alpha first: the right confidence depends on the scale of the play counts (strength is log1p(plays))
+        grid += [params.replace(alpha=a) for a in (1.0, 3.0, 10.0)]
         grid += [
             params.replace(rank=r, reg_param=g, alpha=a, max_iter=15)
             for a in (5.0, 3.0, 1.0)
