@@ -110,6 +110,7 @@ def silver_interaction_rows(run_date: dt.date, overrides: str = "") -> Suite:
             not_null("liked_invalid", "liked"),
             matches("rating_invalid", "rating_text", schemas.NUMBER),
             between("rating_out_of_range", "rating", 0.5, 5.0),
+            not_null("plays_invalid", "plays"),  # a count that is not a whole number of at least 1
             in_set("unknown_track", "known_track", [True]),
         ],
         overrides,

@@ -17,27 +17,39 @@ from pyspark.sql import functions as F
 from include.core import schemas, tables
 from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake import delta_io, jobs
+from include.lake.frames import with_missing
 from include.lake.spark import cached, fit_to_input
 
 
-def _full_play() -> Column:
-    return ~F.col("skipped")
+def counted(rows: DataFrame) -> DataFrame:
+    """``rows`` with ``_plays``: how many plays each stands for (no ``plays`` column or a null one, as in rows
+    written before counts existed: one play)."""
+    rows = with_missing(rows, {"plays": "bigint"})
+    return rows.withColumn("_plays", F.coalesce(F.col("plays"), F.lit(1)).cast("long"))
+
+
+def _full_plays() -> Column:
+    return F.when(~F.col("skipped"), F.col("_plays")).otherwise(F.lit(0).cast("long"))
 
 
 def affinity(interactions: DataFrame, as_of: str, alpha: float) -> DataFrame:
-    """One row per (user, track) with plays seen up to ``as_of``.
+    """One row per (user, track) with plays seen up to ``as_of`` (a row with a count stands for that many).
 
     ``strength = log1p(full plays)`` is what implicit ALS learns from; ``confidence = 1 + alpha * strength``
     is the weight Spark's implicit ALS gives that preference (Hu, Koren and Volinsky's formulation).
     """
     rated_at = F.when(F.col("rating").isNotNull(), F.col("played_at"))
-    grouped = interactions.groupBy(USER_KEY, TRACK_KEY, "user_id", "track_id").agg(
-        F.count("*").alias("plays"),
-        F.sum(_full_play().cast("long")).alias("full_plays"),
-        F.sum("ms_played").alias("total_ms_played"),
-        F.max("played_at").alias("last_played_at"),
-        F.max_by("rating", rated_at).alias("latest_rating"),
-        F.bool_or("liked").alias("liked"),
+    grouped = (
+        counted(interactions)
+        .groupBy(USER_KEY, TRACK_KEY, "user_id", "track_id")
+        .agg(
+            F.sum("_plays").alias("plays"),
+            F.sum(_full_plays()).alias("full_plays"),
+            F.sum("ms_played").alias("total_ms_played"),
+            F.max("played_at").alias("last_played_at"),
+            F.max_by("rating", rated_at).alias("latest_rating"),
+            F.bool_or("liked").alias("liked"),
+        )
     )
     strength = F.log1p(F.col("full_plays").cast("double"))
     return grouped.select(
@@ -50,10 +62,14 @@ def affinity(interactions: DataFrame, as_of: str, alpha: float) -> DataFrame:
 
 def popularity(interactions: DataFrame, as_of: str) -> DataFrame:
     """Plays and distinct listeners per track, ranked (ties broken by track_id, so ranks are stable)."""
-    per_track = interactions.groupBy(TRACK_KEY, "track_id").agg(
-        F.count("*").alias("plays"),
-        F.sum(_full_play().cast("long")).alias("full_plays"),
-        F.countDistinct(USER_KEY).alias("listeners"),
+    per_track = (
+        counted(interactions)
+        .groupBy(TRACK_KEY, "track_id")
+        .agg(
+            F.sum("_plays").alias("plays"),
+            F.sum(_full_plays()).alias("full_plays"),
+            F.countDistinct(USER_KEY).alias("listeners"),
+        )
     )
     order = Window.orderBy(F.desc("listeners"), F.desc("full_plays"), F.asc("track_id"))
     return per_track.select(
@@ -67,14 +83,14 @@ RATING_BUCKETS = [x / 2 for x in range(1, 11)]
 def daily_metrics(day: DataFrame, quarantined: DataFrame, run_date: str) -> DataFrame:
     """One row for the day: volume, reach and the distribution of explicit ratings (0.5 .. 5.0)."""
     buckets = [F.sum((F.col("rating") == b).cast("long")).alias(f"r{int(b * 10)}") for b in RATING_BUCKETS]
-    stats = day.agg(
+    stats = counted(day).agg(
         F.count("*").alias("events"),
         F.countDistinct(USER_KEY).alias("unique_users"),
         F.countDistinct(TRACK_KEY).alias("unique_tracks"),
         F.coalesce(F.sum("ms_played"), F.lit(0)).alias("total_ms_played"),
         F.count("rating").alias("ratings"),
         F.avg("rating").alias("avg_rating"),
-        F.coalesce(F.sum(_full_play().cast("long")), F.lit(0)).alias("full_plays"),
+        F.coalesce(F.sum(_full_plays()), F.lit(0)).alias("full_plays"),
         *buckets,
     )
     distribution = F.map_from_arrays(

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from include.core import schemas, tables
 from include.core.schemas import REASONS, TRACK_KEY, USER_KEY, raw_text
 from include.lake import delta_io, jobs
-from include.lake.frames import first_n
+from include.lake.frames import first_n, with_missing
 from include.lake.spark import cached, fit_to_input
 
 TRUE_VALUES = ("true", "1")
@@ -52,10 +52,19 @@ def _lineage(columns: tuple[str, ...]) -> list[Column]:
     ]
 
 
+def _plays() -> Column:
+    """The row's play count: 1 when the file has no count, a whole number of at least 1, else null."""
+    text = _text("plays")
+    count = F.when(text.rlike("^[+]?[0-9]+$"), text.try_cast("long"))
+    return F.when(text.isNull(), F.lit(1).cast("long")).when(count >= 1, count)
+
+
 def type_interactions(bronze: DataFrame, known_track_ids: DataFrame) -> DataFrame:
-    """Typed interaction columns (null where a value is missing or does not parse), the raw rating text,
-    ``known_track`` (the track is in the catalog) and lineage: what the row-level suite checks."""
+    """Typed interaction columns (null where a value is missing or does not parse), the raw rating and play
+    count text, ``known_track`` (the track is in the catalog) and lineage: what the row-level suite checks.
+    Bronze partitions written before the optional ``plays`` column existed have one play per row."""
     known = known_track_ids.select(F.col("track_id").alias("_known")).distinct()
+    bronze = with_missing(bronze, dict.fromkeys(schemas.OPTIONAL_INTERACTION_COLUMNS, "string"))
     typed = bronze.select(
         _text("event_id").alias("event_id"),
         _text("user_id").alias("user_id"),
@@ -66,7 +75,9 @@ def type_interactions(bronze: DataFrame, known_track_ids: DataFrame) -> DataFram
         _bool("liked").alias("liked"),
         _text("rating").alias("rating_text"),
         _number("rating", "double").alias("rating"),
-        *_lineage(schemas.INTERACTION_COLUMNS),
+        _text("plays").alias("plays_text"),
+        _plays().alias("plays"),
+        *_lineage(schemas.ALL_INTERACTION_COLUMNS),
     )
     joined = typed.join(F.broadcast(known), typed["track_id"] == known["_known"], "left")
     return joined.withColumn("known_track", F.col("_known").isNotNull()).drop("_known")

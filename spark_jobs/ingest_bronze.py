@@ -34,10 +34,17 @@ from include.lake.spark import cached, fit_to_input
 
 BYTES_PER_EVENT = 90  # a contract row is about this long: the day's size in events, estimated from its files
 
-SOURCES: dict[str, tuple[tables.Table, tuple[str, ...], StructType]] = {
-    "interactions": (tables.BRONZE_INTERACTIONS, schemas.INTERACTION_COLUMNS, schemas.RAW_INTERACTIONS),
-    "tracks": (tables.BRONZE_TRACKS, schemas.TRACK_COLUMNS, schemas.RAW_TRACKS),
+# Each source's bronze table, its required columns and the optional ones a file may add after them.
+SOURCES: dict[str, tuple[tables.Table, tuple[str, ...], tuple[str, ...]]] = {
+    "interactions": (tables.BRONZE_INTERACTIONS, schemas.INTERACTION_COLUMNS, schemas.OPTIONAL_INTERACTION_COLUMNS),
+    "tracks": (tables.BRONZE_TRACKS, schemas.TRACK_COLUMNS, ()),
 }
+
+
+def bronze_columns(source: str) -> tuple[str, ...]:
+    """Every column of the source's bronze rows: an optional column a file lacks is null there."""
+    _, required, optional = SOURCES[source]
+    return (*required, *optional)
 
 
 def read_raw_csv(spark: SparkSession, paths: list[str], schema: StructType, max_field_chars: int = -1) -> DataFrame:
@@ -78,7 +85,8 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
 
     Stops with a clear message on schema drift or a missing day (unless ``missing_day=empty``).
     """
-    _, columns, schema = SOURCES[source]
+    _, required, optional = SOURCES[source]
+    columns = bronze_columns(source)
     folder = tables.landing_dir(ctx.settings.lake, source, ctx.run_date)
     files = list_files(spark, folder)
     manifest = complete(spark, folder, ctx.settings.landing_marker, bool(files))
@@ -90,7 +98,7 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
                 f"no interactions files for {ctx.ds} in {folder} (set SETLIST_MISSING_DAY=empty to write an empty day)"
             )
         ctx.log(f"WARNING: no interactions files in {folder}; writing an empty day (missing_day=empty)")
-    readable = []
+    readable: dict[tuple[str, ...], list[str]] = {}  # files by header: each header is read with its own schema
     limit_mb = ctx.settings.landing_max_file_mb
     for f in files:
         if f.size > limit_mb * 2**20:
@@ -101,24 +109,26 @@ def land(spark: SparkSession, ctx: jobs.JobContext, source: str) -> tuple[DataFr
         if f.header is None:
             ctx.log(f"{source}: {f.path} is empty, skipped (0 rows)")
             continue
-        problem = header_problems(f.header, columns)
+        problem = header_problems(f.header, required, optional)
         if problem:
             raise jobs.LandingError(f"{source} file {f.path} does not match the contract: {problem}")
-        readable.append(f.path)
-    if readable:
-        raw = read_raw_csv(spark, readable, schema, ctx.settings.landing_max_field_kb * 1024)
-    else:
-        raw = spark.createDataFrame([], schema).select(
-            "*",
-            F.lit(None).cast("string").alias(schemas.SOURCE_FILE),
-            F.lit(None).cast("long").alias(schemas.SOURCE_ROW),
-        )
+        readable.setdefault(tuple(f.header), []).append(f.path)
+    everything = [*columns, schemas.CORRUPT_RECORD, schemas.SOURCE_FILE, schemas.SOURCE_ROW]
+    raw = spark.createDataFrame([], schemas.raw_schema(columns)).select(
+        "*",
+        F.lit(None).cast("string").alias(schemas.SOURCE_FILE),
+        F.lit(None).cast("long").alias(schemas.SOURCE_ROW),
+    )
+    for header, paths in readable.items():
+        part = read_raw_csv(spark, paths, schemas.raw_schema(header), ctx.settings.landing_max_field_kb * 1024)
+        missing = [F.lit(None).cast("string").alias(c) for c in columns if c not in header]
+        raw = raw.unionByName(part.select("*", *missing).select(*everything))
     # The raw-text column the whole-row checks read is computed once, in the pass that fills the cache.
     with refused_when_unreadable(source, ctx.settings.landing_max_field_kb):
         bronze = cached(transform(raw, ctx.ds).withColumn("_raw", raw_text(columns)))
     if manifest is not None and (problem := manifest_problems(manifest, rows_by_file(bronze, files))):
         raise jobs.LandingError(f"{source}: {folder}/{ctx.settings.landing_marker} does not match: {problem}")
-    return bronze, len(readable)
+    return bronze, sum(len(paths) for paths in readable.values())
 
 
 def rows_by_file(bronze: DataFrame, files: list[LandingFile]) -> dict[str, int]:
@@ -176,8 +186,7 @@ def ingest_all(spark: SparkSession, ctx: jobs.JobContext) -> None:
         stats[source] = row
     results = []
     for source, (bronze, _) in landed.items():
-        columns = SOURCES[source][1]
-        suite = suites.bronze(source, columns, ctx.settings.dq_severity)
+        suite = suites.bronze(source, bronze_columns(source), ctx.settings.dq_severity)
         results += quality.validate(bronze, suite)
     quality.record(spark, ctx, results)  # one failed check stops the day before either table is written
     for source, (bronze, n_files) in landed.items():

@@ -52,7 +52,9 @@ MODEL_OPTIONS = ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases"
     help="load a ratings/plays file through a source mapping and the pipeline, then evaluate ALS on it",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.option("--source", required=True, help="a shipped mapping (movielens, movielens-100k) or a mapping .json")
+@click.option(
+    "--source", required=True, help="a shipped mapping (movielens, movielens-100k, play-counts) or a mapping .json"
+)
 @click.option("--path", required=True, help="the events file (ratings.csv, u.data, ...)")
 @click.option("--mode", type=click.Choice(ALS_MODES), required=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of the table")

@@ -301,3 +301,77 @@ def generate(spec: GenerateSpec) -> dict[str, int]:
         total += written
         log.info("generated %s: %d events, %d tracks -> %s", ds, written, len(catalog), out_dir)
     return {"days": spec.days, "events": total, "tracks": len(catalog), "users": spec.users}
+
+
+PLAY_COUNT_FILE, ARTIST_FILE = "plays.tsv", "artists.tsv"
+MAX_PLAY_COUNT = 500_000
+COUNT_LOG_MEAN, COUNT_LOG_TASTE, COUNT_LOG_SD = 2.5, 8.0, 1.0
+
+
+@dataclass(frozen=True)
+class PlayCountSpec:
+    """A pre-aggregated play-count source (the shape of Last.fm's 360K dump): ``rows`` (user, artist, count)
+    lines in ``<out>/plays.tsv`` and the artists in ``<out>/artists.tsv``, both tab-separated, no header."""
+
+    out: str
+    rows: int = 100_000
+    users: int = 1_000
+    artists: int = 5_000
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for field, low in (("rows", 1), ("users", 1), ("artists", len(GENRES)), ("seed", 0)):
+            if getattr(self, field) < low:
+                raise ConfigError(f"{field}: must be at least {low}, got {getattr(self, field)}")
+        if self.rows > self.users * self.artists // 2:
+            raise ConfigError(
+                f"rows: at most half of users x artists ({self.users * self.artists // 2}), got {self.rows}"
+            )
+
+
+def generate_play_counts(spec: PlayCountSpec) -> dict[str, int]:
+    """Write the play-count and artist files; returns rows written and the sum of the counts.
+
+    Which (user, artist) pairs exist follows the same taste model as the events (so a model has something to
+    learn); each pair's count is its number of draws times a heavy-tailed (log-normal) factor, from 1 to
+    :data:`MAX_PLAY_COUNT`, as real listening counts are.
+    """
+    events = GenerateSpec(spec.out, dt.date(2000, 1, 1), users=spec.users, tracks=spec.artists, seed=spec.seed)
+    world = build_world(events)
+    catalog = track_rows(events, world)
+    durations = np.array([row[6] for row in catalog], dtype=np.int64)
+    tables = _genre_tables(world)
+    rng = np.random.default_rng([spec.seed, 360])
+    keys = np.empty(0, dtype=np.int64)
+    while True:  # draw plays until there are enough distinct pairs
+        c = _chunk(rng, world, tables, CHUNK_EVENTS, durations, 0.0, 0.0)
+        keys = np.concatenate([keys, c["users"] * spec.artists + c["tracks"]])
+        pairs, draws = np.unique(keys, return_counts=True)
+        if pairs.size >= spec.rows:
+            break
+    chosen = np.sort(rng.choice(pairs.size, size=spec.rows, replace=False))
+    pairs, draws = pairs[chosen], draws[chosen]
+    user_idx, artist_idx = pairs // spec.artists, pairs % spec.artists
+    # How much a user plays an artist follows how close it is to the user's taste (as in the events), with
+    # log-normal spread: counts from 1 to hundreds of thousands, the heaviest where the taste matches.
+    closeness = np.exp(-3.0 * np.linalg.norm(world.track_features[artist_idx] - world.user_taste[user_idx], axis=1))
+    scale = rng.lognormal(COUNT_LOG_MEAN + COUNT_LOG_TASTE * closeness, COUNT_LOG_SD)
+    counts = np.clip(np.ceil(draws * scale), 1, MAX_PLAY_COUNT).astype(np.int64)
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    artists = [[track_id(t), row[1], row[4]] for t, row in enumerate(catalog)]
+    _write_tsv(out / ARTIST_FILE, artists)
+    _write_tsv(
+        out / PLAY_COUNT_FILE,
+        [[user_id(int(u)), track_id(int(a)), int(n)] for u, a, n in zip(user_idx, artist_idx, counts, strict=True)],
+    )
+    total = int(counts.sum())
+    log.info("generated %d play counts (%d plays in all) and %d artists -> %s", spec.rows, total, len(artists), out)
+    return {"rows": spec.rows, "plays": total, "artists": len(artists)}
+
+
+def _write_tsv(path: Path, rows: list[list[object]]) -> None:
+    tmp = path.with_suffix(".tsv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, delimiter="\t", lineterminator="\n").writerows(rows)
+    os.replace(tmp, path)

@@ -49,20 +49,52 @@ LAKE = click.option("--lake", default=None, help="lake root (default: $SETLIST_L
 FORMAT = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 
 
-@cli.command(help="write sample landing CSV (catalog + daily events)")
+@cli.command(help="write sample data: landing CSV in the contract (catalog + daily events), or a play-count source")
 @LAKE
-@click.option("--start", required=True, help="first day, YYYY-MM-DD")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(("contract", "play-counts")),
+    default="contract",
+    show_default=True,
+    help="contract: landing days for the DAG; play-counts: plays.tsv and artists.tsv in --out for"
+    " `setlist evaluate --source play-counts`",
+)
+@click.option("--start", default=None, help="contract: first day, YYYY-MM-DD")
 @click.option("--days", type=int, default=3, show_default=True)
-@click.option("--users", type=int, default=500, show_default=True)
-@click.option("--tracks", type=int, default=2000, show_default=True)
+@click.option("--users", type=int, default=None, help="default: 500 (contract), 1000 (play-counts)")
+@click.option(
+    "--tracks", type=int, default=None, help="tracks or artists; default: 2000 (contract), 5000 (play-counts)"
+)
 @click.option("--events-per-day", type=int, default=20_000, show_default=True)
+@click.option("--rows", type=int, default=100_000, show_default=True, help="play-counts: (user, artist) rows")
+@click.option("--out", default=None, help="play-counts: the folder to write")
 @click.option("--seed", type=int, default=42, show_default=True)
-def generate(lake: str | None, start: str, days: int, users: int, tracks: int, events_per_day: int, seed: int) -> int:
+def generate(
+    lake: str | None,
+    kind: str,
+    start: str | None,
+    days: int,
+    users: int | None,
+    tracks: int | None,
+    events_per_day: int,
+    rows: int,
+    out: str | None,
+    seed: int,
+) -> int:
     from include.cli import generate as sample
 
+    if kind == "play-counts":
+        if not out:
+            raise click.UsageError("--out: required with --format play-counts (the folder to write)")
+        counts = sample.PlayCountSpec(out, rows, users or 1_000, tracks or 5_000, seed)
+        sample.generate_play_counts(counts)
+        return 0
+    if not start:
+        raise click.UsageError("--start: required with --format contract (the first day, YYYY-MM-DD)")
     settings = load_settings(lake=lake)
     start_date = parse_run_date(start, "--start")
-    spec = sample.GenerateSpec(settings.lake, start_date, days, users, tracks, events_per_day, seed)
+    spec = sample.GenerateSpec(settings.lake, start_date, days, users or 500, tracks or 2_000, events_per_day, seed)
     sample.generate(dataclasses.replace(spec, marker=settings.landing_marker))
     return 0
 

@@ -24,6 +24,10 @@ INTERACTION_COLUMNS = (
     "liked",
     "rating",
 )
+# Columns a landing file may add after the required ones, in this order. ``plays``: how many times the row was
+# played (a pre-aggregated count); a file without it has one play per row.
+OPTIONAL_INTERACTION_COLUMNS = ("plays",)
+ALL_INTERACTION_COLUMNS = (*INTERACTION_COLUMNS, *OPTIONAL_INTERACTION_COLUMNS)
 
 AUDIO_FEATURES_UNIT = (
     "energy",
@@ -70,7 +74,7 @@ def raw_schema(columns: tuple[str, ...]) -> StructType:
     )
 
 
-RAW_INTERACTIONS = raw_schema(INTERACTION_COLUMNS)
+RAW_INTERACTIONS = raw_schema(INTERACTION_COLUMNS)  # the required columns: a file without counts
 RAW_TRACKS = raw_schema(TRACK_COLUMNS)
 
 

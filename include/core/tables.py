@@ -91,6 +91,9 @@ SILVER_INTERACTIONS_SCHEMA = StructType(
         StructField("liked", BooleanType(), False),
         StructField("rating", DoubleType(), True),
         StructField("run_date", StringType(), False),
+        # How many plays the row stands for (a pre-aggregated count; 1 for an event). Added after the first
+        # release: partitions written before it read null, which means 1.
+        StructField("plays", LongType(), True),
     ]
 )
 

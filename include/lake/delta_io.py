@@ -141,7 +141,9 @@ def overwrite_partition(
         raise ValueError(f"{table.sql_name} is not partitioned")
     column = table.partition_by
     predicate = f"{table.partition_by} = '{value}'" + (f" AND ({where})" if where else "")
-    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    # mergeSchema: a column added to a table's declared schema (silver's plays) is added to the existing table;
+    # its partitions written before read it as null.
+    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).option("mergeSchema", "true")
     # Delta takes the Parquet row group size from the session, not from write options.
 
     def write() -> None:

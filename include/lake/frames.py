@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -18,3 +18,12 @@ def first_n(
     numbered = df.withColumn(column, F.row_number().over(Window.partitionBy(*keys).orderBy(*order_by)))
     kept = numbered.where(F.col(column) <= n)
     return kept if rank else kept.drop(column)
+
+
+def with_missing(df: DataFrame, columns: Mapping[str, str]) -> DataFrame:
+    """``df`` with each of ``columns`` (name -> SQL type) it lacks added as null: a table or partition written
+    before the column existed reads like a new one."""
+    for name, kind in columns.items():
+        if name not in df.columns:
+            df = df.withColumn(name, F.lit(None).cast(kind))
+    return df

@@ -64,12 +64,13 @@ def list_files(spark: SparkSession, directory: str) -> list[LandingFile]:
     return [LandingFile(path, size, _header(spark, path) if size else None) for path, size in files]
 
 
-def header_problems(header: list[str], expected: tuple[str, ...]) -> str | None:
-    """A message naming missing, extra or reordered columns, or None when the header is the contract."""
-    if tuple(header) == expected:
+def header_problems(header: list[str], expected: tuple[str, ...], optional: tuple[str, ...] = ()) -> str | None:
+    """A message naming missing, extra or reordered columns, or None when the header is the contract: the
+    ``expected`` columns, then the first n of the ``optional`` ones."""
+    if any(tuple(header) == (*expected, *optional[:n]) for n in range(len(optional) + 1)):
         return None
     missing = [c for c in expected if c not in header]
-    extra = [c for c in header if c not in expected]
+    extra = [c for c in header if c not in (*expected, *optional)]
     if missing or extra:
         return f"missing columns {missing}, unexpected columns {extra}"
     return f"columns out of order: expected {list(expected)}, got {header}"

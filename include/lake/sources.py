@@ -95,7 +95,7 @@ class SourceMapping(BaseModel):
     rating: str | None = None
     played_at: str | None = None
     played_at_format: Literal["epoch_seconds", "timestamp"] = "timestamp"
-    plays: str | None = None  # pre-aggregated play counts: one event per play
+    plays: str | None = None  # pre-aggregated play counts: one row per (user, item) with its count
     positive_min_rating: float | None = None  # implicit: a lower rating is a skipped play
     catalog: Catalog | None = None
     description: str = ""
@@ -183,30 +183,21 @@ def _played_at(mapping: SourceMapping, run_date: str) -> Column:
 
 
 def interactions(raw: DataFrame, mapping: SourceMapping, run_date: str) -> DataFrame:
-    """Contract interaction rows (all text): one per source row, or one per play for play counts.
+    """Contract interaction rows (all text), one per source row; with a ``plays`` column the rows carry the
+    contract's optional ``plays`` count as its text (silver quarantines one that is not a whole number).
 
     ``event_id`` is the source name and the row's values, so reloading the same file yields the same ids.
     ``skipped`` marks a rating under ``positive_min_rating`` (not a positive for implicit ALS).
     """
     ids = [_text(c) for c in (mapping.user_id, mapping.track_id, mapping.played_at) if c]
     event_id = F.concat_ws(":", F.lit(mapping.name), *ids)
-    rows = raw
-    if mapping.plays:
-        count = F.trim(F.col(mapping.plays))
-        # A count that is not a whole number stays one row carrying its text, so silver quarantines it.
-        n = F.when(count.rlike("^[0-9]+$"), count.cast("int")).otherwise(F.lit(1))
-        rows = raw.withColumn("_play", F.explode(F.sequence(F.lit(1), F.greatest(n, F.lit(1)))))
-        event_id = F.concat_ws(":", event_id, F.col("_play").cast("string"))
     rating = _text(mapping.rating)
     skipped = F.lit("false")
     if mapping.positive_min_rating is not None and mapping.rating:
         parsed = F.trim(F.col(mapping.rating)).try_cast("double")
         skipped = F.when(parsed < mapping.positive_min_rating, F.lit("true")).otherwise(F.lit("false"))
-    if mapping.plays:
-        bad = ~F.trim(F.col(mapping.plays)).rlike("^[0-9]+$")
-        # Not true/false: silver quarantines the row under skipped_invalid, with the count's text.
-        skipped = F.when(bad, F.concat(F.lit("plays="), _text(mapping.plays))).otherwise(skipped)
-    return rows.select(
+    counts = [_text(mapping.plays).alias("plays")] if mapping.plays else []
+    return raw.select(
         event_id.alias("event_id"),
         _text(mapping.user_id).alias("user_id"),
         _text(mapping.track_id).alias("track_id"),
@@ -215,6 +206,7 @@ def interactions(raw: DataFrame, mapping: SourceMapping, run_date: str) -> DataF
         skipped.alias("skipped"),
         F.lit("false").alias("liked"),
         rating.alias("rating"),
+        *counts,
     )
 
 

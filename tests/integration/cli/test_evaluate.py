@@ -131,7 +131,7 @@ def test_evaluate_implicit_on_repeated_splits(spark, tmp_path, capsys):
 def test_evaluate_names_a_bad_argument(tmp_path, capsys):
     code = evaluate.main(["--source", "lastfm", "--path", str(tmp_path / "x.csv"), "--mode", "implicit"])
     assert code == 2
-    assert "--source: must be one of movielens, movielens-100k or a mapping .json file, got 'lastfm'" in (
+    assert "--source: must be one of movielens, movielens-100k, play-counts or a mapping .json file, got 'lastfm'" in (
         capsys.readouterr().err
     )
 
@@ -140,3 +140,28 @@ def test_evaluate_refuses_a_bad_number_of_splits(tmp_path, capsys):
     code = evaluate.main(["--source", "movielens", "--path", "x.csv", "--mode", "implicit", "--splits", "0"])
     assert code == 2
     assert "Invalid value for '--splits': must be a whole number from 1 to 20, got '0'" in capsys.readouterr().err
+
+
+def test_a_play_count_file_stays_one_row_per_count(spark, tmp_path, capsys):
+    from include.cli import generate
+
+    folder = tmp_path / "counts"
+    written = generate.generate_play_counts(generate.PlayCountSpec(str(folder), rows=2_000, users=200, artists=400))
+    with open(folder / "plays.tsv", "a", encoding="utf-8") as fh:
+        fh.write("user_000001\ttrk_0000001\tlots\n")  # a bad count: quarantined with its text
+    capsys.readouterr()  # the generator's log line
+    lake = str(tmp_path / "lake")
+    argv = ["--source", "play-counts", "--path", str(folder / "plays.tsv"), "--mode", "implicit", "--lake", lake]
+    code = evaluate.main([*argv, "--run-date", "2026-11-22", "--tune-trials", "0", "--max-iter", "5", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out)
+
+    silver = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake)
+    totals = silver.agg(F.count("*").alias("rows"), F.sum("plays").alias("plays")).first()
+    assert (totals["rows"], totals["plays"]) == (written["rows"], written["plays"])  # no row per play
+    q = delta_io.read(spark, tables.SILVER_QUARANTINE, lake).where(F.col("source") == "interactions").first()
+    assert q["reasons"] == "plays_invalid" and '"plays":"lots"' in q["raw"]
+    affinity = delta_io.read(spark, tables.GOLD_AFFINITY, lake)
+    assert affinity.agg(F.sum("full_plays")).first()[0] == written["plays"]
+    assert result["metrics"]["ndcg_at_10"] > 0 and result["training_rows"] < written["rows"]

@@ -39,16 +39,19 @@ def test_bom_crlf_quotes_and_bad_lines_all_reach_bronze(spark, tmp_path):
     _land(tmp_path, "interactions", header, *lines)
     _land(tmp_path, "tracks", ",".join(schemas.TRACK_COLUMNS))  # header only: an empty catalog day
     assert ingest_bronze.main(["--run-date", "2026-11-20", "--lake", str(tmp_path)]) == 0
-    rows = spark.read.format("delta").load(str(tmp_path / "bronze" / "interactions")).orderBy("event_id").collect()
+    bronze = spark.read.format("delta").load(str(tmp_path / "bronze" / "interactions"))
+    rows = bronze.orderBy("event_id").collect()
     assert [r["event_id"] for r in rows] == ["e1", "e2", "e3"]
     assert rows[1]["user_id"] == "u,2"  # bronze keeps values as they came, CR included
     assert rows[0][schemas.CORRUPT_RECORD] is None and rows[2][schemas.CORRUPT_RECORD] is not None
     assert all(r[schemas.SOURCE_FILE].endswith("part-00000.csv") for r in rows)
     known = spark.createDataFrame([("t1",)], "track_id string")
-    typed = build_silver.type_interactions(spark.createDataFrame(rows), known).orderBy("event_id").collect()
+    typed = build_silver.type_interactions(spark.createDataFrame(rows, bronze.schema), known)
+    typed = typed.orderBy("event_id").collect()
     assert [r[schemas.CORRUPT_RECORD] is not None for r in typed] == [False, False, True]
     assert [r[schemas.SOURCE_ROW] for r in typed] == [1, 2, 3]
     assert (typed[0]["rating"], typed[1]["rating"], typed[1]["skipped"]) == (4.0, None, True)
+    assert [r["plays"] for r in rows] == [None] * 3 and [r["plays"] for r in typed] == [1, 1, 1]  # no count column
 
 
 def test_missing_day_can_be_an_empty_day(spark, tmp_path, monkeypatch, capsys):

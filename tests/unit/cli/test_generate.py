@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -124,3 +125,21 @@ def test_large_days_are_split_into_part_files_and_reruns_replace_them(tmp_path, 
         GenerateSpec(lake=str(tmp_path), start=dt.date(2026, 11, 1), days=1, users=10, tracks=30, events_per_day=200),
     )
     assert len(list(day.glob("part-*.csv"))) == 1
+
+
+def test_play_counts_are_one_row_per_pair_with_heavy_tailed_counts(tmp_path):
+    spec = generate_module.PlayCountSpec(str(tmp_path / "a"), rows=3_000, users=300, artists=600, seed=3)
+    written = generate_module.generate_play_counts(spec)
+    with open(tmp_path / "a" / "plays.tsv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
+    assert len(rows) == written["rows"] == 3_000 and len({(u, a) for u, a, _ in rows}) == 3_000
+    counts = sorted(int(n) for _, _, n in rows)
+    assert counts[0] >= 1 and counts[-1] <= generate_module.MAX_PLAY_COUNT and sum(counts) == written["plays"]
+    assert counts[len(counts) // 2] < 1_000 < counts[-1]  # a long tail: the largest far above the median
+    with open(tmp_path / "a" / "artists.tsv", newline="", encoding="utf-8") as fh:
+        artists = {a for a, _, genre in csv.reader(fh, delimiter="\t") if genre in generate_module.GENRES}
+    assert {a for _, a, _ in rows} <= artists
+    generate_module.generate_play_counts(dataclasses.replace(spec, out=str(tmp_path / "b")))
+    assert (tmp_path / "a" / "plays.tsv").read_bytes() == (tmp_path / "b" / "plays.tsv").read_bytes()
+    with pytest.raises(ConfigError, match=r"^rows: at most half of users x artists"):
+        generate_module.PlayCountSpec(str(tmp_path), rows=100, users=10, artists=12)

@@ -79,9 +79,9 @@ def test_u_data_and_its_latin1_catalog(spark, tmp_path):
     ]
 
 
-def test_play_counts_become_one_event_per_play(spark, tmp_path):
+def test_play_counts_stay_one_row_with_its_count(spark, tmp_path):
     path = tmp_path / "plays.tsv"
-    path.write_text("u1\ta\t3\nu2\tb\tlots\n")
+    path.write_text("u1\ta\t300000\nu2\tb\tlots\n")
     mapping = sources.parse(
         {
             "name": "counts",
@@ -94,12 +94,11 @@ def test_play_counts_become_one_event_per_play(spark, tmp_path):
         }
     )
     got = sources.interactions(mapping.format.read(spark, str(path)), mapping, "2026-11-22")
-    rows = sorted((r.event_id, r.skipped, r.played_at) for r in got.collect())
+    assert tuple(got.columns) == schemas.ALL_INTERACTION_COLUMNS  # the contract's optional count column
+    rows = sorted((r.event_id, r.skipped, r.played_at, r.plays) for r in got.collect())
     assert rows == [
-        ("counts:u1:a:1", "false", "2026-11-22 00:00:00"),
-        ("counts:u1:a:2", "false", "2026-11-22 00:00:00"),
-        ("counts:u1:a:3", "false", "2026-11-22 00:00:00"),
-        ("counts:u2:b:1", "plays=lots", "2026-11-22 00:00:00"),  # not a count: quarantined in silver
+        ("counts:u1:a", "false", "2026-11-22 00:00:00", "300000"),
+        ("counts:u2:b", "false", "2026-11-22 00:00:00", "lots"),  # not a count: quarantined in silver
     ]
 
 

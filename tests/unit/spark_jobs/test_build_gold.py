@@ -15,21 +15,42 @@ pytestmark = pytest.mark.unit
 T = dt.datetime(2026, 11, 20, 10)
 EVENTS_SCHEMA = (
     "user_key int, track_key int, user_id string, track_id string, played_at timestamp, ms_played long,"
-    " skipped boolean, liked boolean, rating double, run_date string"
+    " skipped boolean, liked boolean, rating double, run_date string, plays long"
 )
 
 
 def events(spark):
+    """Silver rows: one play each (plays 1, or null as in partitions written before the column existed)."""
     return spark.createDataFrame(
         [
-            (1, 10, "u1", "t10", T, 100, False, False, 3.0, "2026-11-19"),
-            (1, 10, "u1", "t10", T + dt.timedelta(hours=1), 50, True, True, None, "2026-11-20"),
-            (1, 10, "u1", "t10", T + dt.timedelta(hours=2), 70, False, False, 4.5, "2026-11-20"),
-            (2, 10, "u2", "t10", T, 10, False, False, None, "2026-11-20"),
-            (2, 11, "u2", "t11", T, 10, True, False, None, "2026-11-20"),
+            (1, 10, "u1", "t10", T, 100, False, False, 3.0, "2026-11-19", None),
+            (1, 10, "u1", "t10", T + dt.timedelta(hours=1), 50, True, True, None, "2026-11-20", 1),
+            (1, 10, "u1", "t10", T + dt.timedelta(hours=2), 70, False, False, 4.5, "2026-11-20", 1),
+            (2, 10, "u2", "t10", T, 10, False, False, None, "2026-11-20", 1),
+            (2, 11, "u2", "t11", T, 10, True, False, None, "2026-11-20", None),
         ],
         EVENTS_SCHEMA,
     )
+
+
+def test_a_row_with_a_play_count_counts_as_that_many_plays(spark):
+    counted = spark.createDataFrame(
+        [
+            (1, 10, "u1", "t10", T, 0, False, False, None, "2026-11-20", 250_000),
+            (1, 10, "u1", "t10", T, 0, True, False, None, "2026-11-20", 7),  # skipped: plays, not full plays
+            (2, 10, "u2", "t10", T, 0, False, False, None, "2026-11-20", 3),
+        ],
+        EVENTS_SCHEMA,
+    )
+    aff = gold.affinity(counted, "2026-11-20", alpha=5.0).orderBy("user_id")
+    got = [(r["plays"], r["full_plays"], r["strength"], r["confidence"]) for r in aff.collect()]
+    assert got == [
+        (250_007, 250_000, math.log1p(250_000), 1 + 5 * math.log1p(250_000)),
+        (3, 3, math.log1p(3), 1 + 5 * math.log1p(3)),
+    ]
+    pop = gold.popularity(counted, "2026-11-20").first()
+    assert (pop["plays"], pop["full_plays"], pop["listeners"]) == (250_010, 250_003, 2)
+    assert gold.daily_metrics(counted, counted.limit(0), "2026-11-20").first()["full_plays"] == 250_003
 
 
 def test_affinity_aggregates_plays_latest_rating_and_confidence(spark):

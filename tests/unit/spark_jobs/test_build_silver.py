@@ -45,6 +45,24 @@ def test_types_a_good_row(spark):
     assert route(spark, [GOOD])[0] == {"e1": []}
 
 
+def test_play_counts_are_typed_and_a_bad_count_is_quarantined_with_its_text(spark):
+    cols = [*schemas.ALL_INTERACTION_COLUMNS, schemas.CORRUPT_RECORD, schemas.SOURCE_FILE]
+    counts = {"c1": "250000", "c2": None, "c3": "0", "c4": "lots", "c5": "2.5", "c6": " 7 "}
+    rows = [
+        (e, "u1", "t1", "2026-11-20T10:00:00Z", "0", "false", "false", "", n, None, "f.csv", 1)
+        for e, n in counts.items()
+    ]
+    frame = spark.createDataFrame(rows, ", ".join(f"{c} string" for c in cols) + f", {schemas.SOURCE_ROW} long")
+    outcome = quality.apply(
+        silver.type_interactions(frame, spark.createDataFrame([("t1",)], "track_id string")),
+        suites.silver_interaction_rows(DAY),
+    )
+    assert {r["event_id"]: r["plays"] for r in outcome.kept.collect()} == {"c1": 250_000, "c2": 1, "c6": 7}
+    bad = {r["event_id"]: (r[schemas.REASONS], r["_raw"]) for r in outcome.quarantined.collect()}
+    assert {e: reasons for e, (reasons, _) in bad.items()} == {e: ["plays_invalid"] for e in ("c3", "c4", "c5")}
+    assert '"plays":"lots"' in bad["c4"][1]  # quarantine keeps the count's text
+
+
 def test_offsets_and_numeric_booleans_parse(spark):
     row = ("e2", "u1", "t1", "2026-11-20T12:00:00+02:00", "0", "1", "0", "", None, "f.csv", 1)
     got = typed(spark, [row]).first()
