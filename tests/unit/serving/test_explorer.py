@@ -23,7 +23,7 @@ def full_lake(spark, lake) -> str:
     """The unit lake plus listening history, daily metrics and the model of the newest run."""
     played = dt.datetime(2026, 11, 2, 8, 0)
     events = [
-        (f"e{i}", "u1", t, 1, k, played + dt.timedelta(minutes=i), 60_000, False, i == 0, r, "2026-11-02")
+        (f"e{i}", "u1", t, 1, k, played + dt.timedelta(minutes=i), 60_000, False, i == 0, r, "2026-11-02", 1)
         for i, (t, k, r) in enumerate([("t9", 4, 4.5), ("t2", 2, None)])
     ]
     delta_io.overwrite_partition(
