@@ -65,8 +65,7 @@ def evaluate_and_decide(
     params = als.AlsParams.of(settings)
     # Tuning starts from the champion's parameters (with this run's seed), then the configured ones.
     first = () if current is None else (als.AlsParams.from_json(current.params).replace(seed=params.seed),)
-    budget = evaluation.Budget(settings.tune_trials, settings.tune_seconds, first) if settings.tuning else None
-    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget or evaluation.NO_TUNING)
+    report = evaluation.evaluate(data, params, settings.top_k, fitter, evaluation.Budget.of(settings, first))
     if report.choice:
         ctx.log(f"{report.choice}: {report.params.to_json()}")
     decision = model_runs.decide(report, current, settings.promotion_tolerance)

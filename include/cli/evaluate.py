@@ -123,9 +123,8 @@ def evaluate(
     data = cached(train_als.training_set(affinity, ctx.settings.als_mode))
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)
-    settings = ctx.settings
-    budget = evaluation.Budget(settings.tune_trials, settings.tune_seconds) if settings.tuning else evaluation.NO_TUNING
-    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget, splits=splits)
+    budget = evaluation.Budget.of(ctx.settings)
+    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, budget, splits=splits)
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
     split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"
     if splits > 1:

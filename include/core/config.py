@@ -160,6 +160,7 @@ class Settings(BaseSettings):
 
     @property
     def tuning(self) -> bool:
+        """Whether the settings' budget tunes at all (``evaluation.Budget.of(settings).on`` says the same)."""
         return self.tune_trials > 0 and self.tune_seconds > 0
 
     @property

@@ -23,7 +23,7 @@ from pyspark.ml.evaluation import RankingEvaluator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from include.core.config import ALS_DEFAULTS
+from include.core.config import ALS_DEFAULTS, Settings
 from include.models import topk
 from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, Fitter
 
@@ -246,6 +246,11 @@ class Budget:
     trials: int = 0
     seconds: float = 0.0
     first: tuple[AlsParams, ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings, first: tuple[AlsParams, ...] = ()) -> Budget:
+        """The settings' budget (``tune_trials``, ``tune_seconds``)."""
+        return cls(settings.tune_trials, settings.tune_seconds, first)
 
     @property
     def on(self) -> bool:
