@@ -3,9 +3,12 @@
 Reads ``gold.user_track_affinity`` (``as_of_date = <run_date>``). First evaluates the parameters on a
 deterministic split of the same data (with the baseline configuration and popularity beside them) and records
 the run and its promotion decision in ``ops.model_runs`` (MERGE on run_key) with its plots; ``recommend`` acts
-on the decision. Checks the factors with the ``model_factors`` suite (results in ``ops.dq_results``; a failure
-keeps the previous model). Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun)
-and one row in ``ops.models`` (MERGE on model_version). Uses ``<lake>/_checkpoints`` as the checkpoint
+on the decision. On ratings (explicit mode) implicit ALS on the same ratings ranks beside the explicit model on
+the same split, and the model that ranks better is the one saved for ``recommend`` (``serve_model``); the run
+keeps the explicit model's RMSE and MAE and records which model serves and why. Checks the factors with the
+``model_factors`` suite (results in ``ops.dq_results``; a failure keeps the previous model). Writes the model
+to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one row in ``ops.models`` (MERGE on
+model_version). Uses ``<lake>/_checkpoints`` as the checkpoint
 directory: without one, long ALS lineages overflow the stack at around 20 iterations.
 """
 
@@ -55,17 +58,19 @@ def factor_rows(model: als.Factors) -> DataFrame:
 
 def evaluate_and_decide(
     spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, version: str, fitter: evaluation.Fitter
-) -> als.AlsParams:
+) -> evaluation.Report:
     """Tune (within the settings' budget, from the champion's parameters) and evaluate on a split of today's
-    data beside the baseline configuration and popularity, decide promotion against the champion, and record
-    both in ``ops.model_runs``; the parameters the model is fitted with."""
+    data beside the baseline configuration and popularity (and, on ratings, implicit ALS), decide promotion
+    against the champion, and record both in ``ops.model_runs``."""
     settings = ctx.settings
     started = time.monotonic()
     current = model_runs.champion(spark, settings.lake, settings.als_mode, ctx.ds)
     params = als.AlsParams.of(settings)
     # Tuning starts from the champion's parameters (with this run's seed), then the configured ones.
     first = () if current is None else (als.AlsParams.from_json(current.params).replace(seed=params.seed),)
-    report = evaluation.evaluate(data, params, settings.top_k, fitter, evaluation.Budget.of(settings, first))
+    ranker = settings.serve_model != "explicit"
+    budget = evaluation.Budget.of(settings, first)
+    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget, ranker=ranker)
     if report.choice:
         ctx.log(f"{report.choice}: {report.params.to_json()}")
     decision = model_runs.decide(report, current, settings.promotion_tolerance)
@@ -81,11 +86,12 @@ def evaluate_and_decide(
         decision=decision,
         duration_seconds=time.monotonic() - started,
         run_id=ctx.run_id,
+        serve_model=settings.serve_model,
     )
     name, value, _ = report.primary
     popular = report.popularity.get(name, float("nan"))
     ctx.log(f"evaluated: {name}={value:.4f} (popularity {popular:.4f}); {decision.reason}")
-    return report.params
+    return report
 
 
 def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
@@ -102,7 +108,13 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
         ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
         return
     fitter = als.fitter(settings, spark)
-    params = evaluate_and_decide(spark, ctx, data, version, fitter)
+    report = evaluate_and_decide(spark, ctx, data, version, fitter)
+    params = report.params
+    served, why = report.serving(settings.serve_model)
+    if served != report.mode:
+        data, params = evaluation.preferences(data), report.ranker_params
+    if report.mode == "explicit":
+        ctx.log(f"serving the {served} model: {why}")
     started = time.monotonic()
     model = fitter(data, params)
     fit_seconds = time.monotonic() - started
@@ -115,14 +127,14 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     path = tables.model_path(lake, version)
     model.save(path)
     row = {
-        "model_version": version, "run_date": ds, "mode": settings.als_mode, "params": params.to_json(),
+        "model_version": version, "run_date": ds, "mode": params.mode, "params": params.to_json(),
         "path": path, "training_rows": stats["rows"], "users": stats["u"], "tracks": stats["t"],
         "fit_seconds": round(fit_seconds, 3), "run_id": ctx.run_id,
     }  # fmt: skip
     record = delta_io.rows_frame(spark, tables.OPS_MODELS, [row])
     delta_io.merge(record, tables.OPS_MODELS, lake, ["model_version"])
     ctx.log(
-        f"{settings.als_mode} ALS {params.to_json()} on {stats['rows']} rows"
+        f"{params.mode} ALS {params.to_json()} on {stats['rows']} rows"
         f" ({stats['u']} users x {stats['t']} tracks) in {fit_seconds:.1f}s -> {version}"
     )
 

@@ -44,7 +44,9 @@ def _splits(ctx: click.Context | None, param: click.Parameter | None, text: str)
     return int(text)
 
 
-MODEL_OPTIONS = ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases", "tune_trials", "tune_seconds")
+MODEL_OPTIONS = (
+    "rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases", "tune_trials", "tune_seconds", "serve_model"
+)  # fmt: skip
 
 
 @click.command(
@@ -88,13 +90,19 @@ MODEL_OPTIONS = ("rank", "max_iter", "reg_param", "alpha", "top_k", "als_biases"
 @click.option("--alpha", default=None)
 @click.option("--top-k", default=None)
 @click.option("--als-biases", default=None)
+@click.option(
+    "--serve-model",
+    default=None,
+    help="explicit mode: auto (default) also scores implicit ALS on the same ratings and says which model the"
+    " nightly run would serve; explicit skips it",
+)
 def command(**options: Any) -> int:
     return run(options)
 
 
-def metric_table(report: Report) -> list[tuple[str, str, str, str]]:
-    """(metric, model, baseline config, popularity) rows; '-' where a scorer has no such metric; with
-    repeated splits each cell is the mean +/- its standard deviation."""
+def metric_table(report: Report) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The table's header and its (metric, model, baseline config, popularity[, implicit on ratings]) rows; '-'
+    where a scorer has no such metric; with repeated splits each cell is the mean +/- its standard deviation."""
 
     def cell(values: dict[str, float], name: str) -> str:
         v = values.get(name)
@@ -103,8 +111,11 @@ def metric_table(report: Report) -> list[tuple[str, str, str, str]]:
         sd = values.get(f"{name}_sd")
         return f"{v:.4f}" if sd is None else f"{v:.4f} +/- {sd:.4f}"
 
+    columns = {"model": report.metrics, "baseline config": report.baseline, "popularity": report.popularity}
+    if report.ranker:
+        columns["implicit on ratings"] = report.ranker
     names = [n for n in report.metrics if n not in ("users_evaluated", "scored") and not n.endswith("_sd")]
-    return [(n, cell(report.metrics, n), cell(report.baseline, n), cell(report.popularity, n)) for n in names]
+    return ("metric", *columns), [(n, *(cell(values, n) for values in columns.values())) for n in names]
 
 
 def evaluate(
@@ -124,7 +135,8 @@ def evaluate(
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)
     budget = evaluation.Budget.of(ctx.settings)
-    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, budget, splits=splits)
+    ranker = ctx.settings.serve_model != "explicit"
+    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, budget, splits=splits, ranker=ranker)
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
     split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"
     if splits > 1:
@@ -142,7 +154,9 @@ def evaluate(
         decision=model_runs.Decision(False, "evaluation only: never promoted"),
         duration_seconds=time.monotonic() - started,
         run_id=ctx.run_id,
+        serve_model=ctx.settings.serve_model,
     )
+    served, why = report.serving(ctx.settings.serve_model)
     return {
         "source": mapping.name,
         "path": path,
@@ -157,6 +171,8 @@ def evaluate(
         "metrics": report.metrics,
         "baseline": {"params": evaluation.baseline_for(report.mode, params.seed).as_dict(), "metrics": report.baseline},
         "popularity": report.popularity,
+        "ranker": {"params": report.ranker_params.as_dict(), "metrics": report.ranker} if report.ranker else None,
+        "serving": {"mode": served, "reason": why},
         "training_rows": report.training_rows,
         "fit_seconds": round(report.fit_seconds, 3),
         "rows_per_second": round(report.rows_per_second, 1),
@@ -179,7 +195,9 @@ def print_report(result: dict[str, Any], as_json: bool) -> None:
     if result["choice"]:
         print(f"tuning: {result['choice']}")
     print(f"baseline config: {json.dumps(result['baseline']['params'], sort_keys=True)}")
-    print(format_table(("metric", "model", "baseline config", "popularity"), metric_table(report)))
+    if result["ranker"]:
+        print(f"implicit on ratings: {json.dumps(result['ranker']['params'], sort_keys=True)}")
+    print(format_table(*metric_table(report)))
     name, value, higher = report.primary
 
     def against_popularity(model: float, popular: float) -> str:
@@ -198,6 +216,8 @@ def print_report(result: dict[str, Any], as_json: bool) -> None:
         f"fit: {result['training_rows']} training rows in {result['fit_seconds']:.1f}s"
         f" ({result['rows_per_second']:.0f} rows/s); recorded as {result['run_key']} in ops.model_runs"
     )
+    if report.mode == "explicit":
+        print(f"gold.recommendations would use the {result['serving']['mode']} model: {result['serving']['reason']}")
     for plot in result["plots"]:
         print(f"plot: {plot}")
 

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     vacuum_retention_hours: int = Field(168, ge=168, le=87_600)  # at least 7 days of time travel
     nightly_hour: int = Field(2, ge=0, le=23)  # UTC hour at which the nightly run for the day before starts
     als_biases: WordBool = True  # explicit mode: ALS on what the mean and user/track biases leave
+    # Explicit mode: the model that writes gold.recommendations. auto: implicit ALS on the same ratings when it
+    # ranks better on the evaluation split (NDCG at K), else the explicit model; explicit/implicit: always that one.
+    serve_model: Literal["auto", "explicit", "implicit"] = "auto"
     # The hyperparameter search before each fit: at most tune_trials candidates (so a rerun tries the same ones)
     # and at most tune_seconds; either at 0 turns it off.
     tune_trials: int = Field(3, ge=0, le=1000)
@@ -193,10 +196,11 @@ ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}
 # Allowed ranges and choices, from the model: checked there and offered as the DAG's JSON-schema params.
 RANGES: dict[str, tuple[float, float]] = {n: b for n in FIELDS if (b := _bounds(n)) is not None}
 ALS_MODES = _choices("als_mode")
+SERVE_MODELS = _choices("serve_model")
 SPARK_MODES = _choices("spark_mode")
 MISSING_DAY_POLICIES = _choices("missing_day")
 # Settings a run may override per job or per DAG trigger.
-MODEL_SETTINGS = ("als_mode", "rank", "max_iter", "reg_param", "alpha", "top_k")
+MODEL_SETTINGS = ("als_mode", "serve_model", "rank", "max_iter", "reg_param", "alpha", "top_k")
 
 
 def _number(value: float) -> str:

@@ -159,6 +159,8 @@ MODEL_RUNS_SCHEMA = _columns(
     ("decision", STRING), ("input_versions", STRING), ("code_version", STRING), ("training_rows", LONG),
     ("fit_seconds", DOUBLE), ("rows_per_second", DOUBLE), ("duration_seconds", DOUBLE), ("run_id", STRING),
     ("evaluated_at", TS),
+    # which model writes gold.recommendations and why; explicit runs: implicit ALS's metrics on the same split
+    ("served_mode", STRING), ("served_reason", STRING), ("ranker_metrics", METRICS),
 )  # fmt: skip
 MODELS_SCHEMA = _columns(
     ("model_version", STRING), ("run_date", STRING), ("mode", STRING), ("params", STRING), ("path", STRING),

@@ -195,6 +195,7 @@ def merge(
     source row whose column is not older, so a backfill of an old date does not roll a newer row back.
     When ``df`` is a function, it is called for each attempt: a source computed from the table itself (new
     dimension keys after the largest one) is computed again from the version another writer committed.
+    A column ``df`` has and the table has not is added to the table (older rows read it as null).
     """
     with faults.at(table.sql_name, table.path(lake)):
         return _committing(table, lambda: _merge(df() if callable(df) else df, table, lake, keys, update, newer_than))
@@ -212,15 +213,19 @@ def _merge(df: DataFrame, table: Table, lake: str, keys: Sequence[str], update: 
     def value(side: str, c: str) -> Column:  # maps have no equality in Spark SQL: compare their JSON
         return F.to_json(F.col(f"{side}.`{c}`")) if c in maps else F.col(f"{side}.`{c}`")
 
+    target = read(spark, table, lake)
+    # Columns the table does not have yet (a newer schema): every row is written, and the MERGE adds them.
+    added = [c for c in df.columns if c not in target.columns]
     same = [value("s", c).eqNullSafe(value("t", c)) for c in compared]
-    pending = df.alias("s").join(read(spark, table, lake).alias("t"), same, "left_anti").cache()
+    pending = (df if added else df.alias("s").join(target.alias("t"), same, "left_anti")).cache()
     try:
         count = pending.count()
         if count:
             view = f"setlist_merge_{table.layer}_{table.name}_{next(_VIEWS)}"
             pending.createOrReplaceTempView(view)
             on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-            statement = f"MERGE INTO {_sql_path(path)} AS t USING {view} AS s ON {on}"
+            evolve = " WITH SCHEMA EVOLUTION" if added else ""
+            statement = f"MERGE{evolve} INTO {_sql_path(path)} AS t USING {view} AS s ON {on}"
             if update:
                 newer = f" AND s.`{newer_than}` >= t.`{newer_than}`" if newer_than else ""
                 statement += f" WHEN MATCHED{newer} THEN UPDATE SET *"

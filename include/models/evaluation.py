@@ -7,6 +7,9 @@ Reads and writes nothing: pure functions of DataFrames of ``(user_key, track_key
   track; the tracks a user has in the training split are never ranked (they are "seen").
 - Relevant: a held-out pair whose rating is at least :data:`POSITIVE_RATING` (explicit), or a held-out pair
   with a positive strength (implicit: at least one full play).
+- On explicit data a second model can rank beside the rating model: implicit ALS fitted on the same training
+  ratings read as preferences (:func:`preferences`), scored on the same split; :meth:`Report.serving` says
+  which of the two writes ``gold.recommendations`` and why.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors
 
 TEST_PERCENT = 20
 POSITIVE_RATING = 4.0
+# Explicit ratings as implicit preferences: above it a liking, below it evidence against (BENCHMARKS.md).
+NEUTRAL_RATING = 3.0
+RANKER_ALPHA = 3.0
 RankingMetric = Literal["precisionAtK", "recallAtK", "ndcgAtK", "meanAveragePrecisionAtK"]
 RANKING: dict[str, RankingMetric] = {
     "precision": "precisionAtK",
@@ -206,6 +212,18 @@ def best_known(mode: str, seed: int) -> AlsParams:
     )
 
 
+def preferences(ratings: DataFrame) -> DataFrame:
+    """Explicit ratings as implicit ALS input: ``rating - NEUTRAL_RATING``. Spark's implicit ALS reads a positive
+    value as a liking with confidence ``1 + alpha * value`` and a negative one as that much evidence against."""
+    return ratings.withColumn(RATING, (F.col(RATING) - NEUTRAL_RATING).cast("float"))
+
+
+def ranker_for(params: AlsParams) -> AlsParams:
+    """The implicit model fitted on an explicit run's :func:`preferences`: the implicit mode's best known
+    settings with alpha :data:`RANKER_ALPHA` (ratings reach 2 above neutral, log-plays rarely more)."""
+    return best_known("implicit", params.seed).replace(alpha=RANKER_ALPHA)
+
+
 def tuning_grid(params: AlsParams, first: Sequence[AlsParams] = ()) -> list[AlsParams]:
     """Candidates in the order tuning tries them, without repeats: ``first`` (the champion's parameters), the
     configured ``params``, the baseline configuration (so tuning never ends worse than it on the validation
@@ -275,11 +293,33 @@ class Report:
     trials: list[dict[str, Any]]
     splits: list[dict[str, Any]] = field(default_factory=list)  # repeated holdout: each split's seed and results
     choice: str = ""  # what tuning chose and why (empty: not tuned)
+    ranker: dict[str, float] = field(default_factory=dict)  # explicit: the implicit model's ranking metrics
 
     @property
     def primary(self) -> tuple[str, float, bool]:
         name, higher = primary_metric(self.mode, self.k)
         return name, self.metrics.get(name, math.nan), higher
+
+    @property
+    def ranker_params(self) -> AlsParams:
+        return ranker_for(self.params)
+
+    def serving(self, serve_model: str = "auto") -> tuple[str, str]:
+        """(mode, why): which model writes ``gold.recommendations``. Implicit runs serve their model. Explicit
+        runs serve the rating model unless ``serve_model`` is ``implicit``, or ``auto`` and the implicit model
+        on the same ratings ranks better on the same split (NDCG at K)."""
+        if self.mode == "implicit":
+            return "implicit", "an implicit run serves its own model"
+        if not self.ranker:
+            return "explicit", f"serve_model={serve_model}: the explicit model writes the lists"
+        name = f"ndcg_at_{self.k}"
+        ours, theirs = self.metrics.get(name, math.nan), self.ranker.get(name, math.nan)
+        compared = f"{name} {theirs:.4f} for implicit ALS on the ratings against {ours:.4f} for the explicit model"
+        if serve_model == "implicit":
+            return "implicit", f"serve_model=implicit ({compared})"
+        if theirs > ours:
+            return "implicit", f"the implicit model ranks better on the same split: {compared}"
+        return "explicit", f"the explicit model ranks at least as well on the same split: {compared}"
 
     @property
     def rows_per_second(self) -> float:
@@ -337,6 +377,7 @@ def evaluate(
     budget: Budget = NO_TUNING,
     with_baseline: bool = True,
     splits: int = 1,
+    ranker: bool = False,
 ) -> Report:
     """Split ``data`` for the mode, tune on the training split within ``budget``, fit and score the model, the
     baseline configuration and popularity on the same test split.
@@ -344,12 +385,16 @@ def evaluate(
     With ``splits`` > 1 this is a repeated holdout: the whole evaluation (tuning included, ``budget`` each)
     runs on ``splits`` independent splits, the metrics are their means with ``<metric>_sd`` (sample standard
     deviation) beside them, and :attr:`Report.splits` holds each split's primary values.
+
+    With ``ranker`` (explicit mode), implicit ALS on the same training ratings (:func:`ranker_for`) is scored
+    on the same test split beside the model, in :attr:`Report.ranker`.
     """
     if not 1 <= splits <= MAX_SPLITS:
         raise ValueError(f"splits must be from 1 to {MAX_SPLITS}, got {splits}")
     catalog_size = data.select(TRACK).distinct().count()
     seeds = [params.seed + i * SPLIT_SEED_STEP for i in range(splits)]
-    reports = [evaluate_split(data, params, k, fitter, budget, with_baseline, catalog_size, s) for s in seeds]
+    ranker = ranker and params.mode == "explicit"
+    reports = [evaluate_split(data, params, k, fitter, budget, with_baseline, catalog_size, s, ranker) for s in seeds]
     if splits == 1:
         return reports[0]
     first = reports[0]
@@ -376,6 +421,7 @@ def evaluate(
             for seed, r in zip(seeds, reports, strict=True)
         ],
         _choices(reports, baseline_for(first.mode, params.seed)),
+        mean_metrics([r.ranker for r in reports]) if ranker else {},
     )
 
 
@@ -407,6 +453,7 @@ def evaluate_split(
     with_baseline: bool,
     catalog_size: int,
     seed: int,
+    ranker: bool = False,
 ) -> Report:
     """One holdout: the split of ``data`` with ``seed``; the model's parameters keep their own seed."""
     split = split_for(params.mode, data, seed)
@@ -426,6 +473,12 @@ def evaluate_split(
         base = fitter(split.train, baseline_for(params.mode, params.seed))
         baseline = evaluate_model(base, split, params.mode, k, catalog_size)
     popularity = evaluate_popularity(split, k, catalog_size)
+    ranking: dict[str, float] = {}
+    if ranker:
+        implicit = fitter(preferences(split.train), ranker_for(params))
+        ranking = evaluate_model(implicit, split, "implicit", k, catalog_size)
     split.train.unpersist()
     split.test.unpersist()
-    return Report(params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials, choice=choice)
+    return Report(
+        params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials, choice=choice, ranker=ranking
+    )

@@ -92,8 +92,10 @@ def row(
     code_version: str,
     duration_seconds: float,
     run_id: str,
+    serve_model: str = "auto",
 ) -> dict[str, Any]:
     name, value, _ = report.primary
+    served_mode, served_reason = report.serving(serve_model)
     return {
         "run_key": run_key,
         "kind": kind,
@@ -120,6 +122,9 @@ def row(
         "rows_per_second": round(report.rows_per_second, 1),
         "duration_seconds": round(duration_seconds, 3),
         "run_id": run_id,
+        "served_mode": served_mode,
+        "served_reason": served_reason,
+        "ranker_metrics": report.ranker,
     }
 
 
@@ -139,8 +144,10 @@ def record_run(
     decision: Decision,
     duration_seconds: float,
     run_id: str,
+    serve_model: str = "auto",
 ) -> list[str]:
-    """Record one run (with its input versions and code version) and write its plots; returns the plots."""
+    """Record one run (with its input versions and code version, and which model serves: ``serve_model`` as
+    :meth:`Report.serving` reads it) and write its plots; returns the plots."""
     from include.core.packaging import code_version
 
     values = row(
@@ -154,6 +161,7 @@ def record_run(
         code_version=code_version(),
         duration_seconds=duration_seconds,
         run_id=run_id,
+        serve_model=serve_model,
     )
     record(spark, lake, values)
     return write_plots(spark, lake, run_key, kind, report.mode, data)

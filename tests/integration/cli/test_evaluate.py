@@ -80,6 +80,12 @@ def test_evaluate_movielens_explicit_as_json(spark, tmp_path, capsys):
     model = result["metrics"]
     assert 0 < model["rmse"] < 2 and 0 < model["mae"] <= model["rmse"]
     assert "rmse" not in result["popularity"]
+    # Implicit ALS on the same ratings, scored on the same split, and which model a nightly run would serve.
+    ranker = result["ranker"]
+    assert ranker["params"]["mode"] == "implicit" and "rmse" not in ranker["metrics"]
+    assert ranker["metrics"]["users_evaluated"] == model["users_evaluated"]
+    implicit_wins = ranker["metrics"]["ndcg_at_10"] > model["ndcg_at_10"]
+    assert result["serving"]["mode"] == ("implicit" if implicit_wins else "explicit")
     # two clean taste groups: the model must rank the held-out liked movies far better than popularity
     assert model["ndcg_at_10"] > result["popularity"]["ndcg_at_10"]
     good_rows = sum(1 for line in ratings.read_text().splitlines()[1:]) - 3
@@ -98,6 +104,8 @@ def test_evaluate_movielens_explicit_as_json(spark, tmp_path, capsys):
     assert (run["kind"], run["source"], run["promoted"]) == ("evaluate", "movielens", False)
     assert run["metrics"]["rmse"] == pytest.approx(model["rmse"])
     assert json.loads(run["params"]) == result["params"] and json.loads(run["trials"]) == trials
+    assert run["served_mode"] == result["serving"]["mode"] and run["served_reason"] == result["serving"]["reason"]
+    assert run["ranker_metrics"]["ndcg_at_10"] == pytest.approx(ranker["metrics"]["ndcg_at_10"])
     for plot in result["plots"]:
         assert Path(plot).read_bytes()[:4] == b"\x89PNG"
 

@@ -6,6 +6,7 @@ from pyspark.testing import assertDataFrameEqual
 from include.core import tables
 from include.core.tables import ALL_TABLES, Table
 from include.lake import delta_io
+
 pytestmark = pytest.mark.unit
 SCHEMA = "track_id string, title string, run_date string"
 TRACKS = Table("silver", "tracks_test")
@@ -46,6 +47,20 @@ def test_insert_only_merge_keeps_existing_rows(spark, tmp_path):
     assert delta_io.merge(again, dim, lake, ["user_id"], update=False) == 1
     rows = sorted(tuple(r) for r in delta_io.read(spark, dim, lake).collect())
     assert rows == [("u1", 1), ("u2", 2)]
+
+
+def test_merge_adds_a_column_the_table_does_not_have_yet(spark, tmp_path):
+    lake = str(tmp_path)
+    runs = Table("ops", "runs_test")
+    delta_io.merge(spark.createDataFrame([("r1", 1.0)], "run_key string, value double"), runs, lake, ["run_key"])
+    newer = spark.createDataFrame(
+        [("r1", 1.0, "implicit"), ("r2", 2.0, "explicit")], "run_key string, value double, served string"
+    )
+    assert delta_io.merge(newer, runs, lake, ["run_key"]) == 2
+    rows = sorted(tuple(r) for r in delta_io.read(spark, runs, lake).select("run_key", "value", "served").collect())
+    assert rows == [("r1", 1.0, "implicit"), ("r2", 2.0, "explicit")]
+    # Once the column is there, an unchanged row is not written again.
+    assert delta_io.merge(newer, runs, lake, ["run_key"]) == 0
 
 
 def test_overwrite_partition_replaces_one_date_only(spark, tmp_path):

@@ -227,3 +227,47 @@ def test_repeated_holdout_reports_the_mean_of_independent_splits(spark):
     assert single.splits == [] and single.metrics["rmse"] == pytest.approx(one[0].metrics["rmse"], rel=1e-6)
     with pytest.raises(ValueError, match="splits must be from 1 to 20"):
         evaluation.evaluate(data, params, 5, fitter, splits=0)
+
+
+def ranked(explicit_ndcg: float, implicit_ndcg: float | None) -> Report:
+    ranker = {} if implicit_ndcg is None else {"ndcg_at_10": implicit_ndcg}
+    metrics = {"rmse": 0.84, "ndcg_at_10": explicit_ndcg}
+    return Report("explicit", 10, als.AlsParams(mode="explicit"), metrics, {}, {}, 100, 2.0, [], ranker=ranker)
+
+
+@pytest.mark.parametrize(
+    ("explicit", "implicit", "serve_model", "served"),
+    [
+        (0.06, 0.29, "auto", "implicit"),  # the implicit model ranks better: it serves
+        (0.30, 0.29, "auto", "explicit"),
+        (0.29, 0.29, "auto", "explicit"),  # a tie keeps the rating model
+        (0.30, 0.29, "implicit", "implicit"),  # forced
+        (0.06, None, "explicit", "explicit"),  # not compared at all
+    ],
+)
+def test_the_model_that_ranks_better_serves_and_the_run_says_why(explicit, implicit, serve_model, served):
+    mode, why = ranked(explicit, implicit).serving(serve_model)
+    assert mode == served
+    if implicit is not None:
+        assert f"{implicit:.4f}" in why and f"{explicit:.4f}" in why
+    assert Report("implicit", 10, als.AlsParams(), {}, {}, {}, 1, 1.0, []).serving("explicit")[0] == "implicit"
+
+
+def test_ratings_become_preferences_around_the_neutral_rating(spark):
+    data = spark.createDataFrame([(1, 1, 5.0), (1, 2, 3.0), (1, 3, 1.0)], PAIRS)
+    got = {r.track_key: r.rating for r in evaluation.preferences(data).collect()}
+    assert got == {1: 2.0, 2: 0.0, 3: -2.0}  # a liking, nothing, evidence against
+
+
+def test_explicit_evaluation_scores_implicit_als_on_the_same_split(spark):
+    data = pairs(spark, users=20, tracks=15).cache()
+    params = als.AlsParams(mode="explicit", rank=2, max_iter=3, biases=False)
+
+    def fitter(d, p):
+        return als.fit(d, p, blocks=2)
+
+    got = evaluation.evaluate(data, params, 5, fitter, with_baseline=False, ranker=True)
+    assert {"rmse", "ndcg_at_5"} <= set(got.metrics) and "rmse" not in got.ranker
+    assert got.ranker["users_evaluated"] == got.metrics["users_evaluated"]  # the same users, the same split
+    assert got.ranker_params.mode == "implicit" and got.ranker_params.alpha == evaluation.RANKER_ALPHA
+    assert not evaluation.evaluate(data, params, 5, fitter, with_baseline=False).ranker  # only when asked
