@@ -7,7 +7,8 @@ starts the scheduler)::
     python -m include.orchestration.airflow_run prepare
 
 Creates or upgrades the metadata database when needed and sets the Spark pool, then runs each date in
-order through Airflow's own ``dags test`` command (the real scheduler loop of ``DAG.test`` and the real
+order (each once no other run of the DAG, the scheduler's or a triggered one, is processing that date) through
+Airflow's own ``dags test`` command (the real scheduler loop of ``DAG.test`` and the real
 operators) and stops at the first failed run. One process pays Airflow's start-up (CLI imports, the
 in-process execution API, several seconds each) once instead of once per date. Reads and writes what the DAG runs do.
 """
@@ -15,10 +16,13 @@ in-process execution API, several seconds each) once instead of once per date. R
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
+import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -103,6 +107,48 @@ def one_at_a_time(lock: Path, holder: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+ACTIVE_POLL_S = 10.0
+
+
+def active_runs(dag_id: str, run_date: str, logical_date: dt.datetime) -> list[str]:
+    """The queued or running runs of ``dag_id`` (the scheduler's, or triggered from the UI or the REST API) that
+    process ``run_date`` or have ``logical_date``, which ``dags test`` would delete under them: ``run_id (state)``
+    each."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    from include.core.config import ConfigError
+    from include.orchestration.dag_spec import run_date_of
+
+    found = []
+    with create_session() as session:
+        active = session.query(DagRun).filter(
+            DagRun.dag_id == dag_id, DagRun.state.in_((DagRunState.QUEUED, DagRunState.RUNNING))
+        )
+        for run in active:
+            try:
+                day: str | None = run_date_of(run.conf or {}, run.logical_date)
+            except ConfigError:  # a run that names no day fails in its first task; it writes nothing
+                day = None
+            if day == run_date or run.logical_date == logical_date:
+                found.append(f"{run.run_id} ({run.state})")
+    return found
+
+
+def wait_for_active_runs(dag_id: str, run_date: str, logical_date: dt.datetime, poll: float = ACTIVE_POLL_S) -> float:
+    """Wait while another run of ``dag_id`` processes ``run_date`` (saying so in one line each time the set of
+    runs changes); the seconds waited. Both would write the same partitions, and ``dags test`` replaces a run
+    with its logical date even while that run is running."""
+    started, said = time.monotonic(), None
+    while runs := active_runs(dag_id, run_date, logical_date):
+        if runs != said:
+            log.info("waiting for %s of %s for %s to finish", ", ".join(runs), dag_id, run_date)
+            said = runs
+        time.sleep(poll)
+    return time.monotonic() - started
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     dag_id, *runs = list(sys.argv[1:] if argv is None else argv)
     from airflow.cli.cli_parser import get_parser
@@ -127,6 +173,7 @@ def _run_all(parser: object, dag_id: str, runs: Sequence[str]) -> int:
     for run in runs:
         day, conf = run.split("=", 1)
         setup()  # again: each `dags test` sets Airflow's logging up anew
+        wait_for_active_runs(dag_id, json.loads(conf)["run_date"], dt.datetime.fromisoformat(day))
         log.info("run %s for %s (conf %s)", dag_id, day, conf)
         if code := _command(parser, "dags", "test", dag_id, day, "--conf", conf):
             setup()

@@ -1,5 +1,6 @@
 """``setlist run``'s Airflow process on the embedded default, SQLite: it creates the metadata database once and
-sets the pool every Spark task runs in."""
+sets the pool every Spark task runs in, and it waits for another run of the DAG (the scheduler's, or one
+triggered from the UI) that processes the same date."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -29,3 +31,62 @@ def test_prepare_creates_the_sqlite_database_and_the_spark_pool_then_finds_them(
             ]
     assert "creating the Airflow metadata database (once)" not in done.stdout + done.stderr  # the second time
     assert (tmp_path / LOCK_NAME).read_text() == ""  # released
+
+
+RUNS = """
+import datetime as dt
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+from airflow.utils.state import DagRunState
+from airflow.utils.types import DagRunType
+
+def at(day):
+    return dt.datetime.fromisoformat(day + "T00:00:00+00:00")
+
+with create_session() as session:
+    # the scheduler's run of 2026-11-03, and a UI-triggered run at another logical date for 2026-11-05
+    for run_id, logical, conf, kind in [
+        ("scheduled__2026-11-03", "2026-11-03", {}, DagRunType.SCHEDULED),
+        ("manual__ui", "2026-12-01", {"run_date": "2026-11-05"}, DagRunType.MANUAL),
+        ("manual__done", "2026-11-04", {}, DagRunType.MANUAL),
+    ]:
+        state = DagRunState.SUCCESS if run_id == "manual__done" else DagRunState.RUNNING
+        session.add(DagRun(dag_id="setlist_nightly", run_id=run_id, logical_date=at(logical), run_after=at(logical),
+                           conf=conf, state=state, run_type=kind))
+"""
+
+WAIT = """
+import datetime as dt, sys
+from include.core.log import setup
+from include.orchestration.airflow_run import wait_for_active_runs
+setup()
+day = sys.argv[1]
+waited = wait_for_active_runs("setlist_nightly", day, dt.datetime.fromisoformat(day + "T00:00:00+00:00"), poll=0.2)
+print(f"waited {waited:.1f}", flush=True)
+"""
+
+
+def test_a_run_waits_for_the_schedulers_or_a_triggered_run_of_the_same_date(tmp_path):
+    db = tmp_path / "airflow.db"
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}"}
+    for argv in (["-m", "include.orchestration.airflow_run", "prepare"], ["-c", RUNS]):
+        done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    # Another date, and a date whose only run has finished: no wait.
+    free = subprocess.run([sys.executable, "-c", WAIT, "2026-11-04"], env=env, capture_output=True, text=True)
+    assert free.returncode == 0 and "waiting" not in free.stderr + free.stdout, free.stderr[-3000:]
+
+    # The same logical date as the scheduler's running run, and the run date a UI-triggered run names.
+    for day, run_id in (("2026-11-03", "scheduled__2026-11-03"), ("2026-11-05", "manual__ui")):
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", WAIT, day], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(5)
+        assert waiter.poll() is None  # still waiting
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE dag_run SET state = 'success' WHERE run_id = ?", (run_id,))
+        out, err = waiter.communicate(timeout=120)
+        assert waiter.returncode == 0, err[-3000:]
+        assert f"waiting for {run_id} (running) of setlist_nightly for {day} to finish" in err + out
+        assert float(out.split("waited ")[1]) >= 5
