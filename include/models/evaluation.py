@@ -77,9 +77,12 @@ def rating_metrics(predictions: DataFrame) -> dict[str, float]:
     return {"rmse": float(row["rmse"] or math.nan), "mae": float(row["mae"] or math.nan), "scored": float(row["n"])}
 
 
-def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:
-    """Precision, recall, NDCG and MAP at ``k`` of ``recs`` (user_key, track_key, rank) against ``relevant``
-    (user_key, track_key), averaged over the users with a relevant track; a user without recs scores 0."""
+def ranking_metrics(
+    recs: DataFrame, relevant: DataFrame, k: int, names: Sequence[str] = tuple(RANKING)
+) -> dict[str, float]:
+    """Precision, recall, NDCG and MAP (or only ``names`` of them) at ``k`` of ``recs`` (user_key, track_key,
+    rank) against ``relevant`` (user_key, track_key), averaged over the users with a relevant track; a user
+    without recs scores 0."""
     truth = relevant.groupBy(USER).agg(F.collect_set(F.col(TRACK).cast("double")).alias("label"))
     lists = recs.groupBy(USER).agg(
         F.transform(F.array_sort(F.collect_list(F.struct("rank", TRACK))), lambda s: s[TRACK].cast("double")).alias(
@@ -92,9 +95,10 @@ def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, f
         .cache()
     )
     users = frame.count()
-    out = {f"{name}_at_{k}": 0.0 for name in RANKING}
+    out = {f"{name}_at_{k}": 0.0 for name in names}
     if users:
-        for name, metric in RANKING.items():
+        for name in names:
+            metric = RANKING[name]
             evaluator = RankingEvaluator(predictionCol="prediction", labelCol="label", metricName=metric, k=k)
             out[f"{name}_at_{k}"] = float(evaluator.evaluate(frame))
     out["users_evaluated"] = float(users)
@@ -167,6 +171,16 @@ def evaluate_model(model: Factors, split: Split, mode: str, k: int, catalog_size
     if mode == "explicit":
         metrics.update(rating_metrics(model.predict(split.test)))
     return metrics
+
+
+def primary_value(model: Factors, split: Split, mode: str, k: int) -> float:
+    """The mode's primary metric alone (what tuning compares): RMSE, or NDCG at ``k``."""
+    name, _ = primary_metric(mode, k)
+    if mode == "explicit":
+        return rating_metrics(model.predict(split.test))[name]
+    users = split.relevant.select(USER).distinct()
+    recs = model_recs(model, users, split.train, k)
+    return ranking_metrics(recs, split.relevant, k, names=(name.removesuffix(f"_at_{k}"),))[name]
 
 
 def evaluate_popularity(split: Split, k: int, catalog_size: int) -> dict[str, float]:
@@ -327,7 +341,7 @@ class Report:
 
 
 def tune(
-    split: Split, params: AlsParams, budget: Budget, k: int, catalog_size: int, fitter: Fitter
+    split: Split, params: AlsParams, budget: Budget, k: int, fitter: Fitter
 ) -> tuple[AlsParams, list[dict[str, Any]], str]:
     """The best candidate of :func:`tuning_grid` on a validation split carved from ``split.train`` (never the
     test split), within ``budget``; (parameters, every trial, a line saying what was chosen and why)."""
@@ -342,7 +356,7 @@ def tune(
             break
         started = time.monotonic()
         model = fitter(inner.train, candidate)
-        value = evaluate_model(model, inner, params.mode, k, catalog_size)[name]
+        value = primary_value(model, inner, params.mode, k)
         seconds_taken = round(time.monotonic() - started, 2)
         trials.append({"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken})
         if candidate == baseline:
@@ -462,7 +476,7 @@ def evaluate_split(
     trials: list[dict[str, Any]] = []
     choice = ""
     if budget.on:
-        params, trials, choice = tune(split, params, budget, k, catalog_size, fitter)
+        params, trials, choice = tune(split, params, budget, k, fitter)
     started = time.monotonic()
     model = fitter(split.train, params)
     model.users.count()  # fitting is lazy in part: time it whole

@@ -167,12 +167,12 @@ def test_tuning_falls_back_to_the_baseline_when_it_does_better_and_says_so(spark
     def fitter(d, p):
         return als.fit(d, p, blocks=2)
 
-    best, trials, note = evaluation.tune(split, params, evaluation.Budget(2, 600), 5, 15, fitter)
+    best, trials, note = evaluation.tune(split, params, evaluation.Budget(2, 600), 5, fitter)
     assert len(trials) == 2 and [t.get("baseline", False) for t in trials] == [False, True]
     assert trials[1]["rmse"] < trials[0]["rmse"]
     assert best == evaluation.baseline_for("explicit", 42) and [t["chosen"] for t in trials] == [False, True]
     assert note.startswith("the baseline configuration did better on the validation split") and "fell back" in note
-    one, _, _ = evaluation.tune(split, params, evaluation.Budget(1, 600), 5, 15, fitter)
+    one, _, _ = evaluation.tune(split, params, evaluation.Budget(1, 600), 5, fitter)
     assert one == params  # a budget of one trial tries the configured parameters only
 
 
@@ -271,3 +271,13 @@ def test_explicit_evaluation_scores_implicit_als_on_the_same_split(spark):
     assert got.ranker["users_evaluated"] == got.metrics["users_evaluated"]  # the same users, the same split
     assert got.ranker_params.mode == "implicit" and got.ranker_params.alpha == evaluation.RANKER_ALPHA
     assert not evaluation.evaluate(data, params, 5, fitter, with_baseline=False).ranker  # only when asked
+
+
+@pytest.mark.parametrize("mode", ["explicit", "implicit"])
+def test_tuning_compares_the_same_primary_metric_the_report_shows(spark, mode):
+    data = pairs(spark, users=20, tracks=15).cache()
+    split = evaluation.split_for(mode, data, 42)
+    model = als.fit(split.train, als.AlsParams(mode=mode, rank=2, max_iter=3), blocks=2)
+    name, _ = evaluation.primary_metric(mode, 5)
+    full = evaluation.evaluate_model(model, split, mode, 5, 15)[name]
+    assert evaluation.primary_value(model, split, mode, 5) == pytest.approx(full)
