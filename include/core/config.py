@@ -196,7 +196,6 @@ ENV_VARS = {name: f"SETLIST_{name.upper()}" for name in FIELDS}
 # Allowed ranges and choices, from the model: checked there and offered as the DAG's JSON-schema params.
 RANGES: dict[str, tuple[float, float]] = {n: b for n in FIELDS if (b := _bounds(n)) is not None}
 ALS_MODES = _choices("als_mode")
-SERVE_MODELS = _choices("serve_model")
 SPARK_MODES = _choices("spark_mode")
 MISSING_DAY_POLICIES = _choices("missing_day")
 # Settings a run may override per job or per DAG trigger.
