@@ -21,6 +21,7 @@ def test_env_and_overrides_build_one_frozen_object(tmp_path):
     ("overrides", "field", "allowed"),
     [
         ({"als_mode": "sgd"}, "als_mode", "explicit, implicit"),
+        ({"serve_model": "best"}, "serve_model", "auto, explicit, implicit"),
         ({"rank": "0"}, "rank", "between 1 and 500"),
         ({"rank": "ten"}, "rank", "an integer"),
         ({"reg_param": "-1"}, "reg_param", "between 0 and 100"),
