@@ -80,13 +80,20 @@ def test_a_run_waits_for_the_schedulers_or_a_triggered_run_of_the_same_date(tmp_
     # The same logical date as the scheduler's running run, and the run date a UI-triggered run names.
     for day, run_id in (("2026-11-03", "scheduled__2026-11-03"), ("2026-11-05", "manual__ui")):
         waiter = subprocess.Popen(
-            [sys.executable, "-c", WAIT, day], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", WAIT, day], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        time.sleep(5)
+        assert waiter.stdout is not None
+        expected = f"waiting for {run_id} (running) of setlist_nightly for {day} to finish"
+        seen = []
+        for line in waiter.stdout:  # until it says what it waits for (Airflow's import alone takes seconds)
+            seen.append(line)
+            if expected in line:
+                break
+        assert expected in seen[-1], "".join(seen)[-3000:]
+        time.sleep(2)
         assert waiter.poll() is None  # still waiting
         with sqlite3.connect(db) as conn:
             conn.execute("UPDATE dag_run SET state = 'success' WHERE run_id = ?", (run_id,))
-        out, err = waiter.communicate(timeout=120)
-        assert waiter.returncode == 0, err[-3000:]
-        assert f"waiting for {run_id} (running) of setlist_nightly for {day} to finish" in err + out
-        assert float(out.split("waited ")[1]) >= 5
+        rest = waiter.stdout.read()
+        assert waiter.wait(timeout=120) == 0, rest[-3000:]
+        assert float(rest.split("waited ")[1]) >= 2
