@@ -164,10 +164,14 @@ def evaluate_recs(split: Split, recs: DataFrame, k: int, catalog_size: int) -> d
     return metrics
 
 
+def _split_recs(model: Factors, split: Split, k: int) -> DataFrame:
+    """The model's top ``k`` for each user with a relevant held-out track, none seen in training."""
+    return model_recs(model, split.relevant.select(USER).distinct(), split.train, k)
+
+
 def evaluate_model(model: Factors, split: Split, mode: str, k: int, catalog_size: int) -> dict[str, float]:
     """Every metric of a model fitted on ``split.train``: ranking metrics, and RMSE/MAE in explicit mode."""
-    users = split.relevant.select(USER).distinct()
-    metrics = evaluate_recs(split, model_recs(model, users, split.train, k), k, catalog_size)
+    metrics = evaluate_recs(split, _split_recs(model, split, k), k, catalog_size)
     if mode == "explicit":
         metrics.update(rating_metrics(model.predict(split.test)))
     return metrics
@@ -178,9 +182,8 @@ def primary_value(model: Factors, split: Split, mode: str, k: int) -> float:
     name, _ = primary_metric(mode, k)
     if mode == "explicit":
         return rating_metrics(model.predict(split.test))[name]
-    users = split.relevant.select(USER).distinct()
-    recs = model_recs(model, users, split.train, k)
-    return ranking_metrics(recs, split.relevant, k, names=(name.removesuffix(f"_at_{k}"),))[name]
+    only = (name.removesuffix(f"_at_{k}"),)
+    return ranking_metrics(_split_recs(model, split, k), split.relevant, k, names=only)[name]
 
 
 def evaluate_popularity(split: Split, k: int, catalog_size: int) -> dict[str, float]:
@@ -326,7 +329,7 @@ class Report:
             return "implicit", "an implicit run serves its own model"
         if not self.ranker:
             return "explicit", f"serve_model={serve_model}: the explicit model writes the lists"
-        name = f"ndcg_at_{self.k}"
+        name, _ = primary_metric("implicit", self.k)  # the ranking metric implicit runs are judged by
         ours, theirs = self.metrics.get(name, math.nan), self.ranker.get(name, math.nan)
         compared = f"{name} {theirs:.4f} for implicit ALS on the ratings against {ours:.4f} for the explicit model"
         if serve_model == "implicit":
