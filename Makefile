@@ -24,7 +24,8 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 # Delta's JVM jars, resolved once by Maven into .jars/ (ignored); Spark gets them through spark.jars.
 # The SQL endpoint's login check is compiled against pyspark's own Hive classes.
 SQL_AUTH_JAR := .jars/sql-auth/setlist-sql-auth.jar
-jars: .jars/.resolved $(SQL_AUTH_JAR)
+CDS := .jars/cds
+jars: .jars/.resolved $(SQL_AUTH_JAR) $(CDS)/.built
 
 .jars/.resolved: jars/pom.xml
 	rm -rf .jars
@@ -36,6 +37,18 @@ $(SQL_AUTH_JAR): $(wildcard jars/sql-auth/*.java) .jars/.resolved $(BIN)/.instal
 	javac --release 17 -d .build/sql-auth \
 	  -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" $(filter %.java,$^)
 	jar cf $@ -C .build/sql-auth .
+
+# Class-data-sharing archives of the two JVMs a Connect client's spark-submit starts (see CLIENT_JIT in
+# include/lake/spark_conf.py): dumped by one submit of an empty job; the JVMs ignore them after a pyspark upgrade
+# until this reruns.
+$(CDS)/.built: .jars/.resolved $(BIN)/.installed
+	rm -rf $(CDS) && mkdir -p $(CDS) && : > $(CDS)/empty_job.py
+	SPARK_HOME="$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
+	  SPARK_LAUNCHER_OPTS="-XX:ArchiveClassesAtExit=$(CDS)/launcher.jsa" \
+	  SPARK_SUBMIT_OPTS="-XX:ArchiveClassesAtExit=$(CDS)/submit.jsa" SPARK_LOCAL_IP=127.0.0.1 \
+	  $(BIN)/spark-submit --remote sc://localhost:1 $(CDS)/empty_job.py > $(CDS)/dump.log 2>&1
+	test -s $(CDS)/launcher.jsa && test -s $(CDS)/submit.jsa
+	touch $@
 
 # Debian's chromium and chromedriver for the browser tests (selenium drives them; nothing is downloaded by a
 # test tool). Installed with apt when missing: as root, or through sudo.

@@ -1,8 +1,9 @@
 """The operator of the DAG's Spark tasks: Airflow's ``SparkSubmitOperator``, Spark Connect aware.
 
 When the ``spark_default`` connection names a Spark Connect server (``sc://host:port``), the task runs
-``spark-submit --remote sc://host:port``: the job is a client of that warm Spark, and only the settings a
-client session may change are passed (the server was started with the rest). Any other master
+``spark-submit --remote sc://host:port``: the job is a client of that warm Spark, only the settings a
+client session may change are passed (the server was started with the rest), and spark-submit's own JVMs
+start light (:func:`include.lake.spark_conf.client_jvm_env`). Any other master
 (``local[*]``, ``spark://``, ``yarn``, ``k8s://``) is submitted exactly as the provider does. The client's
 token comes from ``SPARK_CONNECT_AUTHENTICATE_TOKEN`` in the worker's environment, never from the command
 line that the task log shows.
@@ -10,12 +11,13 @@ line that the task log shows.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-from include.lake.spark_conf import SESSION_KEYS
+from include.lake.spark_conf import SESSION_KEYS, client_jvm_env
 
 CONNECT_SCHEME = "sc://"
 
@@ -40,6 +42,10 @@ class ConnectAwareSubmitHook(SparkSubmitHook):
     def _build_spark_common_args(self) -> list[str]:
         args = super()._build_spark_common_args()
         if str(self._connection["master"]).startswith(CONNECT_SCHEME):
+            from include.core.config import load_settings
+
+            # the hook sets the environment of spark-submit's process from this (a copy of the worker's, plus it)
+            self._env = {**(self._env or {}), **client_jvm_env(load_settings().jars_dir, os.environ)}
             return remote_args(args)
         return args
 

@@ -84,8 +84,12 @@ def test_spark_tasks_submit_to_a_connect_server_with_remote(monkeypatch, master,
     if master.startswith("sc://"):
         assert "--driver-memory" not in cmd and "--py-files" in cmd
         assert confs == {"spark.sql.shuffle.partitions", "spark.sql.session.timeZone", "spark.pyspark.python"}
+        # spark-submit's own JVMs start light; a driver (any other master) keeps the full JIT
+        assert "-XX:TieredStopAtLevel=1" in hook._env["SPARK_SUBMIT_OPTS"]
+        assert "-XX:SharedArchiveFile=" in hook._env["SPARK_LAUNCHER_OPTS"]
     else:
         assert "spark.sql.extensions" in confs and "--driver-memory" in cmd
+        assert "SPARK_SUBMIT_OPTS" not in (hook._env or {})
     assert cmd[-3:] == [kwargs["application"], "--run-date", "2026-11-01"]
 
 
