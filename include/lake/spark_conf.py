@@ -22,8 +22,8 @@ JIT_OPTIONS = (
 
 
 # A Connect client's spark-submit runs two short JVMs (the launcher, then SparkSubmit, which only starts the job's
-# Python and waits for it): C1 alone and class-data-sharing archives of their classes (`make jars`) take a submit
-# about 1.2 s and 1.6 s of CPU instead of 2.8 s and 4.9 s (bench_client_jvm.py). Never for a driver: it needs the JIT.
+# Python and waits for it): C1 alone and class-data-sharing archives of their classes (`make jars`) make a submit
+# take about 1.2 s and 1.6 s of CPU instead of 2.8 s and 4.9 s (bench_client_jvm.py). Never for a driver: it needs C2.
 CLIENT_JIT = "-XX:TieredStopAtLevel=1"
 CDS_DIR = "cds"
 CLIENT_JVMS = {"SPARK_LAUNCHER_OPTS": "launcher.jsa", "SPARK_SUBMIT_OPTS": "submit.jsa"}
