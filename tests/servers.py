@@ -4,6 +4,7 @@ waiting for a server to answer, and headless Debian chromium driven by selenium.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -77,6 +78,7 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def screenshot(driver: Any, name: str) -> Path:
@@ -93,7 +95,6 @@ def postgres() -> Iterator[str]:
     generated password (SCRAM) and an ``airflow`` database; yields its SQLAlchemy URL, stops and removes it all.
     PostgreSQL refuses to run as root, so as root its commands run as the ``postgres`` system user."""
     import secrets
-    import shutil
 
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
     assert bins, "PostgreSQL server binaries missing: run `make postgres`"
