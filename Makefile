@@ -24,6 +24,8 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 # Delta's JVM jars, resolved once by Maven into .jars/ (ignored); Spark gets them through spark.jars.
 # The SQL endpoint's login check is compiled against pyspark's own Hive classes.
 SQL_AUTH_JAR := .jars/sql-auth/setlist-sql-auth.jar
+# pip's pyspark folder: a whole Spark home (its jars, spark-class)
+PYSPARK_HOME = $(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'
 CDS := .jars/cds
 jars: .jars/.resolved $(SQL_AUTH_JAR) $(CDS)/.built
 
@@ -35,7 +37,7 @@ jars: .jars/.resolved $(SQL_AUTH_JAR) $(CDS)/.built
 $(SQL_AUTH_JAR): $(wildcard jars/sql-auth/*.java) .jars/.resolved $(BIN)/.installed
 	rm -rf .build/sql-auth && mkdir -p .build/sql-auth $(dir $@)
 	javac --release 17 -d .build/sql-auth \
-	  -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" $(filter %.java,$^)
+	  -cp "$$($(PYSPARK_HOME))/jars/*" $(filter %.java,$^)
 	jar cf $@ -C .build/sql-auth .
 
 # Class-data-sharing archives of the two JVMs a Connect client's spark-submit starts (see CLIENT_JIT in
@@ -43,7 +45,7 @@ $(SQL_AUTH_JAR): $(wildcard jars/sql-auth/*.java) .jars/.resolved $(BIN)/.instal
 # until this reruns.
 $(CDS)/.built: .jars/.resolved $(BIN)/.installed
 	rm -rf $(CDS) && mkdir -p $(CDS) && : > $(CDS)/empty_job.py
-	SPARK_HOME="$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
+	SPARK_HOME="$$($(PYSPARK_HOME))" \
 	  SPARK_LAUNCHER_OPTS="-XX:ArchiveClassesAtExit=$(CDS)/launcher.jsa" \
 	  SPARK_SUBMIT_OPTS="-XX:ArchiveClassesAtExit=$(CDS)/submit.jsa" SPARK_LOCAL_IP=127.0.0.1 \
 	  $(BIN)/spark-submit --remote sc://localhost:1 $(CDS)/empty_job.py > $(CDS)/dump.log 2>&1
