@@ -68,8 +68,8 @@ def evaluate_and_decide(
     params = als.AlsParams.of(settings)
     # Tuning starts from the champion's parameters (with this run's seed), then the configured ones.
     first = () if current is None else (als.AlsParams.from_json(current.params).replace(seed=params.seed),)
-    ranker = settings.serve_model != "explicit"
     budget = evaluation.Budget.of(settings, first)
+    ranker = evaluation.scores_ranker(settings.serve_model)
     report = evaluation.evaluate(data, params, settings.top_k, fitter, budget, ranker=ranker)
     if report.choice:
         ctx.log(f"{report.choice}: {report.params.to_json()}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,15 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from include.orchestration.spark_server import free_port
+
 ARTIFACTS = Path(os.environ.get("SETLIST_TEST_ARTIFACTS", Path(__file__).parent.parent / ".build" / "test-artifacts"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listen_addresses(port: int) -> list[str]:

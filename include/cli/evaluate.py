@@ -135,7 +135,7 @@ def evaluate(
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)
     budget = evaluation.Budget.of(ctx.settings)
-    ranker = ctx.settings.serve_model != "explicit"
+    ranker = evaluation.scores_ranker(ctx.settings.serve_model)
     report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, budget, splits=splits, ranker=ranker)
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
     split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"

@@ -235,6 +235,12 @@ def preferences(ratings: DataFrame) -> DataFrame:
     return ratings.withColumn(RATING, (F.col(RATING) - NEUTRAL_RATING).cast("float"))
 
 
+def scores_ranker(serve_model: str) -> bool:
+    """Whether an evaluation of explicit ratings also scores implicit ALS on them (:attr:`Report.ranker`),
+    which :meth:`Report.serving` needs to choose: always, unless ``serve_model`` pins the explicit model."""
+    return serve_model != "explicit"
+
+
 def ranker_for(params: AlsParams) -> AlsParams:
     """The implicit model fitted on an explicit run's :func:`preferences`: the implicit mode's best known
     settings with alpha :data:`RANKER_ALPHA` (ratings reach 2 above neutral, log-plays rarely more)."""

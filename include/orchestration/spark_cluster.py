@@ -27,7 +27,7 @@ from typing import Any
 from include.core import credentials
 from include.core.config import check_range, is_loopback_cluster
 from include.orchestration.airflow_env import spark_home
-from include.orchestration.spark_server import free_port, stop_with_parent, wait_for_signal
+from include.orchestration.spark_server import free_port, launch, wait_for_signal
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +100,7 @@ def _env(cluster_secret: str) -> dict[str, str]:
 
 
 def _spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
-    with open(log_file, "ab") as out:
-        return subprocess.Popen(
-            [str(_spark_home() / "bin" / "spark-class"), *argv],
-            env=env,
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=stop_with_parent,
-        )
+    return launch([str(_spark_home() / "bin" / "spark-class"), *argv], env, log_file)
 
 
 def start(

@@ -140,17 +140,23 @@ def spawn(
     secret = secret or secrets.token_urlsafe(32)
     log_file = log_file or airflow_home() / "logs" / "spark-connect.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    proc = launch(server_command(settings, port), server_env(settings, secret), log_file)
+    return Server(proc, port, secret, log_file)
+
+
+def launch(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    """Start a server process in a process group of its own, its output appended to ``log_file``; it
+    stops when the calling thread's process ends."""
     with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            server_command(settings, port),
-            env=server_env(settings, secret),
+        return subprocess.Popen(
+            argv,
+            env=env,
             stdout=out,
             stderr=out,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=stop_with_parent,
         )
-    return Server(proc, port, secret, log_file)
 
 
 def wait_ready(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
