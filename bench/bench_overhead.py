@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from include.cli.generate import GenerateSpec, generate
 from include.core.config import load_settings
 from include.core.packaging import build_py_files
+from include.lake.spark_conf import client_jvm_env
 from include.models import topk
 from include.orchestration import spark_server
 from include.orchestration.airflow_env import airflow_env
@@ -162,6 +163,7 @@ def main() -> int:
     print(f"warm Spark ready in {time.monotonic() - started:.1f}s (not counted below)", flush=True)
     memory = Memory(server.proc.pid)
     env = {**airflow_env(settings), **server.client_env()}
+    env.update(client_jvm_env(settings.jars_dir, env))  # the client JVMs' options, as the DAG's operator sets them
     os.environ.update(server.client_env())
     rows: list[tuple[str, str, float, float]] = []
     try:

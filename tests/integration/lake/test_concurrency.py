@@ -15,7 +15,8 @@ from pyspark.sql import functions as F
 
 from include.cli.generate import GenerateSpec, generate
 from include.core import tables
-from include.core.config import PROJECT_ROOT
+from include.core.config import PROJECT_ROOT, load_settings
+from include.lake.spark_conf import client_jvm_env
 from include.orchestration.airflow_env import spark_home
 from spark_jobs import build_silver, ingest_bronze
 from tests.checks import AUDIT_COLUMNS, assert_unchanged, read, snapshot
@@ -38,6 +39,7 @@ def _at_once(lake: str, *days: str) -> list[subprocess.CompletedProcess[str]]:
     submit = str(Path(sys.executable).parent / "spark-submit")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYSPARK_PYTHON": sys.executable}
     env["SPARK_HOME"] = str(spark_home())
+    env.update(client_jvm_env(load_settings().jars_dir, env))  # the client JVMs' options, as the DAG sets them
     procs = [
         subprocess.Popen(
             [submit, "--remote", os.environ["SETLIST_SPARK_REMOTE"], str(PROJECT_ROOT / "spark_jobs" / "build_silver.py")]
