@@ -1,95 +1,33 @@
-"""Job runs forked from a process that has imported the jobs once, for tests that run a job many times in a process
-of its own (the crash tests kill one with SIGKILL at each commit point). A fresh interpreter per run would pay
-the imports of pyspark, pandas and Great Expectations (several seconds of CPU) every time; a forked child
-starts with them loaded and otherwise runs exactly as ``python -m spark_jobs.STEP`` does: its own process, its
-own environment, its own Spark session (the parent never opens one, so no connection is shared).
-
-Run as ``python -m tests.forks MODULE...``: it imports the modules, then reads one JSON request a line from
-stdin (``module``, ``argv``, ``env``, ``log``) and answers each with the child's exit status, as
-``subprocess`` reports it (``-9`` for SIGKILL).
-"""
+"""Job runs in children of the test run's job fork server (:mod:`include.lake.job_forks`, started beside the
+run's warm Spark), for tests that run a job many times in a process of its own (the crash tests kill one with
+SIGKILL at each commit point): each child starts with pyspark, pandas and Great Expectations imported and
+otherwise runs exactly as ``python spark_jobs/STEP.py`` does."""
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
-import subprocess
-import sys
-import traceback
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
-PRELOAD = ("pandas", "pyarrow", "great_expectations", "pyspark.sql.connect.session", "pyspark.ml.recommendation")
-
-
-class JobForks:
-    """The forking process; ``run`` one job in a child of it, ``close`` (or leave the ``with``) to stop it."""
-
-    def __init__(self, modules: Sequence[str], env: dict[str, str]) -> None:
-        argv = [sys.executable, "-m", "tests.forks", *PRELOAD, *modules]
-        root = str(Path(__file__).parent.parent)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
-
-    def run(self, module: str, argv: Sequence[str], env: dict[str, str], log: Path) -> tuple[int, str]:
-        """Run ``module.main(argv)`` in a forked child with ``env`` as its whole environment; its exit status and
-        what it wrote to stdout and stderr (kept in ``log``)."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        request = {"module": module, "argv": list(argv), "env": env, "log": str(log)}
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline()
-        assert answer, f"the forking process exited with {self.proc.wait()}"
-        return int(json.loads(answer)["returncode"]), log.read_text(encoding="utf-8", errors="replace")
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self) -> JobForks:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
+from include.lake import job_forks
 
 
-def _child(request: dict) -> None:
-    """In the forked child: the request's environment and log, then the job's ``main``; never returns."""
-    code = 1
-    try:
-        fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        code = int(importlib.import_module(request["module"]).main(request["argv"]) or 0)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+def socket_path(timeout_s: float = 120.0) -> str:
+    """The run's fork server socket, once it is there (it binds after its imports)."""
+    path = os.environ[job_forks.SOCKET_VAR]
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"no job fork server at {path} after {timeout_s:.0f} s"
+        time.sleep(0.2)
+    return path
 
 
-def serve(modules: Sequence[str]) -> None:
-    for module in modules:
-        importlib.import_module(module)
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
-        _, status = os.waitpid(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        sys.stdout.write(json.dumps({"returncode": code}) + "\n")
-        sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1:])
+def run(module: str, argv: Sequence[str], env: dict[str, str], log: Path) -> tuple[int, str]:
+    """Run ``module.main(argv)`` in a forked child with ``env`` as its whole environment; its exit status as
+    :mod:`subprocess` reports it (``-9`` for SIGKILL) and what it wrote to stdout and stderr (kept in ``log``)."""
+    conn = job_forks.connect(socket_path())
+    assert conn is not None, "the job fork server does not answer"
+    with open(log, "wb") as out, open(os.devnull, "rb") as null:
+        code = job_forks.run(conn, module, argv, env, os.getcwd(), (null.fileno(), out.fileno(), out.fileno()))
+    return code, log.read_text(encoding="utf-8", errors="replace")

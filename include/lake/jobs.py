@@ -110,13 +110,23 @@ def main(
 ) -> int:
     """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``.
 
-    Great Expectations (about 5 s to import; every pipeline job validates) loads in the background while
-    the session starts and the job reads its input.
+    Started as a program (``argv`` None) with ``SETLIST_JOB_FORKS`` set, the job runs in a child of the warm
+    fork server of :mod:`include.lake.job_forks`, which has its imports done. Otherwise Great Expectations
+    (about 5 s to import; every pipeline job validates) loads in the background while the session starts and
+    the job reads its input.
     """
     try:
         options = invoke(command(step, description, model_args), argv, step)
     except CommandExit as exc:
         return exc.code
+    if argv is None:  # started as a program: a warm fork server, when there is one, runs it
+        from include.core import log as setlist_log
+        from include.lake import job_forks
+
+        setlist_log.setup()
+        code = job_forks.hand_off(step, sys.argv[1:])
+        if code is not None:
+            return code
 
     def body() -> None:
         ctx = context(step, options)

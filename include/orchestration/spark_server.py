@@ -18,10 +18,12 @@ import ctypes
 import logging
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from include.core import credentials
 from include.core.config import Settings, check_range
+from include.lake import job_forks
 from include.lake.spark import TOKEN_VAR
 from include.lake.spark_conf import spark_conf
 
@@ -103,14 +106,15 @@ class Server:
     port: int
     token: str
     log_file: Path
+    forks_socket: str  # the job fork server's, in the server's process group
 
     @property
     def url(self) -> str:
         return url(self.port)
 
     def client_env(self) -> dict[str, str]:
-        """What a client process needs to join this server."""
-        return {"SETLIST_SPARK_REMOTE": self.url, TOKEN_VAR: self.token}
+        """What a client process needs to join this server (and to run in a child of its job fork server)."""
+        return {"SETLIST_SPARK_REMOTE": self.url, TOKEN_VAR: self.token, job_forks.SOCKET_VAR: self.forks_socket}
 
 
 PR_SET_PDEATHSIG = 1
@@ -132,7 +136,12 @@ def spawn(
 ) -> Server:
     """Start the server in a process group of its own and return at once (see :func:`wait_ready`). Without
     a ``secret``, the server gets a new random token that only this process and its children know. The
-    server stops when the calling thread's process ends (call it from the main thread)."""
+    server stops when the calling thread's process ends (call it from the main thread).
+
+    The job fork server of :mod:`include.lake.job_forks` starts in the same process group, so whatever stops
+    the Spark server stops it and its running jobs too (and it stops by itself when the server's process
+    ends); its socket is in a new directory only this user can enter. Jobs that find no socket yet (it binds
+    after its imports, a few seconds) run in their own process."""
     from include.orchestration.airflow_env import airflow_home
 
     port = port or free_port()
@@ -140,8 +149,12 @@ def spawn(
     secret = secret or secrets.token_urlsafe(32)
     log_file = log_file or airflow_home() / "logs" / "spark-connect.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    proc = launch(server_command(settings, port), server_env(settings, secret), log_file)
-    return Server(proc, port, secret, log_file)
+    forks_socket = str(Path(tempfile.mkdtemp(prefix="setlist-forks-")) / "jobs.sock")
+    forks = shlex.join([sys.executable, "-m", job_forks.__name__, "--socket", forks_socket])
+    # one shell starts the fork server, then becomes the Spark server: both in the server's process group
+    argv = ["/bin/sh", "-c", f'{forks} & exec "$@"', "sh", *server_command(settings, port)]
+    proc = launch(argv, server_env(settings, secret), log_file)
+    return Server(proc, port, secret, log_file, forks_socket)
 
 
 def launch(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:

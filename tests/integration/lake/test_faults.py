@@ -20,7 +20,7 @@ from include.core import schemas, tables
 from include.lake import delta_io, faults
 from spark_jobs import build_gold, build_silver, ingest_bronze, recommend, train_als
 from tests.checks import assert_unchanged, rows, snapshot
-from tests.forks import JobForks
+from tests import forks
 
 pytestmark = pytest.mark.integration
 
@@ -73,13 +73,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CleanRun]:
         yield run
 
 
-@pytest.fixture(scope="module")
-def forks(spark_server: dict[str, str]) -> Iterator[JobForks]:
-    with JobForks([f"spark_jobs.{step}" for step in JOBS], dict(os.environ)) as running:
-        yield running
-
-
-def _crash(forks: JobForks, step: str, when: str, table: str, lake: str) -> str:
+def _crash(step: str, when: str, table: str, lake: str) -> str:
     """Run the step in a process of its own that kills itself at the fault; its log."""
     env = {**os.environ, **ENV, faults.FAULT_ENV: f"{step}:{when}:{table}"}
     code, log = forks.run(f"spark_jobs.{step}", _argv(lake), env, Path(lake).with_suffix(f".{when}.log"))
@@ -94,7 +88,7 @@ def _table(spark, lake: str, sql_name: str) -> list:
 
 
 @pytest.mark.parametrize("step", list(JOBS))
-def test_a_crash_at_any_commit_point_then_a_rerun_leaves_the_tables_of_a_clean_run(spark, clean, forks, step, tmp_path):
+def test_a_crash_at_any_commit_point_then_a_rerun_leaves_the_tables_of_a_clean_run(spark, clean, step, tmp_path):
     index = list(JOBS).index(step)
     crashed = str(shutil.copytree(clean.lake(index), tmp_path / "crashed"))
     points = clean.points[step]
@@ -102,11 +96,11 @@ def test_a_crash_at_any_commit_point_then_a_rerun_leaves_the_tables_of_a_clean_r
 
     first = points[0]
     before = _table(spark, crashed, first)
-    _crash(forks, step, "during", first, crashed)  # the write commits whole or not at all
+    _crash(step, "during", first, crashed)  # the write commits whole or not at all
     during = _table(spark, crashed, first)
     committed = {}
     for table in points:  # after each commit in turn: every earlier one is done again on the way
-        log = _crash(forks, step, "after", table, crashed)
+        log = _crash(step, "after", table, crashed)
         assert f"crashing after the commit of {table}" in log
         committed[table] = _table(spark, crashed, table)  # a reader finds the table whole
     assert_one_of(during, before, committed[first])
