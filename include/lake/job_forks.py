@@ -134,10 +134,8 @@ def _forward_signals(pid: int) -> Any:
         return lambda: None
 
     def forward(sig: int, _: object) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
@@ -191,7 +189,7 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
         threading.Thread(target=_watch, args=(conn,), name="caller-watch", daemon=True).start()
         code = int(importlib.import_module(request["module"]).main(list(request["argv"])) or 0)
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         log.exception("%s: failed in the forked job process", request.get("module"))
     finally:
@@ -302,10 +300,8 @@ class ForkServer:
 
     @staticmethod
     def _answer(conn: socket.socket, message: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the caller is gone; its child has seen that too
             _send(conn, message)
-        except OSError:
-            pass  # the caller is gone; its child has seen that too
 
     @staticmethod
     def _close_fds(fds: list[int]) -> None:
