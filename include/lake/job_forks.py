@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import selectors
+import shlex
 import signal
 import socket
 import struct
@@ -37,6 +38,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import setproctitle
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +182,8 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python program
         signal.set_wakeup_fd(-1)
+        # what ps shows: the job, not the server (before the environment changes: the title reuses its memory)
+        setproctitle.setproctitle(shlex.join(["setlist-job", request["module"], *request["argv"]]))
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)

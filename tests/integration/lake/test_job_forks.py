@@ -33,6 +33,14 @@ def _children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def _title(pid: int) -> str:
+    """The process's command line as ps shows it ("" once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
 def _gone(pid: int, timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while Path(f"/proc/{pid}").exists():
@@ -73,6 +81,10 @@ def test_a_killed_or_cancelled_caller_takes_its_forked_job_with_it(spark_server,
             assert job.poll() is None and time.monotonic() < deadline, job.communicate()
             time.sleep(0.02)
         [child] = children
+        while not (title := _title(child)).startswith("setlist-job "):  # set by the child as it starts
+            assert title and time.monotonic() < deadline, (title, job.poll(), job.communicate())
+            time.sleep(0.02)
+        assert title.startswith(f"setlist-job spark_jobs.ingest_bronze --run-date {DAY}"), title
         job.send_signal(sig)
         job.communicate(timeout=30)
         assert job.returncode == -sig
