@@ -35,7 +35,7 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,8 @@ def run(
     return int(done["returncode"])
 
 
-def _forward_signals(pid: int) -> Any:
+def _forward_signals(pid: int) -> Callable[[], None]:
+    """Pass the forwarded signals to ``pid`` (only the main thread may set handlers); returns the undo."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
@@ -141,7 +142,12 @@ def _forward_signals(pid: int) -> Any:
             os.kill(pid, sig)
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
-    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def hand_off(step: str, argv: Sequence[str]) -> int | None:
