@@ -57,7 +57,7 @@ def factor_rows(model: als.Factors) -> DataFrame:
 
 
 def evaluate_and_decide(
-    spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, version: str, fitter: evaluation.Fitter
+    spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, rows: int, version: str, fitter: evaluation.Fitter
 ) -> evaluation.Report:
     """Tune (within the settings' budget, from the champion's parameters) and evaluate on a split of today's
     data beside the baseline configuration and popularity (and, on ratings, implicit ALS), decide promotion
@@ -70,7 +70,8 @@ def evaluate_and_decide(
     first = () if current is None else (als.AlsParams.from_json(current.params).replace(seed=params.seed),)
     budget = evaluation.Budget.of(settings, first)
     ranker = evaluation.scores_ranker(settings.serve_model)
-    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget, ranker=ranker)
+    workers = als.fits_at_once(settings, rows)
+    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget, ranker=ranker, workers=workers)
     if report.choice:
         ctx.log(f"{report.choice}: {report.params.to_json()}")
     decision = model_runs.decide(report, current, settings.promotion_tolerance)
@@ -108,7 +109,7 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
         ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
         return
     fitter = als.fitter(settings, spark)
-    report = evaluate_and_decide(spark, ctx, data, version, fitter)
+    report = evaluate_and_decide(spark, ctx, data, stats["rows"], version, fitter)
     params = report.params
     served, why = report.serving(settings.serve_model)
     if served != report.mode:

@@ -136,7 +136,10 @@ def evaluate(
     fitter = als.fitter(ctx.settings, spark)
     budget = evaluation.Budget.of(ctx.settings)
     ranker = evaluation.scores_ranker(ctx.settings.serve_model)
-    report = evaluation.evaluate(data, params, ctx.settings.top_k, fitter, budget, splits=splits, ranker=ranker)
+    workers = als.fits_at_once(ctx.settings, data.count())
+    report = evaluation.evaluate(
+        data, params, ctx.settings.top_k, fitter, budget, splits=splits, ranker=ranker, workers=workers
+    )
     run_key = f"evaluate-{mapping.name}-{report.mode}-{report.params.digest()}-{ctx.ds}"
     split = "random 80/20 by pair" if report.mode == "explicit" else "per-user 20% holdout"
     if splits > 1:

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     shuffle_partitions: int = Field(4, ge=1, le=100_000)
     als_blocks: int = Field(0, ge=0, le=10_000)  # 0: one block per core of the cluster (defaultParallelism)
     als_mode: Literal["explicit", "implicit"] = "implicit"
+    # ALS fits an evaluation runs side by side; 0: three on a small input (fewer rows than codegen_min_rows), else one
+    als_fits_at_once: int = Field(0, ge=0, le=64)
     # ALS parameters; unset: the mode's best known values (:data:`ALS_DEFAULTS`), where tuning starts.
     rank: int | None = Field(None, ge=1, le=500)
     max_iter: int | None = Field(None, ge=1, le=100)

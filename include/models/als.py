@@ -191,6 +191,17 @@ def with_biases(model: ALSModel, mean: float, user: DataFrame, item: DataFrame) 
 
 
 Fitter = Callable[[DataFrame, AlsParams], Factors]
+SMALL_FITS_AT_ONCE = 3
+
+
+def fits_at_once(settings: Settings, rows: int) -> int:
+    """How many fits an evaluation runs side by side on ``rows`` training rows: ``settings.als_fits_at_once``,
+    else :data:`SMALL_FITS_AT_ONCE` on a small input (fewer rows than ``codegen_min_rows``) and one on a larger
+    one. A small fit mostly waits on the scheduling of its many short stages (BENCHMARKS.md); a large one
+    keeps every core busy on its own and needs the memory."""
+    if settings.als_fits_at_once:
+        return settings.als_fits_at_once
+    return SMALL_FITS_AT_ONCE if rows < settings.codegen_min_rows else 1
 
 
 def fitter(settings: Settings, spark: SparkSession) -> Fitter:

@@ -7,6 +7,10 @@ Reads and writes nothing: pure functions of DataFrames of ``(user_key, track_key
   track; the tracks a user has in the training split are never ranked (they are "seen").
 - Relevant: a held-out pair whose rating is at least :data:`POSITIVE_RATING` (explicit), or a held-out pair
   with a positive strength (implicit: at least one full play).
+- Fits that do not depend on each other (tuning's candidates; the model, the baseline configuration and the
+  second model on the test split) run side by side, ``workers`` at a time (:func:`als.fits_at_once`): a
+  small fit mostly waits on Spark's scheduling of its many short stages, so two or three share the cores.
+  Each fit is seeded, so the metrics are the same whatever the number of workers.
 - On explicit data a second model can rank beside the rating model: implicit ALS fitted on the same training
   ratings read as preferences (:func:`preferences`), scored on the same split; :meth:`Report.serving` says
   which of the two writes ``gold.recommendations`` and why.
@@ -17,13 +21,15 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
+from pyspark import inheritable_thread_target
 from pyspark.ml.evaluation import RankingEvaluator
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include.core.config import ALS_DEFAULTS, Settings
@@ -349,24 +355,50 @@ class Report:
         return self.training_rows / self.fit_seconds if self.fit_seconds else 0.0
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def side_by_side(work: Callable[[T], R], items: Sequence[T], workers: int, deadline: float = math.inf) -> list[R]:
+    """``work`` of each item in threads that share the caller's Spark session, at most ``workers`` at a time;
+    the results in the items' order. An item starts only before ``deadline`` (``time.monotonic()``; the first
+    always starts), so the list ends at the first item that did not start."""
+    # Spark ML over Connect looks the session up per thread: pyspark's wrapper makes it the thread's too
+    work = inheritable_thread_target(SparkSession.active())(work)
+    futures: list[Future[R]] = []
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="setlist-fit") as pool:
+        running: set[Future[R]] = set()
+        for item in items:
+            if len(running) >= max(1, workers):
+                _, running = wait(running, return_when=FIRST_COMPLETED)
+            if futures and time.monotonic() >= deadline:
+                break
+            futures.append(pool.submit(work, item))
+            running.add(futures[-1])
+    return [f.result() for f in futures]
+
+
 def tune(
-    split: Split, params: AlsParams, budget: Budget, k: int, fitter: Fitter
+    split: Split, params: AlsParams, budget: Budget, k: int, fitter: Fitter, workers: int = 1
 ) -> tuple[AlsParams, list[dict[str, Any]], str]:
     """The best candidate of :func:`tuning_grid` on a validation split carved from ``split.train`` (never the
-    test split), within ``budget``; (parameters, every trial, a line saying what was chosen and why)."""
+    test split), within ``budget``, ``workers`` candidates at a time; (parameters, every trial, a line saying
+    what was chosen and why). Ties go to the earlier candidate."""
     inner = split_for(params.mode, split.train, split.seed + 1)
     name, higher = primary_metric(params.mode, k)
     deadline = time.monotonic() + budget.seconds
     baseline = baseline_for(params.mode, params.seed)
-    best, best_value, baseline_value = params, math.nan, math.nan
-    trials: list[dict[str, Any]] = []
-    for candidate in tuning_grid(params, budget.first):
-        if trials and (len(trials) >= budget.trials or time.monotonic() >= deadline):
-            break
+
+    def score(candidate: AlsParams) -> tuple[float, float]:
         started = time.monotonic()
         model = fitter(inner.train, candidate)
-        value = primary_value(model, inner, params.mode, k)
-        seconds_taken = round(time.monotonic() - started, 2)
+        return primary_value(model, inner, params.mode, k), round(time.monotonic() - started, 2)
+
+    candidates = tuning_grid(params, budget.first)[: max(1, budget.trials)]
+    results = side_by_side(score, candidates, workers, deadline)
+    best, best_value, baseline_value = params, math.nan, math.nan
+    trials: list[dict[str, Any]] = []
+    for candidate, (value, seconds_taken) in zip(candidates, results, strict=False):
         trials.append({"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken})
         if candidate == baseline:
             trials[-1]["baseline"] = True
@@ -401,9 +433,10 @@ def evaluate(
     with_baseline: bool = True,
     splits: int = 1,
     ranker: bool = False,
+    workers: int = 1,
 ) -> Report:
     """Split ``data`` for the mode, tune on the training split within ``budget``, fit and score the model, the
-    baseline configuration and popularity on the same test split.
+    baseline configuration and popularity on the same test split; ``workers`` fits at a time.
 
     With ``splits`` > 1 this is a repeated holdout: the whole evaluation (tuning included, ``budget`` each)
     runs on ``splits`` independent splits, the metrics are their means with ``<metric>_sd`` (sample standard
@@ -417,7 +450,9 @@ def evaluate(
     catalog_size = data.select(TRACK).distinct().count()
     seeds = [params.seed + i * SPLIT_SEED_STEP for i in range(splits)]
     ranker = ranker and params.mode == "explicit"
-    reports = [evaluate_split(data, params, k, fitter, budget, with_baseline, catalog_size, s, ranker) for s in seeds]
+    reports = [
+        evaluate_split(data, params, k, fitter, budget, with_baseline, catalog_size, s, ranker, workers) for s in seeds
+    ]
     if splits == 1:
         return reports[0]
     first = reports[0]
@@ -477,6 +512,7 @@ def evaluate_split(
     catalog_size: int,
     seed: int,
     ranker: bool = False,
+    workers: int = 1,
 ) -> Report:
     """One holdout: the split of ``data`` with ``seed``; the model's parameters keep their own seed."""
     split = split_for(params.mode, data, seed)
@@ -485,23 +521,46 @@ def evaluate_split(
     trials: list[dict[str, Any]] = []
     choice = ""
     if budget.on:
-        params, trials, choice = tune(split, params, budget, k, fitter)
-    started = time.monotonic()
-    model = fitter(split.train, params)
-    model.users.count()  # fitting is lazy in part: time it whole
-    fit_seconds = time.monotonic() - started
-    metrics = evaluate_model(model, split, params.mode, k, catalog_size)
-    baseline: dict[str, float] = {}
+        params, trials, choice = tune(split, params, budget, k, fitter, workers)
+    chosen = params
+
+    def model() -> tuple[dict[str, float], float]:
+        started = time.monotonic()
+        fitted = fitter(split.train, chosen)
+        fitted.users.count()  # fitting is lazy in part: time it whole
+        fit_seconds = time.monotonic() - started
+        return evaluate_model(fitted, split, chosen.mode, k, catalog_size), fit_seconds
+
+    def baseline() -> dict[str, float]:
+        return evaluate_model(
+            fitter(split.train, baseline_for(chosen.mode, chosen.seed)), split, chosen.mode, k, catalog_size
+        )
+
+    def ranking() -> dict[str, float]:
+        return evaluate_model(fitter(preferences(split.train), ranker_for(chosen)), split, "implicit", k, catalog_size)
+
+    scored: dict[str, Callable[[], Any]] = {
+        "model": model,
+        "popularity": lambda: evaluate_popularity(split, k, catalog_size),
+    }
     if with_baseline:
-        base = fitter(split.train, baseline_for(params.mode, params.seed))
-        baseline = evaluate_model(base, split, params.mode, k, catalog_size)
-    popularity = evaluate_popularity(split, k, catalog_size)
-    ranking: dict[str, float] = {}
+        scored["baseline"] = baseline
     if ranker:
-        implicit = fitter(preferences(split.train), ranker_for(params))
-        ranking = evaluate_model(implicit, split, "implicit", k, catalog_size)
+        scored["ranker"] = ranking
+    results = dict(zip(scored, side_by_side(lambda score: score(), list(scored.values()), workers), strict=True))
     split.train.unpersist()
     split.test.unpersist()
+    metrics, fit_seconds = results["model"]
     return Report(
-        params.mode, k, params, metrics, baseline, popularity, rows, fit_seconds, trials, choice=choice, ranker=ranking
+        params.mode,
+        k,
+        params,
+        metrics,
+        results.get("baseline", {}),
+        results["popularity"],
+        rows,
+        fit_seconds,
+        trials,
+        choice=choice,
+        ranker=results.get("ranker", {}),
     )

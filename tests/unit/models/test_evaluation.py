@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import pytest
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from include.core import config
 from include.models import als, evaluation, model_runs
 from include.models.evaluation import Report
 
@@ -174,6 +177,52 @@ def test_tuning_falls_back_to_the_baseline_when_it_does_better_and_says_so(spark
     assert note.startswith("the baseline configuration did better on the validation split") and "fell back" in note
     one, _, _ = evaluation.tune(split, params, evaluation.Budget(1, 600), 5, fitter)
     assert one == params  # a budget of one trial tries the configured parameters only
+
+
+def test_side_by_side_keeps_the_order_the_limit_and_the_deadline(spark):
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def work(item: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05 * (4 - item))  # the first items finish last
+        with lock:
+            running[0] -= 1
+        return spark.range(item).count() * 10  # the caller's session, in another thread
+
+    assert evaluation.side_by_side(work, [0, 1, 2, 3], workers=2) == [0, 10, 20, 30]
+    assert peak[0] == 2
+    assert evaluation.side_by_side(work, [1, 2, 3], workers=3, deadline=time.monotonic()) == [10]  # the first starts
+    assert evaluation.side_by_side(work, [], workers=2) == []
+
+
+def test_fits_side_by_side_give_the_same_tuning_and_report(spark):
+    data = pairs(spark, users=20, tracks=15).cache()
+    split = evaluation.split_for("explicit", data, 42)
+    params = als.AlsParams(mode="explicit", rank=2, max_iter=3, biases=False)
+
+    def fitter(d, p):
+        return als.fit(d, p, blocks=2)
+
+    one = evaluation.tune(split, params, evaluation.Budget(3, 600), 5, fitter, workers=1)
+    three = evaluation.tune(split, params, evaluation.Budget(3, 600), 5, fitter, workers=3)
+    assert one[0] == three[0] and one[2] == three[2]
+    assert [(t["params"], t["rmse"], t["chosen"]) for t in one[1]] == [
+        (t["params"], t["rmse"], t["chosen"]) for t in three[1]
+    ]
+    alone = evaluation.evaluate(data, params, 5, fitter, ranker=True, workers=1)
+    together = evaluation.evaluate(data, params, 5, fitter, ranker=True, workers=3)
+    for a, b in ((alone.metrics, together.metrics), (alone.baseline, together.baseline)):
+        assert {k: v for k, v in a.items()} == pytest.approx(b, rel=1e-6)
+    assert together.popularity == alone.popularity and together.ranker == pytest.approx(alone.ranker, rel=1e-6)
+
+
+def test_fits_at_once_follows_the_input_size():
+    settings = config.Settings(lake="/tmp/lake", codegen_min_rows=1000)
+    assert als.fits_at_once(settings, 999) == als.SMALL_FITS_AT_ONCE
+    assert als.fits_at_once(settings, 1000) == 1
+    assert als.fits_at_once(settings.with_overrides(als_fits_at_once=2), 10**9) == 2
 
 
 def report(mode: str, value: float) -> Report:
