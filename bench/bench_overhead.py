@@ -76,7 +76,7 @@ def submit(lake: str, job_index: int, env: dict[str, str], url: str) -> None:
     args = ["--master", url, "--name", f"setlist-{job.task_id}", "--py-files", build_py_files()]
     for key, value in submit_conf(settings).items():
         args += ["--conf", f"{key}={value}"]
-    cmd = [str(Path(sys.executable).parent / "spark-submit"), *remote_args(args), job.application]
+    cmd = [str(Path(sys.executable).parent / "spark-submit"), *remote_args(args), *job.entry]
     cmd += ["--run-date", DAY.isoformat(), "--lake", lake, "--run-id", "bench"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:

@@ -70,7 +70,7 @@ def main() -> int:
             ]
             for k, v in conf.items():
                 cmd += ["--conf", f"{k}={v}"]
-            cmd += [job.application, "--run-date", ds, "--lake", settings.lake, "--run-id", "bench"]
+            cmd += [*job.entry, "--run-date", ds, "--lake", settings.lake, "--run-id", "bench"]
             t = time.monotonic()
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             seconds = time.monotonic() - t

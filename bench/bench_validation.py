@@ -57,7 +57,7 @@ def main() -> int:
     print("| job | wall s | validation s | share | suites (checks, s) |")
     print("|---|---|---|---|---|")
     for job in [j for j in JOBS if j.task_id in args.jobs]:
-        cmd = [*base, job.application, "--run-date", day.isoformat(), "--lake", settings.lake, "--run-id", "bench"]
+        cmd = [*base, *job.entry, "--run-date", day.isoformat(), "--lake", settings.lake, "--run-id", "bench"]
         started = time.monotonic()
         out = subprocess.run(cmd, capture_output=True, text=True, env=airflow_env(settings))
         wall = time.monotonic() - started

@@ -176,6 +176,31 @@ def hand_off(step: str, argv: Sequence[str]) -> int | None:
     return code
 
 
+EXIT_USAGE = 2
+
+
+def launch(argv: Sequence[str]) -> int:
+    """``spark_jobs/__main__.py STEP [options]``, the entry the DAG submits: hand the job to the fork server
+    before anything heavy is imported (the job's own module imports pyspark, 0.9-1.7 s of CPU); without one,
+    import ``spark_jobs.STEP`` and run its ``main`` here, as ``spark_jobs/STEP.py`` runs."""
+    steps = [m.removeprefix(f"{JOBS_PACKAGE}.") for m in job_modules()]
+    if not argv or argv[0] not in steps:
+        got = f"got {argv[0]!r}" if argv else "none given"
+        print(f"STEP: must be one of {', '.join(steps)} ({got})", file=sys.stderr)
+        return EXIT_USAGE
+    step, args = argv[0], list(argv[1:])
+    from include.core import log as setlist_log
+
+    setlist_log.setup()
+    code = hand_off(step, args)
+    if code is not None:
+        return code
+    os.environ.pop(SOCKET_VAR, None)  # asked already: the job's own main does not ask again
+    module = importlib.import_module(f"{JOBS_PACKAGE}.{step}")
+    sys.argv = [module.__file__ or step, *args]
+    return int(module.main() or 0)
+
+
 # -- the server side ---------------------------------------------------------------------------------------
 
 

@@ -49,7 +49,14 @@ class SparkJob:
 
     @property
     def application(self) -> str:
-        return str(PROJECT_ROOT / "spark_jobs" / f"{self.module}.py")
+        """The file spark-submit runs: the jobs' entry point, which hands the job to a warm fork server before
+        its heavy imports (``spark_jobs/__main__.py``); :attr:`entry` starts with it."""
+        return str(PROJECT_ROOT / "spark_jobs" / "__main__.py")
+
+    @property
+    def entry(self) -> list[str]:
+        """spark-submit's application and the arguments before the job's own: the entry point and the step."""
+        return [self.application, self.module]
 
 
 JOBS = (
@@ -103,8 +110,9 @@ def submit_kwargs(job: SparkJob, settings: Settings) -> dict[str, Any]:
 
 
 def application_args(job: SparkJob, settings: Settings) -> list[str]:
-    """Arguments passed to the job's ``main``; run date and model settings are Jinja-templated params."""
-    args = ["--run-date", RUN_DATE_TEMPLATE, "--lake", settings.lake, "--run-id", "{{ run_id }}"]
+    """The entry point's arguments: the step, then its ``main``'s; run date and model settings are
+    Jinja-templated params."""
+    args = [job.module, "--run-date", RUN_DATE_TEMPLATE, "--lake", settings.lake, "--run-id", "{{ run_id }}"]
     if job.model_args:
         for name in MODEL_SETTINGS:
             # An unset param (null) is passed as "": the job then uses the mode's best known value.

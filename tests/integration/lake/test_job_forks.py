@@ -57,9 +57,14 @@ def _start(argv: list[str]) -> subprocess.Popen[str]:
     )
 
 
-def test_a_forked_job_keeps_its_exit_status_and_its_one_line_error(spark_server, tmp_path) -> None:
+# What the DAG submits (the entry point, which hands off before the job's imports), and the job's own file.
+ENTRIES = (["spark_jobs/__main__.py", "build_gold"], ["spark_jobs/build_gold.py"])
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=["entry point", "job file"])
+def test_a_forked_job_keeps_its_exit_status_and_its_one_line_error(spark_server, tmp_path, entry) -> None:
     server = _server_pid(forks.socket_path())
-    job = _start(["spark_jobs/build_gold.py", "--run-date", "2026-13-01", "--lake", str(tmp_path)])
+    job = _start([*entry, "--run-date", "2026-13-01", "--lake", str(tmp_path)])
     out, err = job.communicate(timeout=60)
     assert job.returncode == jobs.EXIT_USAGE
     assert err.strip() == "[setlist] build_gold: --run-date: expected a date as YYYY-MM-DD, got '2026-13-01'"
@@ -73,7 +78,7 @@ def test_a_killed_or_cancelled_caller_takes_its_forked_job_with_it(spark_server,
         )
     )
     server = _server_pid(forks.socket_path())
-    argv = ["spark_jobs/ingest_bronze.py", "--run-date", DAY, "--lake", str(tmp_path)]
+    argv = ["spark_jobs/__main__.py", "ingest_bronze", "--run-date", DAY, "--lake", str(tmp_path)]
     for sig in (signal.SIGKILL, signal.SIGTERM):
         job = _start(argv)
         deadline = time.monotonic() + 30
@@ -105,10 +110,11 @@ def test_the_fork_server_refuses_what_it_did_not_preload(spark_server) -> None:
         job_forks.run(conn, "os", [], {}, "/", (null.fileno(),) * 3)
 
 
-def test_without_an_answering_fork_server_the_job_runs_in_its_own_process(tmp_path) -> None:
+@pytest.mark.parametrize("entry", ENTRIES, ids=["entry point", "job file"])
+def test_without_an_answering_fork_server_the_job_runs_in_its_own_process(tmp_path, entry) -> None:
     env = {**os.environ, job_forks.SOCKET_VAR: str(tmp_path / "none.sock")}
     done = subprocess.run(
-        [sys.executable, "spark_jobs/build_gold.py", "--run-date", "2026-13-01", "--lake", str(tmp_path)],
+        [sys.executable, *entry, "--run-date", "2026-13-01", "--lake", str(tmp_path)],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

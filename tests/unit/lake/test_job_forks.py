@@ -60,3 +60,10 @@ def test_no_socket_named_or_none_answering_means_no_hand_off(tmp_path, monkeypat
     assert job_forks.hand_off("build_gold", []) is None
     monkeypatch.setenv(job_forks.SOCKET_VAR, str(tmp_path / "none.sock"))
     assert job_forks.hand_off("build_gold", []) is None
+
+
+@pytest.mark.parametrize(("argv", "got"), [(["nope", "--run-date", "2026-11-01"], "got 'nope'"), ([], "none given")])
+def test_the_entry_point_names_the_steps_it_runs(capsys, argv, got) -> None:
+    assert job_forks.launch(argv) == job_forks.EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("STEP: must be one of build_gold, build_silver, ingest_bronze, maintain,") and got in err
