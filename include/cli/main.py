@@ -105,16 +105,19 @@ def _run_in_airflow(settings: Settings, args: Sequence[str], log_file: Path) -> 
     from include.orchestration import spark_server
     from include.orchestration.airflow_env import airflow_env
 
-    with spark_server.running(settings) as client:
-        if client:
-            settings = settings.with_overrides(spark_remote=client["SETLIST_SPARK_REMOTE"])
-        return _logged(args, {**airflow_env(settings), **client}, log_file)
+    with spark_server.running(settings) as warm:
+        if warm.env:
+            settings = settings.with_overrides(spark_remote=warm.env["SETLIST_SPARK_REMOTE"])
+        return _logged(args, {**airflow_env(settings), **warm.env}, log_file, warm.check)
 
 
-def _logged(args: Sequence[str], env: dict[str, str], log_file: Path) -> int:
+def _logged(
+    args: Sequence[str], env: dict[str, str], log_file: Path, problem: Callable[[], str | None] = lambda: None
+) -> int:
     """Run ``python args...``: its output goes to ``log_file`` (and its last lines to stderr if it fails);
     what the person follows is the Setlist log records of it and of every task and job it starts, read back
-    as events from ``<log_file>.events`` while it runs."""
+    as events from ``<log_file>.events`` while it runs. When ``problem()`` says what went wrong around it (the
+    warm Spark did not start), the process is stopped and that is the error."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     events = log_file.with_suffix(".events")
     events.write_text("", encoding="utf-8")
@@ -130,12 +133,17 @@ def _logged(args: Sequence[str], env: dict[str, str], log_file: Path) -> int:
         assert proc.stdout is not None
         drain = threading.Thread(target=_copy, args=(proc.stdout, out, tail), daemon=True)
         drain.start()
-        offset = 0
+        offset, why = 0, None
         while drain.is_alive():
             drain.join(0.5)
             offset = _show_events(events, offset)
+            if why is None and (why := problem()):
+                proc.terminate()
         code = proc.wait()
         _show_events(events, offset)
+    if why:
+        print(f"setlist: {why}", file=sys.stderr)
+        return 1
     if code != 0:
         print("\n".join(["--- last lines of the Airflow log ---", *tail]), file=sys.stderr)
         print(f"full log: {log_file}", file=sys.stderr)

@@ -246,8 +246,9 @@ def _watch(conn: socket.socket) -> None:
 class ForkServer:
     """The server loop: one thread (so forking is safe), one child per request, exit statuses sent back."""
 
-    def __init__(self, path: str, modules: Sequence[str]) -> None:
+    def __init__(self, path: str, modules: Sequence[str], parent: int | None = None) -> None:
         self.path = path
+        self.parent = os.getppid() if parent is None else parent  # the process that started it: the Spark server
         self.modules = set(modules)
         self.children: dict[int, socket.socket] = {}
         self.selector = selectors.DefaultSelector()
@@ -265,8 +266,7 @@ class ForkServer:
         self.selector.register(listener, selectors.EVENT_READ, "accept")
         self.selector.register(wake_r, selectors.EVENT_READ, "wake")
         log.info("job fork server on %s (%d modules preloaded)", self.path, len(sys.modules))
-        parent = os.getppid()
-        while os.getppid() == parent:  # the process that started this server (the Spark server) still runs
+        while os.getppid() == self.parent:  # the Spark server still runs (checked from before the imports)
             for key, _ in self.selector.select(timeout=5.0):
                 if key.data == "accept":
                     conn, _ = listener.accept()
@@ -365,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.lake.job_forks", description=__doc__)
     parser.add_argument("--socket", required=True, help="the Unix socket to listen on (in a private directory)")
     args = parser.parse_args(argv)
+    parent = os.getppid()  # before the imports: a Spark server that fails meanwhile must not leave this behind
     from include.core import log as setlist_log
 
     os.environ.pop(setlist_log.EVENTS_VAR, None)  # each job's events go to the file its own caller names
@@ -375,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.active_count() != 1:  # forking a process with threads copies their locks, held or not
         log.error("the imports started threads: %s", [t.name for t in threading.enumerate()])
         return 1
-    server = ForkServer(args.socket, modules)
+    server = ForkServer(args.socket, modules, parent)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve()

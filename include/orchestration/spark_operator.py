@@ -6,7 +6,8 @@ client session may change are passed (the server was started with the rest), and
 start light (:func:`include.lake.spark_conf.client_jvm_env`). Any other master
 (``local[*]``, ``spark://``, ``yarn``, ``k8s://``) is submitted exactly as the provider does. The client's
 token comes from ``SPARK_CONNECT_AUTHENTICATE_TOKEN`` in the worker's environment, never from the command
-line that the task log shows.
+line that the task log shows. A Connect server that is still starting (``setlist run`` starts it beside
+Airflow) is waited for before the submit.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def remote_args(args: list[str]) -> list[str]:
 
 
 class ConnectAwareSubmitHook(SparkSubmitHook):
+    def submit(self, application: str = "", **kwargs: Any) -> str | None:
+        master = str(self._connection["master"])
+        if master.startswith(CONNECT_SCHEME):  # a warm Spark that is still starting is waited for
+            from include.orchestration import spark_server
+
+            if (waited := spark_server.wait_for_remote(master)) >= 1:
+                self.log.info("waited %.1fs for the Spark Connect server at %s to start", waited, master)
+        return super().submit(application, **kwargs)
+
     def _build_spark_common_args(self) -> list[str]:
         args = super()._build_spark_common_args()
         if str(self._connection["master"]).startswith(CONNECT_SCHEME):

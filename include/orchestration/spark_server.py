@@ -92,10 +92,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 @dataclass
@@ -172,17 +172,61 @@ def launch(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.P
         )
 
 
+def _did_not_start(server: Server) -> str:
+    tail = server.log_file.read_text(errors="replace").splitlines()[-20:]
+    return f"the Spark Connect server did not start; last lines of {server.log_file}:\n" + "\n".join(tail)
+
+
 def wait_ready(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
     """Wait until the server accepts connections; stop it and raise with its log's tail if it does not."""
     deadline = time.monotonic() + timeout_s
     while not _answers(server.port):
         if server.proc.poll() is not None or time.monotonic() > deadline:
             stop_process(server.proc)
-            tail = server.log_file.read_text(errors="replace").splitlines()[-20:]
-            raise RuntimeError(
-                f"the Spark Connect server did not start; last lines of {server.log_file}:\n" + "\n".join(tail)
-            )
+            raise RuntimeError(_did_not_start(server))
         time.sleep(0.25)
+
+
+def wait_for_remote(remote: str, timeout_s: float = START_TIMEOUT_S) -> float:
+    """Wait until the Connect server at ``remote`` (``sc://host:port``) accepts connections, and until the job
+    fork server named by ``SETLIST_JOB_FORKS`` (if any) has bound its socket; the seconds waited. A server
+    still starting (``setlist run`` starts it beside Airflow) is waited for; one that never answers is the
+    client's to report."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    host, _, port = remote.removeprefix("sc://").split("/", 1)[0].partition(":")
+    forks = os.environ.get(job_forks.SOCKET_VAR)
+    while time.monotonic() < deadline:
+        if _answers(int(port or DEFAULT_PORT), host) and (not forks or Path(forks).exists()):
+            break
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+@dataclass
+class Warm:
+    """The warm Spark of a ``with running(...)`` block: what its clients need (``env``) and, when the block
+    started it, the server, which may still be starting (:meth:`check`)."""
+
+    env: dict[str, str]
+    server: Server | None = None
+    started: float = 0.0
+    ready: bool = False
+
+    def check(self) -> str | None:
+        """None while the server runs or starts (the first call that finds it answering logs its start-up
+        time); why it did not start (with its log's tail) once it has stopped or not answered in time."""
+        if self.server is None or self.ready:
+            return None
+        if _answers(self.server.port):
+            self.ready = True
+            waited = time.monotonic() - self.started
+            log.info("warm Spark (Spark Connect) on 127.0.0.1:%d, ready in %.1fs", self.server.port, waited)
+            return None
+        if self.server.proc.poll() is not None or time.monotonic() - self.started > START_TIMEOUT_S:
+            stop_process(self.server.proc)
+            return _did_not_start(self.server)
+        return None
 
 
 def start(
@@ -206,20 +250,21 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[dict[str, str]]:
-    """The client environment of a warm Spark for the duration of the block: the server named by
-    ``SETLIST_SPARK_REMOTE``, a new one (stopped afterwards), or none in ``submit`` mode (empty)."""
+def running(settings: Settings) -> Iterator[Warm]:
+    """A warm Spark for the duration of the block: the server named by ``SETLIST_SPARK_REMOTE``, a new one
+    (stopped afterwards), or none in ``submit`` mode (empty ``env``). A new server is still starting when the
+    block begins, so whatever the block starts meanwhile (Airflow) overlaps its start-up: its clients wait for
+    it (:func:`wait_for_remote`), and the block calls :meth:`Warm.check` to learn whether it failed."""
     if settings.spark_mode != "connect":
-        yield {}
+        yield Warm({})
         return
     if settings.spark_remote:
-        yield {"SETLIST_SPARK_REMOTE": settings.spark_remote}
+        yield Warm({"SETLIST_SPARK_REMOTE": settings.spark_remote})
         return
     started = time.monotonic()
-    server = start(settings)
-    log.info("warm Spark (Spark Connect) on 127.0.0.1:%d, ready in %.1fs", server.port, time.monotonic() - started)
+    server = spawn(settings)
     try:
-        yield server.client_env()
+        yield Warm(server.client_env(), server, started)
     finally:
         stop_process(server.proc)
 

@@ -89,3 +89,37 @@ def test_the_server_stops_when_the_process_that_started_it_is_killed(settings: S
     finally:
         if starter.poll() is None:
             starter.kill()
+
+
+def test_setlist_run_ends_at_once_when_its_warm_spark_cannot_start(tmp_path: Path) -> None:
+    """Airflow starts while the warm Spark starts; a server that fails stops the run with its log's tail, and
+    the job fork server started beside it does not stay behind."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SETLIST_SPARK_REMOTE", "SETLIST_JOB_FORKS")}
+    env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), SETLIST_DRIVER_MEMORY="1x", SETLIST_SPARK_MODE="connect")
+    setlist = str(Path(sys.executable).parent / "setlist")
+    done = subprocess.run(
+        [setlist, "run", "--lake", str(tmp_path / "lake"), "--date", "2026-11-20"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "the Spark Connect server did not start; last lines of" in done.stderr
+    assert "Invalid maximum heap size: -Xmx1x" in done.stderr, done.stderr[-2000:]
+    deadline = time.monotonic() + 60
+    while (left := _processes_with(f"AIRFLOW_HOME={tmp_path / 'airflow'}")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+
+
+def _processes_with(variable: str) -> list[int]:
+    """The processes whose environment holds ``variable`` (NAME=value): what this run started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and variable.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:  # ended meanwhile, or not ours
+            continue
+    return found
