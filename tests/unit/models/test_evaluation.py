@@ -199,23 +199,20 @@ def test_side_by_side_keeps_the_order_the_limit_and_the_deadline(spark):
 
 def test_fits_side_by_side_give_the_same_tuning_and_report(spark):
     data = pairs(spark, users=20, tracks=15).cache()
-    split = evaluation.split_for("explicit", data, 42)
     params = als.AlsParams(mode="explicit", rank=2, max_iter=3, biases=False)
 
     def fitter(d, p):
         return als.fit(d, p, blocks=2)
 
-    one = evaluation.tune(split, params, evaluation.Budget(3, 600), 5, fitter, workers=1)
-    three = evaluation.tune(split, params, evaluation.Budget(3, 600), 5, fitter, workers=3)
-    assert one[0] == three[0] and one[2] == three[2]
-    assert [(t["params"], t["rmse"], t["chosen"]) for t in one[1]] == [
-        (t["params"], t["rmse"], t["chosen"]) for t in three[1]
-    ]
-    alone = evaluation.evaluate(data, params, 5, fitter, ranker=True, workers=1)
-    together = evaluation.evaluate(data, params, 5, fitter, ranker=True, workers=3)
-    for a, b in ((alone.metrics, together.metrics), (alone.baseline, together.baseline)):
-        assert {k: v for k, v in a.items()} == pytest.approx(b, rel=1e-6)
-    assert together.popularity == alone.popularity and together.ranker == pytest.approx(alone.ranker, rel=1e-6)
+    alone, together = (
+        evaluation.evaluate(data, params, 5, fitter, evaluation.Budget(2, 600), with_baseline=False, workers=w)
+        for w in (1, 3)
+    )
+    assert len(together.trials) == 2 and together.params == alone.params and together.choice == alone.choice
+    assert [(t["params"], t["chosen"]) for t in together.trials] == [(t["params"], t["chosen"]) for t in alone.trials]
+    assert [t["rmse"] for t in together.trials] == pytest.approx([t["rmse"] for t in alone.trials], rel=1e-6)
+    assert together.metrics == pytest.approx(alone.metrics, rel=1e-6)
+    assert together.popularity == alone.popularity  # scored beside the model
 
 
 def test_fits_at_once_follows_the_input_size():
