@@ -195,10 +195,8 @@ def launch(argv: Sequence[str]) -> int:
     code = hand_off(step, args)
     if code is not None:
         return code
-    os.environ.pop(SOCKET_VAR, None)  # asked already: the job's own main does not ask again
-    module = importlib.import_module(f"{JOBS_PACKAGE}.{step}")
-    sys.argv = [module.__file__ or step, *args]
-    return int(module.main() or 0)
+    # the job's main with its arguments given (not read from sys.argv) runs here: it does not ask again
+    return int(importlib.import_module(f"{JOBS_PACKAGE}.{step}").main(args) or 0)
 
 
 # -- the server side ---------------------------------------------------------------------------------------

@@ -172,18 +172,22 @@ def launch(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.P
         )
 
 
-def _did_not_start(server: Server) -> str:
+def _start_failure(server: Server, started: float, timeout_s: float = START_TIMEOUT_S) -> str | None:
+    """For a server that does not answer yet: None while it may still start; once it has exited or
+    ``timeout_s`` has passed since ``started``, stop it and say so with its log's tail."""
+    if server.proc.poll() is None and time.monotonic() - started <= timeout_s:
+        return None
+    stop_process(server.proc)
     tail = server.log_file.read_text(errors="replace").splitlines()[-20:]
     return f"the Spark Connect server did not start; last lines of {server.log_file}:\n" + "\n".join(tail)
 
 
 def wait_ready(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
     """Wait until the server accepts connections; stop it and raise with its log's tail if it does not."""
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
     while not _answers(server.port):
-        if server.proc.poll() is not None or time.monotonic() > deadline:
-            stop_process(server.proc)
-            raise RuntimeError(_did_not_start(server))
+        if why := _start_failure(server, started, timeout_s):
+            raise RuntimeError(why)
         time.sleep(0.25)
 
 
@@ -223,10 +227,7 @@ class Warm:
             waited = time.monotonic() - self.started
             log.info("warm Spark (Spark Connect) on 127.0.0.1:%d, ready in %.1fs", self.server.port, waited)
             return None
-        if self.server.proc.poll() is not None or time.monotonic() - self.started > START_TIMEOUT_S:
-            stop_process(self.server.proc)
-            return _did_not_start(self.server)
-        return None
+        return _start_failure(self.server, self.started)
 
 
 def start(
