@@ -109,16 +109,20 @@ def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
         ctx.log(f"no {settings.als_mode} training rows: no model; recommend falls back to popularity")
         return
     fitter = als.fitter(settings, spark)
-    report = evaluate_and_decide(spark, ctx, data, stats["rows"], version, fitter)
-    params = report.params
-    served, why = report.serving(settings.serve_model)
-    if served != report.mode:
-        data, params = evaluation.preferences(data), report.ranker_params
-    if report.mode == "explicit":
-        ctx.log(f"serving the {served} model: {why}")
-    started = time.monotonic()
-    model = fitter(data, params)
-    fit_seconds = time.monotonic() - started
+    try:
+        report = evaluate_and_decide(spark, ctx, data, stats["rows"], version, fitter)
+        params = report.params
+        served, why = report.serving(settings.serve_model)
+        if served != report.mode:
+            data, params = evaluation.preferences(data), report.ranker_params
+        if report.mode == "explicit":
+            ctx.log(f"serving the {served} model: {why}")
+        started = time.monotonic()
+        model = fitter(data, params)
+        fit_seconds = time.monotonic() - started
+    except als.FitError as exc:  # a retry would meet the same input: recommend serves popularity instead
+        ctx.log(f"{exc}: no model; recommend falls back to popularity")
+        return
     from expectations import suites
     from include.quality import runner as quality
 

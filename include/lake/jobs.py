@@ -39,6 +39,10 @@ class DataQualityError(RuntimeError):
     """A gate between layers failed; the message names each failed expectation and its counts."""
 
 
+class FitError(RuntimeError):
+    """ALS could not fit its parameters on this input (``include.models.als.fit`` says why)."""
+
+
 @dataclass(frozen=True)
 class JobContext:
     """What every job needs: the step name, the run date, the Airflow run id and the settings."""
@@ -94,7 +98,7 @@ def run(step: str, body: Callable[[], None]) -> int:
     except (ConfigError, MissingJarsError) as exc:
         log.error("%s: %s", step, exc)
         return EXIT_USAGE
-    except (DataQualityError, LandingError, ConcurrentWriteError) as exc:
+    except (DataQualityError, LandingError, FitError, ConcurrentWriteError) as exc:
         log.error("%s: FAILED: %s", step, exc)
         return EXIT_DATA
     log.info("%s: done in %.1fs", step, time.monotonic() - started)

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from include.core.config import Settings
 from include.core.schemas import TRACK_KEY, USER_KEY
+from include.lake.jobs import FitError as FitError  # raised by fit; every job reports it in one line
 from include.lake.spark import cached
 
 USER, TRACK, RATING = USER_KEY, TRACK_KEY, "rating"
@@ -82,6 +83,8 @@ class AlsParams:
     def replace(self, **changes: Any) -> AlsParams:
         return dataclasses.replace(self, **changes)
 
+
+SINGULAR = "SingularMatrixException"  # the Java class Spark's Cholesky solver throws
 
 # The student project's configuration: what every tuned model must beat on the same split.
 BASELINE = AlsParams(mode="explicit", rank=20, max_iter=10, reg_param=0.1, biases=False, nonnegative=True)
@@ -213,10 +216,24 @@ def fitter(settings: Settings, spark: SparkSession) -> Fitter:
 
 
 def fit(data: DataFrame, params: AlsParams, blocks: int, checkpoint_interval: int = 5) -> Factors:
-    """Fit ``params`` on ``(user_key, track_key, rating)`` rows."""
-    if not params.biases:
-        return Factors.of(estimator(params, blocks, checkpoint_interval).fit(data))
-    mean, user, item = biases(data, params.damping)
-    user, item = cached(user), cached(item)
-    model = estimator(params, blocks, checkpoint_interval).fit(residuals(data, user, item, mean))
-    return with_biases(model, mean, user, item)
+    """Fit ``params`` on ``(user_key, track_key, rating)`` rows.
+
+    Raises :class:`FitError` when Spark's Cholesky solver meets a singular system. Spark regularizes a user's
+    (or track's) system by regParam times its number of positive ratings, so in implicit mode one with none has
+    no regularization at all, and its system is singular when fewer vectors than ``rank`` span it: a rank
+    above the number of tracks (or users) on a tiny input.
+    """
+    try:
+        if not params.biases:
+            return Factors.of(estimator(params, blocks, checkpoint_interval).fit(data))
+        mean, user, item = biases(data, params.damping)
+        user, item = cached(user), cached(item)
+        model = estimator(params, blocks, checkpoint_interval).fit(residuals(data, user, item, mean))
+        return with_biases(model, mean, user, item)
+    except Exception as exc:  # classic Spark raises Py4JJavaError, Spark Connect a SparkException: both name it
+        if SINGULAR not in str(exc):
+            raise
+        raise FitError(
+            f"{params.mode} ALS with rank {params.rank} and regParam {params.reg_param} met a singular system"
+            " (Spark's SingularMatrixException): the input has too few users or tracks for that rank"
+        ) from None

@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 
 from include.core.config import ALS_DEFAULTS, Settings
 from include.models import topk
-from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, Fitter
+from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, FitError, Fitter
 
 TEST_PERCENT = 20
 POSITIVE_RATING = 4.0
@@ -389,25 +389,33 @@ def tune(
     deadline = time.monotonic() + budget.seconds
     baseline = baseline_for(params.mode, params.seed)
 
-    def score(candidate: AlsParams) -> tuple[float, float]:
+    def score(candidate: AlsParams) -> tuple[float, float, str]:
         started = time.monotonic()
-        model = fitter(inner.train, candidate)
-        return primary_value(model, inner, params.mode, k), round(time.monotonic() - started, 2)
+        try:
+            model = fitter(inner.train, candidate)
+        except FitError as exc:  # that candidate cannot fit this input: the others can still be tried
+            return math.nan, round(time.monotonic() - started, 2), str(exc)
+        return primary_value(model, inner, params.mode, k), round(time.monotonic() - started, 2), ""
 
     candidates = tuning_grid(params, budget.first)[: max(1, budget.trials)]
     results = side_by_side(score, candidates, workers, deadline)
     best, best_value, baseline_value = params, math.nan, math.nan
     trials: list[dict[str, Any]] = []
-    for candidate, (value, seconds_taken) in zip(candidates, results, strict=False):
-        trials.append({"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken})
+    for candidate, (value, seconds_taken, failed) in zip(candidates, results, strict=False):
+        trial = {"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken}
+        trials.append(trial)
         if candidate == baseline:
-            trials[-1]["baseline"] = True
+            trial["baseline"] = True
             baseline_value = value
-        if math.isnan(best_value) or (value > best_value if higher else value < best_value):
+        if failed:
+            trial.update({name: None, "failed": failed})
+        elif math.isnan(best_value) or (value > best_value if higher else value < best_value):
             best, best_value = candidate, value
+    if all(t.get("failed") for t in trials):
+        raise FitError(f"no tuning candidate could be fitted: {trials[0]['failed']}")
     for trial in trials:
         trial["chosen"] = trial["params"] == best.as_dict()
-    tuned = [t[name] for t in trials if not t.get("baseline")]
+    tuned = [t[name] for t in trials if not t.get("baseline") and not t.get("failed")]
     if best == baseline and tuned:
         top = max(tuned) if higher else min(tuned)
         note = (
@@ -416,6 +424,9 @@ def tune(
         )
     else:
         note = f"tuned: {len(trials)} candidates on the validation split, best {name} {best_value:.4f}"
+    unfit = [t for t in trials if t.get("failed")]
+    if unfit:
+        note += f"; {len(unfit)} could not be fitted ({unfit[0]['failed']})"
     return best, trials, note
 
 

@@ -71,11 +71,24 @@ class Cluster:
     def master_url(self) -> str:
         return f"spark://127.0.0.1:{self.master_port}"
 
-    def status(self, port: int | None = None) -> dict[str, Any]:
-        """The JSON status of the master (default) or of a worker's web UI."""
+    def status(self, port: int | None = None, attempts: int = 3) -> dict[str, Any]:
+        """The JSON status of the master (default) or of a worker's web UI.
+
+        A busy web UI now and then drops a connection without an answer, so a read is tried ``attempts`` times.
+        """
         url = f"http://127.0.0.1:{port or self.master_ui_port}/json/"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return dict(json.loads(response.read()))
+        for _ in range(attempts - 1):
+            try:
+                return _read_json(url)
+            except OSError as err:  # refused, reset or closed without a response (http.client.RemoteDisconnected)
+                log.debug("no status from %s (%s); trying again", url, err)
+                time.sleep(1.0)
+        return _read_json(url)
+
+
+def _read_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return dict(json.loads(response.read()))
 
 
 def _spark_home() -> Path:
@@ -139,7 +152,7 @@ def _wait_for_workers(cluster: Cluster, count: int, root: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:
-            alive = [w for w in cluster.status().get("workers", []) if w.get("state") == "ALIVE"]
+            alive = [w for w in cluster.status(attempts=1).get("workers", []) if w.get("state") == "ALIVE"]
             if len(alive) >= count:
                 return
         except (OSError, ValueError):  # not up yet, or its web UI still serving a page instead of the JSON

@@ -104,14 +104,18 @@ def test_queries_see_whole_snapshots_while_a_run_rewrites_the_table(spark, serve
     script.write_text(query * QUERIES)
     writer = threading.Thread(target=rewrite)
     writer.start()
+    seen: list[str] = []
     try:
-        result = _beeline(server["port"], server["password"], "-f", str(script))
-        assert result.returncode == 0, result.stderr[-2000:]
-        lines = [line.split("RESULT,", 1)[1] for line in result.stdout.splitlines() if "RESULT," in line]
-        rows = [line.strip(" \x00\r").split(",") for line in lines]  # beeline pads some lines with NUL
-        # one row per query: every read saw exactly one run's complete table, never two runs or a part
-        assert len(rows) == QUERIES and all(n == str(USERS * 10) for _, n in rows), rows
-        seen = [run for run, _ in rows]
+        # beeline runs its queries until they have seen two runs: one batch can fall between two commits
+        deadline = time.monotonic() + 240
+        while len(set(seen)) < 2 and time.monotonic() < deadline:
+            result = _beeline(server["port"], server["password"], "-f", str(script))
+            assert result.returncode == 0, result.stderr[-2000:]
+            lines = [line.split("RESULT,", 1)[1] for line in result.stdout.splitlines() if "RESULT," in line]
+            rows = [line.strip(" \x00\r").split(",") for line in lines]  # beeline pads some lines with NUL
+            # one row per query: every read saw exactly one run's complete table, never two runs or a part
+            assert len(rows) == QUERIES and all(n == str(USERS * 10) for _, n in rows), rows
+            seen += [run for run, _ in rows]
     finally:
         stop.set()
         writer.join()

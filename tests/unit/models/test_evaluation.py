@@ -179,6 +179,28 @@ def test_tuning_falls_back_to_the_baseline_when_it_does_better_and_says_so(spark
     assert one == params  # a budget of one trial tries the configured parameters only
 
 
+def test_tuning_skips_a_candidate_spark_cannot_fit_and_says_so(spark):
+    # 8 users and a track only skipped (strength < 0): implicit ALS leaves that track's system unregularized,
+    # and 8 user vectors cannot span rank 20, so Spark's Cholesky solver fails for rank 20.
+    rows = [(u, t, 1.0 if (u + t) % 3 == 0 else -1.0) for u in range(8) for t in range(10)]
+    data = spark.createDataFrame(rows + [(u, 10, -1.0) for u in range(8)], PAIRS).cache()
+    params = als.AlsParams(mode="implicit", rank=20, max_iter=2, reg_param=0.1)
+
+    def fitter(d, p):
+        return als.fit(d, p, blocks=2)
+
+    with pytest.raises(als.FitError, match=r"implicit ALS with rank 20 and regParam 0\.1 met a singular system"):
+        fitter(data, params)
+    split = evaluation.split_for("implicit", data, 42)
+    best, trials, note = evaluation.tune(split, params, evaluation.Budget(2, 600), 5, fitter)
+    assert best == evaluation.baseline_for("implicit", 42)  # nonnegative: Spark's NNLS solver copes
+    assert trials[0]["ndcg_at_5"] is None and "singular system" in trials[0]["failed"] and not trials[0]["chosen"]
+    assert trials[1]["ndcg_at_5"] >= 0 and trials[1]["chosen"] and "failed" not in trials[1]
+    assert note.endswith("; 1 could not be fitted (" + trials[0]["failed"] + ")")
+    with pytest.raises(als.FitError, match="no tuning candidate could be fitted: implicit ALS with rank 20"):
+        evaluation.tune(split, params, evaluation.Budget(1, 600), 5, fitter)
+
+
 def test_side_by_side_keeps_the_order_the_limit_and_the_deadline(spark):
     running, peak, lock = [0], [0], threading.Lock()
 
