@@ -221,7 +221,7 @@ def fit(data: DataFrame, params: AlsParams, blocks: int, checkpoint_interval: in
     Raises :class:`FitError` when Spark's Cholesky solver meets a singular system. Spark regularizes a user's
     (or track's) system by regParam times its number of positive ratings, so in implicit mode one with none has
     no regularization at all, and its system is singular when fewer vectors than ``rank`` span it: a rank
-    above the number of tracks (or users) on a tiny input.
+    above the number of tracks (or users) on a tiny input, or an input with hardly any positive ratings.
     """
     try:
         if not params.biases:
@@ -235,5 +235,5 @@ def fit(data: DataFrame, params: AlsParams, blocks: int, checkpoint_interval: in
             raise
         raise FitError(
             f"{params.mode} ALS with rank {params.rank} and regParam {params.reg_param} met a singular system"
-            " (Spark's SingularMatrixException): the input has too few users or tracks for that rank"
+            " (Spark's SingularMatrixException): too few users, tracks or positive ratings for that rank"
         ) from None
