@@ -40,3 +40,23 @@ def test_an_explicit_run_can_serve_implicit_als_and_keeps_its_rating_metrics(spa
     served = als.AlsParams.from_json(model.params)
     assert model.mode == "implicit" and served.alpha == 3.0  # the saved model is the one that serves
     assert als.Factors.load(model.path).rank == served.rank
+
+
+def test_a_model_spark_cannot_fit_leaves_the_day_to_popularity_with_one_line(spark, tmp_path, caplog):
+    lake, day = str(tmp_path), "2026-11-03"
+    # 8 users and a track only skipped: too few for rank 20 (see test_evaluation's tuning test)
+    rows = [(u, t, None, 1.0 if (u + t) % 3 == 0 else -1.0, day) for u in range(8) for t in range(10)]
+    rows += [(u, 10, None, -1.0, day) for u in range(8)]
+    delta_io.overwrite_partition(spark.createDataFrame(rows, AFFINITY), tables.GOLD_AFFINITY, lake, day)
+    settings = load_settings(env={}, lake=lake, als_mode="implicit", rank=20, max_iter=2, tune_trials=0)
+    ctx = jobs.JobContext("train_als", dt.date.fromisoformat(day), "test-run", settings)
+    caplog.set_level("INFO", logger="include.lake.jobs")
+    train_als.train(spark, ctx)
+
+    [line] = [r.getMessage() for r in caplog.records if "met a singular system" in r.getMessage()]
+    assert line.endswith(
+        "too few users, tracks or positive ratings for that rank: no model; recommend falls back to popularity"
+    )
+    assert "implicit ALS with rank 20 and regParam" in line
+    assert not (tmp_path / "ops" / "models").exists()  # no model row, no model files
+    assert not (tmp_path / "models").exists()
