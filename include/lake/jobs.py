@@ -27,8 +27,11 @@ from include.lake import faults
 
 log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2
-EXIT_DATA = 3
+EXIT_USAGE = 2  # an invalid argument or setting
+EXIT_DATA = 3  # the input cannot give the output (landing contract, a quality gate, an ALS fit)
+EXIT_CONFLICT = 4  # other writers kept committing first: a later run can pass
+# A retry meets the same arguments and input: the DAG's Spark tasks fail at once on these (spark_operator).
+FINAL_EXIT_CODES = frozenset({EXIT_USAGE, EXIT_DATA})
 
 
 class LandingError(RuntimeError):
@@ -98,9 +101,12 @@ def run(step: str, body: Callable[[], None]) -> int:
     except (ConfigError, MissingJarsError) as exc:
         log.error("%s: %s", step, exc)
         return EXIT_USAGE
-    except (DataQualityError, LandingError, FitError, ConcurrentWriteError) as exc:
+    except (DataQualityError, LandingError, FitError) as exc:
         log.error("%s: FAILED: %s", step, exc)
         return EXIT_DATA
+    except ConcurrentWriteError as exc:
+        log.error("%s: FAILED: %s", step, exc)
+        return EXIT_CONFLICT
     log.info("%s: done in %.1fs", step, time.monotonic() - started)
     return 0
 

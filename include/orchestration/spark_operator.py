@@ -7,7 +7,8 @@ start light (:func:`include.lake.spark_conf.client_jvm_env`). Any other master
 (``local[*]``, ``spark://``, ``yarn``, ``k8s://``) is submitted exactly as the provider does. The client's
 token comes from ``SPARK_CONNECT_AUTHENTICATE_TOKEN`` in the worker's environment, never from the command
 line that the task log shows. A Connect server that is still starting (``setlist run`` starts it beside
-Airflow) is waited for before the submit.
+Airflow) is waited for before the submit. A job that ends with one of ``include.lake.jobs.FINAL_EXIT_CODES``
+(invalid arguments, input that cannot give the output) fails its task without the retries.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from include.lake.spark_conf import SESSION_KEYS, client_jvm_env
 
@@ -47,7 +49,17 @@ class ConnectAwareSubmitHook(SparkSubmitHook):
 
             if (waited := spark_server.wait_for_remote(master)) >= 1:
                 self.log.info("waited %.1fs for the Spark Connect server at %s to start", waited, master)
-        return super().submit(application, **kwargs)
+        try:
+            return super().submit(application, **kwargs)
+        except AirflowException as exc:
+            from include.lake.jobs import FINAL_EXIT_CODES
+
+            if getattr(self._submit_sp, "returncode", None) not in FINAL_EXIT_CODES:
+                raise  # a crash, a lost server or a write conflict: the task's retries may pass
+            raise AirflowFailException(
+                f"{exc} The job stopped for a reason a retry cannot change (its error line is above):"
+                " the task fails without retrying"
+            ) from None
 
     def _build_spark_common_args(self) -> list[str]:
         args = super()._build_spark_common_args()
