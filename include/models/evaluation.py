@@ -411,8 +411,9 @@ def tune(
             trial.update({name: None, "failed": failed})
         elif math.isnan(best_value) or (value > best_value if higher else value < best_value):
             best, best_value = candidate, value
-    if all(t.get("failed") for t in trials):
-        raise FitError(f"no tuning candidate could be fitted: {trials[0]['failed']}")
+    unfit = [t for t in trials if t.get("failed")]
+    if len(unfit) == len(trials):
+        raise FitError(f"no tuning candidate could be fitted: {unfit[0]['failed']}")
     for trial in trials:
         trial["chosen"] = trial["params"] == best.as_dict()
     tuned = [t[name] for t in trials if not t.get("baseline") and not t.get("failed")]
@@ -424,7 +425,6 @@ def tune(
         )
     else:
         note = f"tuned: {len(trials)} candidates on the validation split, best {name} {best_value:.4f}"
-    unfit = [t for t in trials if t.get("failed")]
     if unfit:
         note += f"; {len(unfit)} could not be fitted ({unfit[0]['failed']})"
     return best, trials, note

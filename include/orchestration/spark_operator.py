@@ -20,6 +20,7 @@ from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+from include.lake.jobs import FINAL_EXIT_CODES
 from include.lake.spark_conf import SESSION_KEYS, client_jvm_env
 
 CONNECT_SCHEME = "sc://"
@@ -52,8 +53,6 @@ class ConnectAwareSubmitHook(SparkSubmitHook):
         try:
             return super().submit(application, **kwargs)
         except AirflowException as exc:
-            from include.lake.jobs import FINAL_EXIT_CODES
-
             if getattr(self._submit_sp, "returncode", None) not in FINAL_EXIT_CODES:
                 raise  # a crash, a lost server or a write conflict: the task's retries may pass
             raise AirflowFailException(
