@@ -84,6 +84,8 @@ def spark_conf(settings: Settings, jars: str | None = None) -> dict[str, str]:
         "spark.pyspark.python": settings.pyspark_python,
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{LOG4J_CONF} {JIT_OPTIONS}",
+        # A cluster's executors run the same generated classes (no log4j file: it is on this machine only).
+        "spark.executor.extraJavaOptions": JIT_OPTIONS,
         # Compiled query classes are reused by their code; the default cache of 100 is smaller than one day's runs.
         "spark.sql.codegen.cache.maxEntries": "2000",
         # One BLAS thread per task: Spark already runs a task per core (ALS's native BLAS, numpy in UDFs).

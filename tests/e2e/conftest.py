@@ -49,6 +49,7 @@ class FirstDay:
     worker_cores: list[int]
     apps: list[dict]  # the master's completed applications
     apps_per_worker: list[set[str]]  # the application ids each worker ran executors for
+    executor_commands: list[str]  # each executor's command line, as its worker logged it
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +74,8 @@ def first_day(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, 
     manifest["files"][day1.name] += 2
     marker.write_text(json.dumps(manifest), encoding="utf-8")
 
-    cluster = spark_cluster.start(
-        tmp_path_factory.mktemp("spark-cluster"), workers=2, cores=1, memory="1536m", cluster_secret=CLUSTER_SECRET
-    )
+    cluster_root = tmp_path_factory.mktemp("spark-cluster")
+    cluster = spark_cluster.start(cluster_root, workers=2, cores=1, memory="1536m", cluster_secret=CLUSTER_SECRET)
     try:
         on_cluster = {
             **os.environ,
@@ -108,7 +108,13 @@ def first_day(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, 
     for step in ("ingest_bronze", "build_silver", "build_gold", "train_als", "recommend"):
         assert result.stdout.count(f"[setlist] {step}: done") == 1
 
-    return FirstDay(str(root), listen, worker_cores, apps, apps_per_worker)
+    commands = [
+        line
+        for stderr in sorted(cluster_root.glob("worker-*/app-*/*/stderr"))
+        for line in stderr.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.startswith("Spark Executor Command:")
+    ]
+    return FirstDay(str(root), listen, worker_cores, apps, apps_per_worker, commands)
 
 
 @pytest.fixture(scope="session")

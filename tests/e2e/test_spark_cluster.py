@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from include.lake.spark_conf import JIT_OPTIONS
 from tests.e2e.conftest import FirstDay
 
 pytestmark = pytest.mark.e2e
@@ -22,3 +23,7 @@ def test_the_first_day_ran_its_jobs_on_the_workers_of_a_loopback_cluster(first_d
     # the warm Spark of `setlist run` was the cluster's one application, and each worker ran an executor of it
     [app] = [a for a in first_day.apps if a["name"] == "setlist-spark"]
     assert all(app["id"] in ran for ran in first_day.apps_per_worker), first_day.apps_per_worker
+    # the executors compile the driver's generated classes with the driver's JIT thresholds
+    assert len(first_day.executor_commands) >= 2, first_day.executor_commands
+    for command in first_day.executor_commands:
+        assert all(option in command for option in JIT_OPTIONS.split()), command
