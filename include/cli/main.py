@@ -224,8 +224,13 @@ def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, .
 )
 @click.argument("query", type=click.UNPROCESSED)
 def sql(lake: str | None, fmt: str, engine: str, query: str) -> int:
+    from include.core import tables
     from include.serving import lookup
 
+    if unknown := tables.unknown_tables(query):  # before an engine starts: Spark would take seconds to say it
+        known = ", ".join(t.sql_name for t in tables.ALL_TABLES)
+        print(f"setlist sql: no table {', '.join(unknown)}; the lake's tables are {known}", file=sys.stderr)
+        return 2
     settings = load_settings(lake=lake)
     execute = _spark_query if engine == "spark" else lookup.query
     try:

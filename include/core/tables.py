@@ -218,6 +218,15 @@ def referenced_tables(query: str) -> list[Table]:
     return named or list(ALL_TABLES)
 
 
+def unknown_tables(query: str) -> list[str]:
+    """The ``<layer>.<name>`` tables a query reads FROM or JOINs that the lake does not have (a lake layer's
+    name with a table name no table has), in the query's order."""
+    layers = "|".join(sorted({t.layer for t in ALL_TABLES}))
+    known = {t.sql_name for t in ALL_TABLES}
+    named = re.findall(rf"\b(?:from|join)\s+((?:{layers})\.\w+)(?![\w.`])", query, re.IGNORECASE)
+    return list(dict.fromkeys(n for n in named if n.lower() not in known))
+
+
 LANDING_SOURCES = ("interactions", "tracks")
 
 

@@ -28,3 +28,10 @@ def test_ddl_is_the_declared_schema(spark, table):
 def test_a_table_without_a_schema_says_so():
     with pytest.raises(LookupError, match=r"gold\.user_track_affinity declares no schema"):
         _ = tables.GOLD_AFFINITY.ddl
+
+
+def test_unknown_tables_are_the_lake_names_a_query_reads_that_no_table_has():
+    query = """SELECT * FROM gold.recommendations gold JOIN silver.no_such s ON gold.user_id = s.user_id
+               LEFT JOIN GOLD.Missing m USING (track_id) WHERE gold.rank <= 10 AND x IN (SELECT 1 FROM other.t)"""
+    assert tables.unknown_tables(query) == ["silver.no_such", "GOLD.Missing"]
+    assert tables.unknown_tables("select * from ops.model_runs ops where ops.kind = 'nightly'") == []
