@@ -113,9 +113,9 @@ def main() -> int:
         print(f"| {task} | " + " | ".join(f"{d.get(task, 0):.1f}" for d in durations) + " |")
     medians = [statistics.median(d[t] for t in spark_tasks) for d in durations]
     print("| **median of the Spark tasks** | " + " | ".join(f"**{m:.1f}**" for m in medians) + " |")
-    every = [d[t] for d in durations for t in spark_tasks]
     print("| whole run, start to end | " + " | ".join(f"{r:.1f}" for r in runs) + " |")
     print("| of which Spark tasks | " + " | ".join(f"{sum(d[t] for t in spark_tasks):.1f}" for d in durations) + " |")
+    every = [d[t] for d in durations for t in spark_tasks]
     print(f"\nmedian Spark task over all days: {statistics.median(every):.1f}s (max {max(every):.1f}s)")
     return 0
 

@@ -228,7 +228,7 @@ def sql(lake: str | None, fmt: str, engine: str, query: str) -> int:
     from include.serving import lookup
 
     if unknown := tables.unknown_tables(query):  # before an engine starts: Spark would take seconds to say it
-        known = ", ".join(t.sql_name for t in tables.ALL_TABLES)
+        known = ", ".join(tables.SQL_NAMES)
         print(f"setlist sql: no table {', '.join(unknown)}; the lake's tables are {known}", file=sys.stderr)
         return 2
     settings = load_settings(lake=lake)

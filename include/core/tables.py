@@ -211,6 +211,8 @@ ALL_TABLES = (
     OPS_RUN_LOG,
 )
 
+SQL_NAMES = tuple(t.sql_name for t in ALL_TABLES)  # "gold.recommendations", ...
+
 
 def referenced_tables(query: str) -> list[Table]:
     """The lake tables a query names (``gold.recommendations``); all of them when it names none."""
@@ -222,9 +224,8 @@ def unknown_tables(query: str) -> list[str]:
     """The ``<layer>.<name>`` tables a query reads FROM or JOINs that the lake does not have (a lake layer's
     name with a table name no table has), in the query's order."""
     layers = "|".join(sorted({t.layer for t in ALL_TABLES}))
-    known = {t.sql_name for t in ALL_TABLES}
     named = re.findall(rf"\b(?:from|join)\s+((?:{layers})\.\w+)(?![\w.`])", query, re.IGNORECASE)
-    return list(dict.fromkeys(n for n in named if n.lower() not in known))
+    return list(dict.fromkeys(n for n in named if n.lower() not in SQL_NAMES))
 
 
 LANDING_SOURCES = ("interactions", "tracks")

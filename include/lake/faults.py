@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include.core.config import ConfigError
-from include.core.tables import ALL_TABLES
+from include.core.tables import SQL_NAMES
 
 FAULT_ENV = "SETLIST_FAULT"
 TRACE_ENV = "SETLIST_FAULT_TRACE"
@@ -50,7 +50,7 @@ def parse(text: str) -> Fault:
     if len(parts) != 3:
         raise ConfigError(f"{FAULT_ENV}: expected STEP:WHEN:TABLE (e.g. build_silver:after:silver.quarantine), got {text!r}")
     step, when, table = parts
-    names = sorted(t.sql_name for t in ALL_TABLES)
+    names = sorted(SQL_NAMES)
     for field, value, allowed in (("STEP", step, STEPS), ("WHEN", when, WHEN), ("TABLE", table, names)):
         if value not in allowed:
             raise ConfigError(f"{FAULT_ENV}: {field} must be one of {', '.join(allowed)}, got {value!r}")
