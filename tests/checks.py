@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include.core import tables
-from include.lake import delta_io
+from include.serving import lookup
 
 AUDIT_COLUMNS = {
     "_ingested_at",
@@ -29,17 +30,25 @@ def read(spark: Any, table: tables.Table, lake: str) -> Any:
     return spark.read.format("delta").load(table.path(lake))
 
 
-def rows(spark: Any, table: tables.Table, lake: str, leave_out: frozenset[str] = frozenset()) -> list:
-    """The table's rows without the audit columns and ``leave_out``; none if it does not exist."""
-    if not delta_io.exists(spark, table, lake):  # ops.run_log exists only after a failure
-        return []
-    df = read(spark, table, lake)
-    return df.select(*[c for c in df.columns if c not in AUDIT_COLUMNS | leave_out]).collect()
+def rows(table: tables.Table, lake: str, leave_out: frozenset[str] = frozenset()) -> list[Row] | None:
+    """The table's latest committed version without the audit columns and ``leave_out``, as Rows (maps as
+    dicts); None if it does not exist. Read with delta-rs, as the lookups read the lake: comparing whole lakes
+    table by table costs no round trips to the Spark server the jobs under test share."""
+    import pyarrow as pa
+
+    delta = lookup.snapshot(table, lake)
+    if delta is None:  # ops.run_log exists only after a failure
+        return None
+    data = delta.to_pyarrow_table()
+    data = data.select([c for c in data.column_names if c not in AUDIT_COLUMNS | leave_out])
+    maps = {f.name for f in data.schema if pa.types.is_map(f.type)}
+    return [Row(**{k: dict(v) if k in maps and v is not None else v for k, v in r.items()}) for r in data.to_pylist()]
 
 
-def snapshot(spark: Any, lake: str, leave_out: frozenset[str] = frozenset()) -> dict[str, list]:
+def snapshot(lake: str, leave_out: frozenset[str] = frozenset()) -> dict[str, list[Row]]:
     """Every existing table's rows, without the audit columns and ``leave_out``."""
-    return {t.sql_name: rows(spark, t, lake, leave_out) for t in tables.ALL_TABLES if delta_io.exists(spark, t, lake)}
+    found = {t.sql_name: rows(t, lake, leave_out) for t in tables.ALL_TABLES}
+    return {name: r for name, r in found.items() if r is not None}
 
 
 def assert_unchanged(now: dict[str, list], before: dict[str, list]) -> None:

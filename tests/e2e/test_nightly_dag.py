@@ -20,16 +20,15 @@ from pyspark.testing import assertDataFrameEqual
 
 from include.core import tables
 from include.core.config import load_settings
-from include.lake import delta_io
 from include.orchestration.airflow_env import airflow_env, airflow_home
 from include.orchestration.dag_spec import DAG_ID
 from tests import servers
 from tests.checks import (
-    AUDIT_COLUMNS,
     assert_accounting_balances,
     assert_k_unplayed_tracks_per_active_user,
     assert_unchanged,
     read,
+    rows,
     snapshot,
 )
 from tests.e2e.conftest import BACKFILL_DAYS, DAYS, K, setlist
@@ -94,13 +93,13 @@ def test_sql_command_reads_gold_tables_by_name(lake):
     assert "no table gold.no_such_table; the lake's tables are bronze.interactions," in bad.stderr
 
 
-def rows_by_day(spark, lake: str, days: tuple[str, ...]) -> dict[str, list]:
+def rows_by_day(lake: str, days: tuple[str, ...]) -> dict[str, list]:
     """Every date-partitioned table's rows of these days, audit columns left out."""
     out = {}
     for table in tables.ALL_TABLES:
-        if table.partition_by and delta_io.exists(spark, table, lake):
-            df = read(spark, table, lake).where(F.col(table.partition_by).isin(list(days)))
-            out[table.sql_name] = df.select(*[c for c in df.columns if c not in AUDIT_COLUMNS]).collect()
+        found = rows(table, lake) if table.partition_by else None
+        if found is not None:
+            out[table.sql_name] = [r for r in found if str(r[table.partition_by]) in days]
     return out
 
 
@@ -117,7 +116,7 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     """Three days through the real scheduler on PostgreSQL: the first already has its run (`setlist run`), so
     the backfill runs the other two; training runs once, for the newest day (train=auto)."""
     api = airflow["api"]
-    before = rows_by_day(spark, lake, DAYS)
+    before = rows_by_day(lake, DAYS)
     before_runs = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     # A run's logical date is its calendar day's midnight, so midnight bounds name the first and the last day.
@@ -133,7 +132,7 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     assert [(r["logical_date"][:19], r["state"]) for r in runs] == [(f"{d}T00:00:00", "success") for d in new_days]
     assert runs_per_day(airflow["db"]) == dict.fromkeys(BACKFILL_DAYS, 1)
 
-    after = rows_by_day(spark, lake, DAYS)
+    after = rows_by_day(lake, DAYS)
     for name in before:  # the day that had its run is untouched
         assertDataFrameEqual(after[name], before[name], checkRowOrder=False)
     silver = read(spark, tables.SILVER_INTERACTIONS, lake)
@@ -151,7 +150,7 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     assert {r[0] for r in recs.select("run_date").distinct().collect()} == published, newest["decision"]
 
     # The same backfill again, this time with Airflow's CLI: every day has its run, so it starts none.
-    everything = snapshot(spark, lake)
+    everything = snapshot(lake)
     cli = [str(Path(sys.executable).parent / "airflow"), "backfill", "create", "--dag-id", DAG_ID]
     cli += ["--from-date", request["from_date"], "--to-date", request["to_date"], "--max-active-runs", "1"]
     created = subprocess.run(
@@ -163,7 +162,7 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     assert [(r["dag_run_id"], r["state"]) for r in wait_for_backfill(api, again)] == [
         (r["dag_run_id"], r["state"]) for r in runs
     ]
-    assert_unchanged(snapshot(spark, lake), everything)
+    assert_unchanged(snapshot(lake), everything)
     assert runs_per_day(airflow["db"]) == dict.fromkeys(BACKFILL_DAYS, 1)
     logs = [p for p in Path(airflow_home()).rglob("*") if p.is_file()]
     password = urlsplit(airflow["db"]).password
@@ -232,7 +231,7 @@ def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark
     from selenium.webdriver.support.ui import WebDriverWait
 
     api, url = airflow["api"], airflow["url"]
-    before = snapshot(spark, lake)
+    before = snapshot(lake)
     with servers.chromium(1400, 2000) as browser:
         wait = WebDriverWait(browser, 60)
         browser.get(url + "/")
@@ -280,7 +279,7 @@ def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark
         browser.refresh()
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "recommend"))
         assert servers.screenshot(browser, "airflow-triggered-run").stat().st_size > 10_000
-    assert_unchanged(snapshot(spark, lake), before)
+    assert_unchanged(snapshot(lake), before)
 
 
 def pick_date_and_time(browser, wait, field: int, date: str, time_of_day: str) -> None:

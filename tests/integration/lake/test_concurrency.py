@@ -19,7 +19,7 @@ from include.core.config import PROJECT_ROOT, load_settings
 from include.lake.spark_conf import client_jvm_env
 from include.orchestration.airflow_env import spark_home
 from spark_jobs import build_silver, ingest_bronze
-from tests.checks import AUDIT_COLUMNS, assert_unchanged, read, snapshot
+from tests.checks import AUDIT_COLUMNS, read
 
 pytestmark = pytest.mark.integration
 

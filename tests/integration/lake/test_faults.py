@@ -82,9 +82,9 @@ def _crash(step: str, when: str, table: str, lake: str) -> str:
     return log
 
 
-def _table(spark, lake: str, sql_name: str) -> list:
+def _table(lake: str, sql_name: str) -> list:
     [table] = [t for t in tables.ALL_TABLES if t.sql_name == sql_name]
-    return rows(spark, table, lake, LEFT_OUT)
+    return rows(table, lake, LEFT_OUT) or []
 
 
 @pytest.mark.parametrize("step", list(JOBS))
@@ -95,23 +95,23 @@ def test_a_crash_at_any_commit_point_then_a_rerun_leaves_the_tables_of_a_clean_r
     assert points, f"{step} committed nothing"
 
     first = points[0]
-    before = _table(spark, crashed, first)
+    before = _table(crashed, first)
     _crash(step, "during", first, crashed)  # the write commits whole or not at all
-    during = _table(spark, crashed, first)
+    during = _table(crashed, first)
     committed = {}
     for table in points:  # after each commit in turn: every earlier one is done again on the way
         log = _crash(step, "after", table, crashed)
         assert f"crashing after the commit of {table}" in log
-        committed[table] = _table(spark, crashed, table)  # a reader finds the table whole
+        committed[table] = _table(crashed, table)  # a reader finds the table whole
     assert_one_of(during, before, committed[first])
     with pytest.MonkeyPatch.context() as env:
         for name, value in ENV.items():
             env.setenv(name, value)
         assert JOBS[step].main(_argv(crashed)) == 0
     for table, found in committed.items():  # the rerun rewrote each table to exactly what the crash left
-        assert_unchanged({table: _table(spark, crashed, table)}, {table: found})
+        assert_unchanged({table: _table(crashed, table)}, {table: found})
 
-    assert_unchanged(snapshot(spark, crashed, LEFT_OUT), snapshot(spark, str(clean.lake(index + 1)), LEFT_OUT))
+    assert_unchanged(snapshot(crashed, LEFT_OUT), snapshot(str(clean.lake(index + 1)), LEFT_OUT))
     target = next(t for t in tables.ALL_TABLES if t.sql_name == first)
     assert delta_io.version(spark, target, crashed) > delta_io.version(spark, target, str(clean.lake(index + 1)))
 
