@@ -32,6 +32,7 @@ JOBS |= {"train_als": train_als, "recommend": recommend}
 LEFT_OUT = frozenset({"input_versions", schemas.SOURCE_FILE, "source_file", "path"})
 # Tuning and a long fit add time, not commit points: off and short here, so each crash of train_als is cheap.
 ENV = {"SETLIST_TUNE_TRIALS": "0", "SETLIST_RANK": "8", "SETLIST_MAX_ITER": "5"}
+BY_SQL_NAME = {t.sql_name: t for t in tables.ALL_TABLES}  # a commit point names its table this way
 
 
 def _argv(lake: str | Path) -> list[str]:
@@ -83,8 +84,7 @@ def _crash(step: str, when: str, table: str, lake: str) -> str:
 
 
 def _table(lake: str, sql_name: str) -> list:
-    [table] = [t for t in tables.ALL_TABLES if t.sql_name == sql_name]
-    return rows(table, lake, LEFT_OUT) or []
+    return rows(BY_SQL_NAME[sql_name], lake, LEFT_OUT) or []
 
 
 @pytest.mark.parametrize("step", list(JOBS))
@@ -112,7 +112,7 @@ def test_a_crash_at_any_commit_point_then_a_rerun_leaves_the_tables_of_a_clean_r
         assert_unchanged({table: _table(crashed, table)}, {table: found})
 
     assert_unchanged(snapshot(crashed, LEFT_OUT), snapshot(str(clean.lake(index + 1)), LEFT_OUT))
-    target = next(t for t in tables.ALL_TABLES if t.sql_name == first)
+    target = BY_SQL_NAME[first]
     assert delta_io.version(spark, target, crashed) > delta_io.version(spark, target, str(clean.lake(index + 1)))
 
 
