@@ -59,7 +59,8 @@ browser:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
-# Debian's PostgreSQL server for the e2e tier (Airflow's metadata database there; SQLite stays the default).
+# Debian's PostgreSQL server: Airflow's embedded metadata database (include/orchestration/metadata_db.py) and the
+# e2e tier's configured one.
 postgres:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -72,7 +73,7 @@ blas:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libopenblas0-pthread; }
 
-demo: setup
+demo: setup postgres
 	$(BIN)/setlist generate --lake $(LAKE) --start $(DEMO_START) --days 3 --users 300 --tracks 1500 --events-per-day 10000
 	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
 	$(BIN)/setlist sql --engine duckdb --lake $(LAKE) "$$(cat include/serving/sql/demo_top10.sql)"
@@ -117,7 +118,7 @@ sql-server: setup
 
 # Airflow 3 (UI + REST API, scheduler, DAG processor) on http://127.0.0.1:$(AIRFLOW_PORT)/ with a login; Ctrl-C stops it.
 AIRFLOW_PORT ?= 8080
-airflow: setup
+airflow: setup postgres
 	$(BIN)/setlist airflow --lake $(LAKE) --port $(AIRFLOW_PORT)
 
 # The recommendations explorer on http://127.0.0.1:$(EXPLORER_PORT)/ (Streamlit, login); Ctrl-C stops it.

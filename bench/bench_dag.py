@@ -13,6 +13,7 @@ five Spark tasks per day and over all days. Stops everything it started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -27,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from include.cli.generate import GenerateSpec, generate
+from include.core import processes
 from include.core.config import load_settings
-from include.orchestration import airflow_server, spark_server
+from include.orchestration import airflow_server, metadata_db
 from include.orchestration.dag_spec import DAG_ID, JOBS
 
 OUT = ROOT / "bench" / "results" / "dag"
@@ -85,9 +87,13 @@ def main() -> int:
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
     )
-    port = spark_server.free_port()
+    home.chmod(0o711)  # as root the embedded metadata database runs as the postgres user, who must enter it
+    port = processes.free_port()
     started = time.monotonic()
-    procs = airflow_server.start(load_settings(lake=str(lake)), port)
+    settings = load_settings(lake=str(lake))
+    database = contextlib.ExitStack()
+    db_env = database.enter_context(metadata_db.environment(settings, home))  # the default: embedded PostgreSQL
+    procs = airflow_server.start(settings, port, db_env)
     durations: list[dict[str, float]] = []
     runs: list[float] = []
     try:
@@ -102,6 +108,7 @@ def main() -> int:
             print(f"day {i + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in durations[-1].items()), flush=True)
     finally:
         airflow_server.stop(procs)
+        database.close()
         shutil.rmtree(home, ignore_errors=True)
     spark_tasks = [j.task_id for j in JOBS]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
@@ -16,13 +17,16 @@ from pyspark.sql import SparkSession
 from include.core import log as setlist_log
 from include.core.config import Settings, load_settings
 
-# Airflow state for the whole test run lives in a throwaway folder, never in the developer's ~/airflow.
+# Airflow state for the whole test run lives in a throwaway folder, never in the developer's ~/airflow. Its
+# metadata database is the embedded default, as a new user's (include/orchestration/metadata_db.py); as root that
+# PostgreSQL runs as the postgres user, who must be able to enter the folder.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="setlist-airflow-")
+os.chmod(_AIRFLOW_HOME, 0o711)
 logging.getLogger("py4j").setLevel(logging.WARNING)  # its shutdown messages hit closed capture streams
 setlist_log.setup()  # as every Setlist process does; tests call jobs' functions in-process
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -42,6 +46,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             return "tests/e2e" if path.startswith("tests/e2e/") else path
 
     return ByModule(config, log)
+
+
+@pytest.fixture()
+def airflow_home() -> Iterator[Path]:
+    """A new Airflow home of a test's own that the embedded metadata database can use (as root its PostgreSQL
+    runs as the postgres user, who must be able to enter the folder; pytest's own temporary folders are
+    private)."""
+    home = Path(tempfile.mkdtemp(prefix="setlist-airflow-"))
+    home.chmod(0o711)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

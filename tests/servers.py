@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from include.orchestration.spark_server import free_port
+from include.core.processes import free_port
 
 ARTIFACTS = Path(os.environ.get("SETLIST_TEST_ARTIFACTS", Path(__file__).parent.parent / ".build" / "test-artifacts"))
 CHROMIUM = "/usr/bin/chromium"

@@ -22,6 +22,7 @@ import click
 from include.cli import evaluate
 from include.cli.output import FORMATS, print_rows
 from include.core import log as setlist_log
+from include.core import processes
 from include.core.commands import CommandExit, invoke
 from include.core.config import (
     PROJECT_ROOT,
@@ -102,13 +103,14 @@ def generate(
 def _run_in_airflow(settings: Settings, args: Sequence[str], log_file: Path) -> int:
     """Run ``python args...`` in the Airflow environment, with a warm Spark for its Spark tasks (unless
     ``spark_mode`` is submit); keep the full log in ``log_file``, print progress."""
-    from include.orchestration import spark_server
-    from include.orchestration.airflow_env import airflow_env
+    from include.orchestration import metadata_db, spark_server
+    from include.orchestration.airflow_env import airflow_env, airflow_home
 
-    with spark_server.running(settings) as warm:
+    # the warm Spark starts in the background while the metadata database starts and Airflow prepares
+    with spark_server.running(settings) as warm, metadata_db.environment(settings, airflow_home()) as db_env:
         if warm.env:
             settings = settings.with_overrides(spark_remote=warm.env["SETLIST_SPARK_REMOTE"])
-        return _logged(args, {**airflow_env(settings), **warm.env}, log_file, warm.check)
+        return _logged(args, {**airflow_env(settings), **db_env, **warm.env}, log_file, warm.check)
 
 
 def _logged(
@@ -134,11 +136,17 @@ def _logged(
         drain = threading.Thread(target=_copy, args=(proc.stdout, out, tail), daemon=True)
         drain.start()
         offset, why = 0, None
-        while drain.is_alive():
-            drain.join(0.5)
-            offset = _show_events(events, offset)
-            if why is None and (why := problem()):
-                proc.terminate()
+        try:
+            while drain.is_alive():
+                drain.join(0.5)
+                offset = _show_events(events, offset)
+                if why is None and (why := problem()):
+                    # its tasks and their spark-submits too: they hold its output open, and would retry in vain
+                    threading.Thread(target=processes.end_tree, args=(proc.pid, 5.0), daemon=True).start()
+        except BaseException:  # stopped (Ctrl-C, SIGTERM): the run and everything it started stop first
+            processes.end_tree(proc.pid, 10.0)
+            drain.join(10.0)
+            raise
         code = proc.wait()
         _show_events(events, offset)
     if why:
@@ -176,11 +184,13 @@ def _show_events(path: Path, offset: int) -> int:
     help="the DAG's train param for every date (default: auto for the newest date, never for the others)",
 )
 def run(lake: str | None, dates_: tuple[str, ...], more_dates: tuple[str, ...], train: str | None) -> int:
+    from include.orchestration import preflight
     from include.orchestration.airflow_env import airflow_home
     from include.orchestration.dag_spec import DAG_ID
 
     settings = load_settings(lake=lake)
     dates = [parse_run_date(d, "--date") for d in (*dates_, *more_dates)]
+    preflight.check(settings)
     runs = []
     for day in dates:
         # Like a backfill, several dates train once: on the newest one (--train overrides for all dates).
@@ -195,14 +205,31 @@ def run(lake: str | None, dates_: tuple[str, ...], more_dates: tuple[str, ...], 
     return _run_in_airflow(settings, ["-m", "include.orchestration.airflow_run", DAG_ID, *runs], log_file)
 
 
+def sql_log() -> Path:
+    """Where `setlist sql`'s Spark driver writes its log."""
+    from include.orchestration.airflow_env import airflow_home
+
+    return airflow_home() / "logs" / "setlist-sql.log"
+
+
 def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, ...]]]:
     from include.core import tables
     from include.lake import delta_io
     from include.lake.spark import get_spark
 
     # A session of its own: tables are registered by name in the session's catalog, which a shared Spark
-    # Connect server would share between lakes.
-    spark = get_spark("setlist-sql", load_settings(lake=lake, spark_mode="submit"), log_level="ERROR")
+    # Connect server would share between lakes. Its JVM writes its log (a failed query's stack trace among it)
+    # to a file, not over the one-line error on the terminal.
+    with processes.stderr_to(sql_log()):
+        spark = get_spark("setlist-sql", load_settings(lake=lake, spark_mode="submit"), log_level="ERROR")
+    from pyspark.logger import PySparkLogger
+
+    # pyspark logs a failed query once more, as JSON with the Java stack trace, to stderr: to the file instead
+    context_log = PySparkLogger.getLogger("SQLQueryContextLogger")
+    for handler in list(context_log.handlers):
+        context_log.removeHandler(handler)
+    context_log.addHandler(logging.FileHandler(sql_log()))
+    context_log.propagate = False
     delta_io.register_tables(spark, lake, only=tables.referenced_tables(query))
     result = spark.sql(query)
     return result.columns, [tuple(r) for r in result.collect()]
@@ -237,7 +264,8 @@ def sql(lake: str | None, fmt: str, engine: str, query: str) -> int:
         columns, rows = execute(query, settings.lake)
     except Exception as exc:  # the engine's own message (parse error, unknown column, ...) is the useful part
         message = str(exc).strip().splitlines()[0]
-        print(f"setlist sql: {message}", file=sys.stderr)
+        where = f" (Spark's log: {sql_log()})" if engine == "spark" else ""
+        print(f"setlist sql: {message}{where}", file=sys.stderr)
         return 2
     print_rows(columns, rows, fmt)
     return 0
@@ -352,6 +380,9 @@ def explorer(lake: str | None, port: int) -> int:
 
 
 cli.add_command(evaluate.command)
+# Commands that start servers or runs: each runs in a guard that ends everything it started when the command
+# ends, however it ends (include/core/processes.py).
+SERVER_COMMANDS = ("run", "airflow", "spark-server", "spark-cluster", "sql-server", "explorer")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -360,15 +391,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from include.lake.spark_conf import MissingJarsError
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SERVER_COMMANDS and "--help" not in args and "-h" not in args:
+        code = processes.guarded(args)  # in the first process: the command's exit code, run by its guard
+        if code is not None:
+            return code
     try:
         return int(invoke(cli, args, "setlist") or 0)
     except CommandExit as exc:
         return exc.code
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):
         return 130
     except (ConfigError, MissingJarsError) as exc:
         print(f"setlist {args[0] if args else ''}: {exc}", file=sys.stderr)
         return 2
+    except processes.ServerError as exc:  # a server it started did not start or stopped: the message says why
+        print(f"setlist {args[0]}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast, get_args
@@ -124,6 +125,8 @@ class Settings(BaseSettings):
     # if it holds JSON {"files": {"name.csv": rows}}, that manifest is checked too. Empty: no marker needed.
     landing_marker: str = "_SUCCESS"
     landing_wait_minutes: int = Field(180, ge=0, le=10_080)  # how long the nightly run waits for the marker
+    # how long `setlist run` waits for another live run of the same date (the scheduler's, a triggered one)
+    run_wait_minutes: int = Field(360, ge=0, le=10_080)
     # What a landing day may hold: bigger files are refused before they are read; a longer field stops the read.
     landing_max_file_mb: int = Field(4096, ge=1, le=1_048_576)
     landing_max_field_kb: int = Field(10_240, ge=1, le=1_048_576)
@@ -211,6 +214,21 @@ def _number(value: float) -> str:
 def is_loopback_cluster(master: str) -> bool:
     """A ``spark://`` master on this machine's loopback (as ``setlist spark-cluster`` starts one)."""
     return master.startswith(("spark://127.0.0.1:", "spark://localhost:"))
+
+
+def check_writable(lake: str) -> None:
+    """A local lake must be a folder this process can write (created if missing): a job would fail there only
+    after Airflow and Spark had started, and its retries could not change that. URIs are the storage's to check."""
+    if "://" in lake:
+        return
+    try:
+        Path(lake).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=lake):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"lake: cannot write to {lake} ({exc.strerror}); set SETLIST_LAKE or --lake to a folder you can write"
+        ) from None
 
 
 def check_range(field: str, value: float, low: float, high: float) -> None:

@@ -1,5 +1,6 @@
-"""The environment in which Setlist runs Airflow and spark-submit with embedded defaults (SQLite, local[*]);
-``SETLIST_AIRFLOW_DB_URL`` points Airflow at PostgreSQL instead.
+"""The environment in which Setlist runs Airflow and spark-submit with embedded defaults (``local[*]``; the
+metadata database is :mod:`include.orchestration.metadata_db`'s, whose connection the commands that run Airflow
+add); ``SETLIST_AIRFLOW_DB_URL`` points Airflow at a database of the user's own.
 
 Reads settings and the current environment; writes nothing. Values already set by the user win, so
 a PostgreSQL metadata database or a real Spark master is configuration only.
@@ -46,7 +47,6 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
         "AIRFLOW_HOME": home,
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": f"{home}/logs",
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": spark_connection(settings)}),
     }

@@ -13,6 +13,8 @@ component's output to ``<AIRFLOW_HOME>/logs/<component>.log``, and the auth mana
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -21,13 +23,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from include.core import credentials
-from include.core.config import Settings, check_range
+from include.core import credentials, processes
+from include.core.config import ConfigError, Settings, check_range
 from include.orchestration.airflow_env import airflow_env, airflow_home
 
 log = logging.getLogger(__name__)
@@ -96,12 +99,27 @@ def server_env(settings: Settings, port: int, passwords: Path) -> dict[str, str]
     return env
 
 
-def start(settings: Settings, port: int) -> list[subprocess.Popen[bytes]]:
+def check_port(port: int) -> None:
+    """The port is allowed and free; otherwise one line naming the process that holds it (an earlier Airflow)."""
+    check_range("--port", port, 1024, 65535)
+    if holder := processes.port_holder(port):
+        raise ConfigError(f"--port: 127.0.0.1:{port} is in use by {holder}; stop it, or choose another --port")
+
+
+class Components(list[subprocess.Popen[bytes]]):
+    """The started processes, in the order of :data:`COMPONENTS`, then the warm Spark's (``spark``) if any."""
+
+    spark: Any = None  # the warm Spark's spark_server.Server
+
+
+def start(settings: Settings, port: int, db_env: dict[str, str] | None = None) -> Components:
     """Prepare the database and pool, then start every component in its own process group; in connect mode
-    without ``SETLIST_SPARK_REMOTE``, also the warm Spark the tasks submit to (the last process returned)."""
+    without ``SETLIST_SPARK_REMOTE``, also the warm Spark the tasks submit to (the last process returned).
+    ``db_env`` is the metadata database's connection when it is not the configured one
+    (:func:`include.orchestration.metadata_db.environment`)."""
     from include.orchestration import spark_server
 
-    check_range("--port", port, 1024, 65535)
+    check_port(port)
     password = credentials.password("airflow", "SETLIST_AIRFLOW_PASSWORD")
     spark = None
     logs = airflow_home() / "logs"
@@ -109,7 +127,7 @@ def start(settings: Settings, port: int) -> list[subprocess.Popen[bytes]]:
     if settings.spark_mode == "connect" and not settings.spark_remote:
         spark = spark_server.spawn(settings, log_file=logs / "spark-connect.log")  # starts while Airflow does
         settings = settings.with_overrides(spark_remote=spark.url)
-    env = server_env(settings, port, write_auth_file(password))
+    env = {**server_env(settings, port, write_auth_file(password)), **(db_env or {})}
     if spark is not None:
         env.update(spark.client_env())
     with open(logs / "prepare.log", "wb") as out:
@@ -121,9 +139,9 @@ def start(settings: Settings, port: int) -> list[subprocess.Popen[bytes]]:
             check=False,
         )
     if prepared.returncode:
-        raise RuntimeError(f"preparing the Airflow database failed; see {logs / 'prepare.log'}")
+        raise processes.ServerError(f"preparing the Airflow database failed; see {logs / 'prepare.log'}")
     airflow = str(Path(sys.executable).parent / "airflow")
-    procs = []
+    procs = Components()
     for component in COMPONENTS:
         with open(logs / f"{component}.log", "ab") as out:
             procs.append(
@@ -139,33 +157,80 @@ def start(settings: Settings, port: int) -> list[subprocess.Popen[bytes]]:
     if spark is not None:
         try:
             spark_server.wait_ready(spark)
-        except RuntimeError:
+        except processes.ServerError:
             stop(procs)
             raise
         procs.append(spark.proc)
+        procs.spark = spark
         log.info("warm Spark (Spark Connect) for the tasks on 127.0.0.1:%d", spark.port)
     log.info("Airflow on http://127.0.0.1:%d/ (user %s; password: $SETLIST_AIRFLOW_PASSWORD or", port, ADMIN)
     log.info("  %s); component logs in %s; Ctrl-C stops it", credentials.password_file("airflow"), logs)
     return procs
 
 
+STOP_GRACE_S = 20.0
+
+
 def stop(procs: Sequence[subprocess.Popen[Any]]) -> None:
     """Stop processes started with ``start_new_session=True`` and whatever they started (task runs,
-    spark-submit): SIGTERM to each process group, SIGKILL to any still running a minute later."""
+    spark-submit): SIGTERM to each process group, SIGKILL to any still running after ``STOP_GRACE_S`` (the
+    scheduler waits for running tasks, which their retries redo). Task runners in process groups of their
+    own are ended by the command's guard (:mod:`include.core.processes`)."""
     for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
     for proc in procs:
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
 
 
+HOME_LOCK = "setlist-airflow.lock"
+
+
+@contextlib.contextmanager
+def home_in_use(home: Path, holder: str) -> Iterator[None]:
+    """Hold the Airflow home for one ``setlist airflow``: a second one on the same home would run a second
+    scheduler over the same runs, so it stops with one line naming the first (the kernel frees the lock of a
+    process that died)."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / HOME_LOCK, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise ConfigError(
+                f"AIRFLOW_HOME: {home} is in use by {fh.read().strip() or 'another setlist airflow'};"
+                " stop it first, or set AIRFLOW_HOME to another folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(holder)
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def serve(settings: Settings, port: int = DEFAULT_PORT) -> int:
     """Run Airflow until SIGINT or SIGTERM, or until a component exits (its exit code is returned)."""
-    procs = start(settings, port)
+    from include.orchestration import metadata_db, preflight
+
+    check_port(port)
+    preflight.check(settings)
+    holder = f"setlist airflow (pid {os.getpid()}) on port {port}"
+    with home_in_use(airflow_home(), holder), metadata_db.environment(settings, airflow_home()) as db_env:
+        return _serve(settings, port, db_env)
+
+
+def _serve(settings: Settings, port: int, db_env: dict[str, str]) -> int:
+    procs = start(settings, port, db_env)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -174,8 +239,12 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> int:
         exited = next((p for p in procs if p.poll() is not None), None)
         if exited is not None:
             index = procs.index(exited)
-            component = COMPONENTS[index] if index < len(COMPONENTS) else "spark-connect"
-            log.info("Airflow %s exited with %s; stopping the others", component, exited.returncode)
+            if index < len(COMPONENTS):
+                log.error("Airflow %s exited with %s; stopping the others", COMPONENTS[index], exited.returncode)
+            else:
+                from include.orchestration import spark_server
+
+                log.error("%s; stopping Airflow", spark_server.why_stopped(procs.spark, started=True))
             break
     stop(procs)
     return exited.returncode if exited is not None else 0

@@ -6,7 +6,8 @@ authentication (``spark.authenticate``): the secret is ``SETLIST_SPARK_CLUSTER_S
 and stored outside the repository like the other servers' passwords; it reaches the master and the workers
 through the environment (``_SPARK_AUTH_SECRET``) and the warm Spark that drives it
 (``SETLIST_SPARK_MASTER=spark://127.0.0.1:PORT``) through a properties file (:func:`driver_properties`), never
-a command line.
+a command line. A driver authenticates when ``SETLIST_SPARK_CLUSTER_SECRET`` is set (with any master) or when
+its master is a cluster ``setlist spark-cluster`` runs here now, and never otherwise.
 
 Reads settings; writes each process's log and the workers' directories under ``root``.
 """
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from include.core import credentials
-from include.core.config import check_range, is_loopback_cluster
+from include.core.config import check_range
+from include.core.processes import free_port, launch, wait_for_signal
 from include.orchestration.airflow_env import spark_home
-from include.orchestration.spark_server import free_port, launch, wait_for_signal
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,46 @@ def secret() -> str:
     return credentials.password("spark-cluster", SECRET_VAR)
 
 
+def _running_file() -> Path:
+    return credentials.password_file("spark-cluster").with_name("spark-cluster-running.json")
+
+
+def driver_secret(master: str) -> str | None:
+    """The shared secret a driver of ``master`` presents: ``SETLIST_SPARK_CLUSTER_SECRET`` when it is set (any
+    master), else the stored one when ``master`` is a cluster that ``setlist spark-cluster`` runs on this
+    machine now; otherwise none (the master does not require one, or the setting is missing, which the driver's
+    start then says)."""
+    if os.environ.get(SECRET_VAR):
+        return os.environ[SECRET_VAR]
+    try:
+        running = json.loads(_running_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if running.get("master") != master or not _alive(int(running.get("pid", 0))):
+        return None
+    return secret()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return pid > 0
+
+
 def driver_properties(master: str) -> Path | None:
-    """For a driver on a cluster started here (a loopback ``spark://`` master): a properties file (mode 600,
-    outside the repository) that turns authentication on with the cluster's secret; None for other masters.
-    A file, not ``--conf``: a command line is visible to every user of the machine."""
-    if not is_loopback_cluster(master):
+    """For a driver of ``master`` that has a secret to present (:func:`driver_secret`): a properties file (mode
+    600, outside the repository) that turns authentication on with it; None otherwise. A file, not ``--conf``: a
+    command line is visible to every user of the machine."""
+    cluster_secret = driver_secret(master)
+    if cluster_secret is None:
         return None
     path = credentials.password_file("spark-cluster").with_name("spark-cluster-driver.properties")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f"spark.authenticate true\nspark.authenticate.secret {secret()}\n")
+        f.write(f"spark.authenticate true\nspark.authenticate.secret {cluster_secret}\n")
     return path
 
 
@@ -181,7 +211,12 @@ def serve(root: Path, workers: int, cores: int, memory: str, port: int = DEFAULT
     cluster = start(root, workers, cores, memory, port)
     log.info("Spark cluster at %s: %d workers x %d cores x %s", cluster.master_url, workers, cores, memory)
     log.info("  master UI http://127.0.0.1:%d/; logs and work dirs in %s", cluster.master_ui_port, root)
-    log.info("  use it: SETLIST_SPARK_MASTER=%s (secret: %s); Ctrl-C stops it", cluster.master_url, SECRET_VAR)
-    stopping = wait_for_signal(lambda: all(p.poll() is None for p in cluster.procs))
-    stop(cluster)
+    log.info("  use it: SETLIST_SPARK_MASTER=%s (its secret goes along); Ctrl-C stops it", cluster.master_url)
+    running = _running_file()
+    running.write_text(json.dumps({"master": cluster.master_url, "pid": os.getpid()}), encoding="utf-8")
+    try:
+        stopping = wait_for_signal(lambda: all(p.poll() is None for p in cluster.procs))
+    finally:
+        running.unlink(missing_ok=True)
+        stop(cluster)
     return 0 if stopping else 1

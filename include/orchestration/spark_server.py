@@ -14,7 +14,6 @@ Reads settings; writes the server's log to ``<AIRFLOW_HOME>/logs/spark-connect.l
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import secrets
@@ -25,16 +24,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.core import credentials
-from include.core.config import Settings, check_range
+from include.core import credentials, processes
+from include.core.config import ConfigError, Settings, check_range
 from include.lake import job_forks
 from include.lake.spark import TOKEN_VAR
 from include.lake.spark_conf import spark_conf
+from include.orchestration import spark_cluster
+from include.orchestration.airflow_env import airflow_env, airflow_home
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,7 @@ def server_command(settings: Settings, port: int) -> list[str]:
     spark_submit = str(Path(sys.executable).parent / "spark-submit")
     cmd = [spark_submit, "--master", settings.spark_master, "--class", SERVER_CLASS, "--name", "setlist-spark"]
     cmd += ["--driver-memory", settings.driver_memory]
-    from include.orchestration import spark_cluster
-
-    if properties := spark_cluster.driver_properties(settings.spark_master):  # a cluster started by Setlist
+    if properties := spark_cluster.driver_properties(settings.spark_master):  # a secret to present
         cmd += ["--properties-file", str(properties)]
     for key, value in conf.items():
         if key != "spark.driver.memory":
@@ -77,19 +76,11 @@ def server_command(settings: Settings, port: int) -> list[str]:
 def server_env(settings: Settings, secret: str) -> dict[str, str]:
     """The server's environment: its token, the Python its UDF workers run (this venv's), one BLAS thread
     per worker (Spark runs one worker per core: more threads would only fight over the cores)."""
-    from include.orchestration.airflow_env import airflow_env
-
     env = airflow_env(settings)
     env[TOKEN_VAR] = secret
     env["PYSPARK_PYTHON"] = settings.pyspark_python
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(port: int, host: str = "127.0.0.1") -> bool:
@@ -107,28 +98,22 @@ class Server:
     token: str
     log_file: Path
     forks_socket: str  # the job fork server's, in the server's process group
+    master: str = "local[*]"
+    authenticates: bool = False  # whether it presents a cluster secret to its master
+    log_offset: int = 0  # where this start's lines begin in the (appended) log file
 
     @property
     def url(self) -> str:
         return url(self.port)
 
+    def log_tail(self, lines: int = 20) -> list[str]:
+        with open(self.log_file, "rb") as fh:
+            fh.seek(self.log_offset)
+            return fh.read().decode(errors="replace").splitlines()[-lines:]
+
     def client_env(self) -> dict[str, str]:
         """What a client process needs to join this server (and to run in a child of its job fork server)."""
         return {"SETLIST_SPARK_REMOTE": self.url, TOKEN_VAR: self.token, job_forks.SOCKET_VAR: self.forks_socket}
-
-
-PR_SET_PDEATHSIG = 1
-# Looked up here, not in the forked child: a child of a threaded parent must not load libraries.
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-
-
-def stop_with_parent() -> None:
-    """In the server's process, before it runs Java: the kernel sends it SIGTERM when the process that
-    started it dies, even by SIGKILL, so a killed ``setlist run`` or test run leaves no warm Spark behind
-    (the server has a process group of its own, so the parent's group signals do not reach it). The
-    spark-submit scripts ``exec`` into Java, which keeps the setting."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def spawn(
@@ -142,9 +127,8 @@ def spawn(
     the Spark server stops it and its running jobs too (and it stops by itself when the server's process
     ends); its socket is in a new directory only this user can enter. Jobs that find no socket yet (it binds
     after its imports, a few seconds) run in their own process."""
-    from include.orchestration.airflow_env import airflow_home
-
-    port = port or free_port()
+    check_master(settings.spark_master)
+    port = port or processes.free_port()
     check_range("--port", port, 1024, 65535)
     secret = secret or secrets.token_urlsafe(32)
     log_file = log_file or airflow_home() / "logs" / "spark-connect.log"
@@ -153,33 +137,92 @@ def spawn(
     forks = shlex.join([sys.executable, "-m", job_forks.__name__, "--socket", forks_socket])
     # one shell starts the fork server, then becomes the Spark server: both in the server's process group
     argv = ["/bin/sh", "-c", f'{forks} & exec "$@"', "sh", *server_command(settings, port)]
-    proc = launch(argv, server_env(settings, secret), log_file)
-    return Server(proc, port, secret, log_file, forks_socket)
+    offset = log_file.stat().st_size if log_file.exists() else 0
+    proc = processes.launch(argv, server_env(settings, secret), log_file)
+    authenticates = spark_cluster.driver_secret(settings.spark_master) is not None
+    return Server(proc, port, secret, log_file, forks_socket, settings.spark_master, authenticates, offset)
 
 
-def launch(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
-    """Start a server process in a process group of its own, its output appended to ``log_file``; it
-    stops when the calling thread's process ends."""
-    with open(log_file, "ab") as out:
-        return subprocess.Popen(
-            argv,
-            env=env,
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=stop_with_parent,
+def _master_addresses(master: str) -> list[tuple[str, int]]:
+    """The host and port of each master of a ``spark://`` URL (several for a standby set-up)."""
+    found = []
+    for part in master.removeprefix("spark://").split(","):
+        host, _, port = part.partition(":")
+        found.append((host, int(port) if port.isdigit() else spark_cluster.DEFAULT_PORT))
+    return found
+
+
+def check_remote(remote: str) -> None:
+    """A Connect server named by ``SETLIST_SPARK_REMOTE`` must answer before a run starts: every task would
+    otherwise fail on it, one retry after another."""
+    host, _, port = remote.removeprefix("sc://").split("/", 1)[0].partition(":")
+    if not _answers(int(port or DEFAULT_PORT), host):
+        raise ConfigError(
+            f"SETLIST_SPARK_REMOTE: no Spark Connect server answers at {remote}; start it (setlist spark-server),"
+            " or unset SETLIST_SPARK_REMOTE for a warm Spark of the command's own"
         )
 
 
+def check_master(master: str) -> None:
+    """A ``spark://`` master that does not answer at all stops the start at once, with the setting to change
+    (Spark itself would try for a minute, then stop the driver)."""
+    if not master.startswith("spark://"):
+        return
+    if not any(_answers(port, host) for host, port in _master_addresses(master)):
+        raise ConfigError(
+            f"SETLIST_SPARK_MASTER: the Spark master {master} does not answer; start it, or set"
+            " SETLIST_SPARK_MASTER to a running master"
+        )
+
+
+# What the driver's log says when its master does not take it. Each appears at its first attempt to register,
+# seconds after the start; Spark itself tries for a minute before it gives up and stops the driver.
+MASTER_UNREACHED = "Failed to connect to master"
+MASTER_GAVE_UP = "All masters are unresponsive"
+AUTH_MISMATCH = "Exception while bootstrapping client"  # the handshake failed: a wrong secret, or one not wanted
+AUTH_MISSING = "Expected SaslMessage"  # the master requires a secret and the driver sent none
+
+
+def master_problem(server: Server) -> str | None:
+    """The one line that says why the server's master did not take its driver, once the log shows it; else
+    None."""
+    text = "\n".join(server.log_tail(400))
+    if MASTER_UNREACHED not in text and MASTER_GAVE_UP not in text:
+        return None
+    master = server.master
+    if AUTH_MISSING in text:
+        return (
+            f"the Spark master {master} requires authentication: set SETLIST_SPARK_CLUSTER_SECRET to the cluster's"
+            " spark.authenticate.secret"
+        )
+    if AUTH_MISMATCH in text:
+        advice = "(or unset it if the cluster requires none)" if server.authenticates else ""
+        return (
+            f"the Spark master {master} refused this driver's authentication: set SETLIST_SPARK_CLUSTER_SECRET to"
+            f" the cluster's spark.authenticate.secret {advice}".rstrip()
+        )
+    if MASTER_GAVE_UP not in text:
+        return None  # not known yet: Spark tries again
+    if not any(_answers(port, host) for host, port in _master_addresses(master)):
+        return f"the Spark master {master} stopped answering: start it, or set SETLIST_SPARK_MASTER to a running one"
+    return f"the Spark master {master} did not accept this driver; its log: {server.log_file}"
+
+
+def why_stopped(server: Server, started: bool) -> str:
+    """Why the server stopped (or never answered): one line when the cause is known, else its log's tail."""
+    if why := master_problem(server):
+        return why
+    what = "stopped" if started else "did not start"
+    return f"the Spark Connect server {what}; last lines of {server.log_file}:\n" + "\n".join(server.log_tail())
+
+
 def _start_failure(server: Server, started: float, timeout_s: float = START_TIMEOUT_S) -> str | None:
-    """For a server that does not answer yet: None while it may still start; once it has exited or
-    ``timeout_s`` has passed since ``started``, stop it and say so with its log's tail."""
-    if server.proc.poll() is None and time.monotonic() - started <= timeout_s:
+    """For a server that does not answer yet: None while it may still start; once it has exited, its master
+    has refused it, or ``timeout_s`` has passed since ``started``, stop it and say why."""
+    if server.proc.poll() is None and time.monotonic() - started <= timeout_s and master_problem(server) is None:
         return None
     stop_process(server.proc)
-    tail = server.log_file.read_text(errors="replace").splitlines()[-20:]
-    return f"the Spark Connect server did not start; last lines of {server.log_file}:\n" + "\n".join(tail)
+    return why_stopped(server, started=False)
 
 
 def wait_ready(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
@@ -187,7 +230,7 @@ def wait_ready(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
     started = time.monotonic()
     while not _answers(server.port):
         if why := _start_failure(server, started, timeout_s):
-            raise RuntimeError(why)
+            raise processes.ServerError(why)
         time.sleep(0.25)
 
 
@@ -219,9 +262,13 @@ class Warm:
 
     def check(self) -> str | None:
         """None while the server runs or starts (the first call that finds it answering logs its start-up
-        time); why it did not start (with its log's tail) once it has stopped or not answered in time."""
-        if self.server is None or self.ready:
+        time); why it did not start, or why it stopped later (its driver lost its cluster), once it has."""
+        if self.server is None:
             return None
+        if self.ready:
+            if self.server.proc.poll() is None:
+                return None
+            return why_stopped(self.server, started=True)
         if _answers(self.server.port):
             self.ready = True
             waited = time.monotonic() - self.started
@@ -276,22 +323,7 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> int:
     log.info("Spark Connect server at %s over %s; clients need %s", server.url, settings.lake, TOKEN_VAR)
     log.info("  ($SPARK_CONNECT_AUTHENTICATE_TOKEN or %s);", credentials.password_file("spark-connect"))
     log.info("  jobs use it with SETLIST_SPARK_REMOTE=%s; log %s; Ctrl-C stops it", server.url, server.log_file)
-    stopping = wait_for_signal(lambda: server.proc.poll() is None)
+    stopping = processes.wait_for_signal(lambda: server.proc.poll() is None)
     code = server.proc.poll()
     stop_process(server.proc)
     return 0 if stopping else int(code or 1)
-
-
-def wait_for_signal(alive: Callable[[], bool]) -> bool:
-    """Block until SIGINT or SIGTERM (True) or until ``alive()`` turns false (False): a foreground server's loop."""
-    stopping = False
-
-    def on_signal(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    while not stopping and alive():
-        time.sleep(1.0)
-    return stopping

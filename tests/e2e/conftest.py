@@ -1,19 +1,26 @@
 """The e2e lake: three generated days (one with bad lines), the first run through Airflow once per test
-session on a Spark standalone cluster, then shared by the tests of the
-pipeline's output and of the explorer; Airflow's metadata in a real PostgreSQL."""
+session on a Spark standalone cluster, then shared by the tests of the pipeline's output and of the explorer.
+Airflow's metadata is in a real PostgreSQL: a configured one (``SETLIST_AIRFLOW_DB_URL``) for the first day's
+``setlist run``, the embedded default for ``setlist airflow``."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from include.cli.generate import GenerateSpec, generate
@@ -28,9 +35,11 @@ SHORT_LINE = "ev_bad_2,user_000001\n"
 CLUSTER_SECRET = "e2e-spark-cluster-secret"
 
 
+SETLIST = str(Path(sys.executable).parent / "setlist")
+
+
 def setlist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    exe = str(Path(sys.executable).parent / "setlist")
-    return subprocess.run([exe, *args], capture_output=True, text=True, env=env or os.environ.copy(), timeout=1500)
+    return subprocess.run([SETLIST, *args], capture_output=True, text=True, env=env or os.environ.copy(), timeout=1500)
 
 
 @pytest.fixture(scope="session")
@@ -122,38 +131,111 @@ def lake(first_day: FirstDay) -> str:
     return first_day.lake
 
 
-@pytest.fixture(scope="module")  # stopped after the DAG's tests: an idle scheduler still takes CPU from the rest
-def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str], postgres_url: str):
-    """``setlist airflow``'s scheduler, DAG processor and API server on loopback over the e2e lake, with their
-    metadata in PostgreSQL (``SETLIST_AIRFLOW_DB_URL``), as the lake's ``setlist run`` had.
-    Clock-driven runs are off (``use_job_schedule``): only the tests' backfills and triggers run."""
-    from include.core.config import load_settings
-    from include.orchestration import airflow_server
+@dataclass
+class Airflow:
+    """``setlist airflow`` as a user runs it (``make airflow``): the real command, in a process group of its own,
+    on the default set-up (the embedded PostgreSQL metadata database) in an Airflow home of its own, over the
+    e2e lake; its tasks submit to the test run's warm Spark. Clock-driven runs are off
+    (``use_job_schedule``): only the tests' backfills and triggers run. ``marker`` is in the environment of
+    every process it starts."""
 
-    password = "e2e-airflow-password"
-    port = servers.free_port()
-    env = {
-        "SETLIST_AIRFLOW_PASSWORD": password,
-        "SETLIST_AIRFLOW_DB_URL": postgres_url,
-        "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("config")),
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    procs = airflow_server.start(load_settings(lake=lake), port)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        servers.wait_for_http(url + "/api/v2/monitor/health", procs[0], timeout_s=180)
-        api = airflow_server.RestClient(url, password)
+    lake: str
+    home: Path
+    port: int
+    env: dict[str, str]
+    password: str
+    marker: str
+    proc: subprocess.Popen[bytes] | None = None
+    api: Any = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from include.orchestration import airflow_server
+
+        self.starts += 1
+        with open(self.home / f"setlist-airflow-{self.starts}.out", "wb") as out:
+            command = [SETLIST, "airflow", "--lake", self.lake, "--port", str(self.port)]
+            self.proc = subprocess.Popen(command, env=self.env, stdout=out, stderr=out, start_new_session=True)
+        servers.wait_for_http(self.url + "/api/v2/monitor/health", self.proc, timeout_s=240)
+        self.api = airflow_server.RestClient(self.url, self.password)  # a new start signs with a new secret
         deadline = time.monotonic() + 180
-        while not api.call("GET", "/api/v2/dags?dag_id_pattern=setlist_nightly")["dags"]:  # a new database
+        while not self.api.call("GET", "/api/v2/dags?dag_id_pattern=setlist_nightly")["dags"]:  # a new database
             assert time.monotonic() < deadline, "the DAG processor did not register setlist_nightly in 180 s"
             time.sleep(2)
-        yield {"url": url, "port": port, "api": api, "password": password, "db": postgres_url}
+
+    def stop_as_a_supervisor(self, grace_s: float = 3.0) -> None:
+        """As systemd and ``docker stop`` stop a service: SIGTERM to its process group, SIGKILL a few seconds later."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        time.sleep(grace_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # Ctrl-C
+            self.proc.wait(timeout=180)
+
+    def left_behind(self, timeout_s: float = 90.0) -> list[str]:
+        """The command lines of the processes it started that are still running after ``timeout_s`` (none once
+        it has stopped: its metadata database ends within a second of its last user)."""
+        name, value = self.marker.split("=", 1)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [
+                " ".join(p.info["cmdline"] or [])
+                for p in psutil.process_iter(["cmdline", "environ"])
+                if (p.info["environ"] or {}).get(name) == value
+            ]
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
+
+    def db_url(self) -> str:
+        """The embedded metadata database's URL (joining it for the moment, as a command does)."""
+        from include.orchestration import metadata_db
+
+        with metadata_db.running(self.home) as url:
+            return url
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment of an ``airflow`` command on this Airflow."""
+        from include.core.config import load_settings
+        from include.orchestration.airflow_env import airflow_env
+        from include.orchestration.metadata_db import CONN_VAR
+
+        return {**airflow_env(load_settings(lake=self.lake), self.env), CONN_VAR: self.db_url()}
+
+
+@pytest.fixture(scope="module")  # stopped after the DAG's tests: an idle scheduler still takes CPU from the rest
+def airflow(lake: str, tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str]) -> Iterator[Airflow]:
+    """``setlist airflow`` over the e2e lake with nothing configured but its login; its metadata database is the
+    embedded default, new (the lake's first day ran through ``setlist run`` on the configured PostgreSQL)."""
+    home = Path(tempfile.mkdtemp(prefix="setlist-e2e-airflow-"))
+    home.chmod(0o711)  # as root the embedded PostgreSQL runs as the postgres user, who must enter it
+    marker = f"SETLIST_TEST_AIRFLOW={home.name}"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SETLIST_AIRFLOW_DB_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        SETLIST_AIRFLOW_PASSWORD="e2e-airflow-password",
+        XDG_CONFIG_HOME=str(tmp_path_factory.mktemp("config")),
+        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+        SETLIST_TEST_AIRFLOW=home.name,
+    )
+    running = Airflow(lake, home, servers.free_port(), env, env["SETLIST_AIRFLOW_PASSWORD"], marker)
+    try:
+        running.start()
+        yield running
     finally:
-        airflow_server.stop(procs)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        running.stop()
+        assert running.left_behind() == []
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The nightly DAG through Airflow with the real SparkSubmitOperator and spark-submit: one generated day with
-``setlist run`` (``airflow dags test``), then a three-day backfill through the REST API on the real scheduler
-that must leave the first day exactly as it was, a repeat of it that must change nothing, a run triggered from
-the UI in chromium, and refused triggers."""
+``setlist run`` (``airflow dags test``), then, on ``setlist airflow``'s default set-up, a three-day backfill
+through the REST API on the real scheduler that must leave the first day exactly as it was, a repeat of it that
+must change nothing, a run triggered from the UI in chromium that survives a supervisor's stop and restart of
+Airflow, and refused triggers."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include.core import tables
-from include.core.config import load_settings
-from include.orchestration.airflow_env import airflow_env, airflow_home
 from include.orchestration.dag_spec import DAG_ID
 from tests import servers
 from tests.checks import (
@@ -91,6 +90,12 @@ def test_sql_command_reads_gold_tables_by_name(lake):
     bad = setlist("sql", "--lake", lake, "SELECT * FROM gold.no_such_table")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "no table gold.no_such_table; the lake's tables are bronze.interactions," in bad.stderr
+    # A query Spark fails while it runs: its one line on the terminal; Spark's own records in the log it names.
+    overflow = setlist("sql", "--lake", lake, "SELECT sum(xxhash64(event_id)) FROM silver.interactions")
+    assert overflow.returncode == 2 and len(overflow.stderr.strip().splitlines()) == 1, overflow.stderr[-3000:]
+    assert overflow.stderr.startswith("setlist sql: [ARITHMETIC_OVERFLOW] overflow.")
+    log = Path(re.search(r"\(Spark's log: (.+)\)$", overflow.stderr.strip()).group(1))
+    assert "SparkArithmeticException" in log.read_text(encoding="utf-8")
 
 
 def rows_by_day(lake: str, days: tuple[str, ...]) -> dict[str, list]:
@@ -112,10 +117,14 @@ def wait_for_backfill(api, backfill_id: int, timeout_s: float = 1500) -> list[di
     return sorted(runs, key=lambda r: r["logical_date"])
 
 
-def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing(spark, lake, airflow):
-    """Three days through the real scheduler on PostgreSQL: the first already has its run (`setlist run`), so
-    the backfill runs the other two; training runs once, for the newest day (train=auto)."""
-    api = airflow["api"]
+def test_a_rest_api_backfill_on_the_default_set_up_runs_each_day_once_and_repeating_it_changes_nothing(
+    spark, lake, airflow
+):
+    """Three days through the real scheduler on the embedded metadata database, requested right after the DAG is
+    unpaused (on SQLite that was refused whenever the scheduler held the lock): three successful runs, one per
+    day. The first day already had its run in another database (``setlist run`` on the cluster), so its rerun
+    must leave its partitions exactly as they were; training runs once, for the newest day (train=auto)."""
+    api = airflow.api
     before = rows_by_day(lake, DAYS)
     before_runs = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
@@ -128,18 +137,18 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     }
     backfill = api.call("POST", "/api/v2/backfills", request)
     runs = wait_for_backfill(api, backfill["id"])
-    new_days = BACKFILL_DAYS[len(DAYS) :]
-    assert [(r["logical_date"][:19], r["state"]) for r in runs] == [(f"{d}T00:00:00", "success") for d in new_days]
-    assert runs_per_day(airflow["db"]) == dict.fromkeys(BACKFILL_DAYS, 1)
+    assert [(r["logical_date"][:19], r["state"]) for r in runs] == [(f"{d}T00:00:00", "success") for d in BACKFILL_DAYS]
+    db = airflow.db_url()
+    assert runs_per_day(db) == dict.fromkeys(BACKFILL_DAYS, 1)
 
     after = rows_by_day(lake, DAYS)
-    for name in before:  # the day that had its run is untouched
+    for name in before:  # the day that had its run is rewritten exactly as it was
         assertDataFrameEqual(after[name], before[name], checkRowOrder=False)
     silver = read(spark, tables.SILVER_INTERACTIONS, lake)
     assert sorted(r[0] for r in silver.select("run_date").distinct().collect()) == list(BACKFILL_DAYS)
     assert silver.groupBy("event_id").count().where("count > 1").count() == 0
     models = read(spark, tables.OPS_MODELS, lake).select("run_date").collect()
-    assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]  # the backfill's older day: no training
+    assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]  # the backfill's older days: no training
     # The newest day's model was judged against day 1's (the champion): its lists are published only if promoted.
     newest = read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_date") == BACKFILL_DAYS[-1]).first()
     assert newest["champion_run_key"] == before_runs[0]["run_key"], newest["decision"]
@@ -153,9 +162,7 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
     everything = snapshot(lake)
     cli = [str(Path(sys.executable).parent / "airflow"), "backfill", "create", "--dag-id", DAG_ID]
     cli += ["--from-date", request["from_date"], "--to-date", request["to_date"], "--max-active-runs", "1"]
-    created = subprocess.run(
-        cli, env=airflow_env(load_settings(lake=lake)), capture_output=True, text=True, timeout=300
-    )
+    created = subprocess.run(cli, env=airflow.cli_env(), capture_output=True, text=True, timeout=300)
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
     again = max(b["id"] for b in api.call("GET", f"/api/v2/backfills?dag_id={DAG_ID}")["backfills"])
     assert again > backfill["id"]
@@ -163,15 +170,15 @@ def test_a_rest_api_backfill_runs_each_day_once_and_repeating_it_changes_nothing
         (r["dag_run_id"], r["state"]) for r in runs
     ]
     assert_unchanged(snapshot(lake), everything)
-    assert runs_per_day(airflow["db"]) == dict.fromkeys(BACKFILL_DAYS, 1)
-    logs = [p for p in Path(airflow_home()).rglob("*") if p.is_file()]
-    password = urlsplit(airflow["db"]).password
+    assert runs_per_day(db) == dict.fromkeys(BACKFILL_DAYS, 1)
+    logs = [p for p in airflow.home.rglob("*") if p.is_file() and "postgres" not in p.parts]
+    password = urlsplit(db).password
     assert logs and password and not [p for p in logs if password.encode() in p.read_bytes()]
 
     # 1 to 3 February as the CLI's dry run plans it: three calendar days, at midnight.
     dry = subprocess.run(
         [*cli[:5], "--from-date", "2026-02-01T00:00:00Z", "--to-date", "2026-02-03T00:00:00Z", "--dry-run"],
-        env=airflow_env(load_settings(lake=lake)),
+        env=airflow.cli_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -220,25 +227,26 @@ def wait_for_run(api, run_id: str, timeout_s: float = 1200) -> dict:
     return run
 
 
-def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark, lake, airflow):
+SPARK_TASKS = ("ingest_bronze", "build_silver", "build_gold")
+
+
+def test_a_run_triggered_from_the_ui_survives_a_supervisors_stop_of_airflow_and_changes_nothing(spark, lake, airflow):
     """Headless Debian chromium: sign in, open the DAG, see an out-of-range rank refused, trigger day 1 (the day
-    the Spark cluster wrote, now older than the backfill's days) again with train=never on the local warm Spark,
-    wait for success; the rerun leaves every table as it was. The screenshot of the finished run is kept as a
-    test artifact."""
+    the Spark cluster wrote) again with train=never. While one of its Spark tasks runs, ``setlist airflow`` is
+    stopped as systemd or ``docker stop`` stop a service (SIGTERM to its process group, SIGKILL 3 s later):
+    nothing it started outlives it. Started again, it runs the interrupted task again and the run succeeds,
+    with no hand on the database; the rerun leaves every table as it was. The screenshot of the finished run is
+    kept as a test artifact."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    api, url = airflow["api"], airflow["url"]
     before = snapshot(lake)
     with servers.chromium(1400, 2000) as browser:
         wait = WebDriverWait(browser, 60)
-        browser.get(url + "/")
-        wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-        browser.find_element(By.NAME, "password").send_keys(airflow["password"], Keys.ENTER)
-        wait.until(lambda b: "/auth/login" not in b.current_url)
-        browser.get(f"{url}/dags/{DAG_ID}")
+        sign_in(browser, wait, airflow)
+        browser.get(f"{airflow.url}/dags/{DAG_ID}")
         trigger = (By.CSS_SELECTOR, "button[aria-label='Trigger Dag']")
         # The Backfill form, 1 to 3 February picked at midnight: the dry run it shows plans three runs.
         wait.until(ec.element_to_be_clickable(trigger)).click()
@@ -269,17 +277,53 @@ def test_a_run_triggered_from_the_ui_form_reruns_a_day_and_changes_nothing(spark
         [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Trigger"][-1].click()
         wait.until(lambda b: "/runs/manual__" in b.current_url)
         run_id = unquote(browser.current_url.rsplit("/runs/", 1)[1])
-        run = wait_for_run(api, run_id)
+
+        interrupted = wait_for_a_running_spark_task(airflow.api, run_id)
+        airflow.stop_as_a_supervisor()
+        assert airflow.left_behind() == []
+        assert not servers.listen_addresses(airflow.port)
+        airflow.start()  # its start ends the dead scheduler's jobs, so the interrupted task runs again at once
+        run = wait_for_run(airflow.api, run_id)
         assert run["state"] == "success", run
         assert {k: run["conf"][k] for k in ("run_date", "train", "rank")} == {
             "run_date": DAYS[0],
             "train": "never",
             "rank": 8,
         }
-        browser.refresh()
+        task = airflow.api.call(
+            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{interrupted}"
+        )
+        assert task["state"] == "success" and task["try_number"] >= 2, task
+
+        sign_in(browser, wait, airflow)  # a new start signs with a new secret
+        browser.get(f"{airflow.url}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}")
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "recommend"))
         assert servers.screenshot(browser, "airflow-triggered-run").stat().st_size > 10_000
     assert_unchanged(snapshot(lake), before)
+
+
+def sign_in(browser, wait, airflow) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+
+    browser.delete_all_cookies()
+    browser.get(airflow.url + "/")
+    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    browser.find_element(By.NAME, "password").send_keys(airflow.password, Keys.ENTER)
+    wait.until(lambda b: "/auth/login" not in b.current_url)
+
+
+def wait_for_a_running_spark_task(api, run_id: str, timeout_s: float = 600) -> str:
+    """The id of the run's first Spark task that is running, once one is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tasks = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances")
+        running = [t["task_id"] for t in tasks["task_instances"] if t["state"] == "running"]
+        if found := [t for t in running if t in SPARK_TASKS]:
+            return found[0]
+        assert time.monotonic() < deadline, f"no Spark task of {run_id} ran within {timeout_s:.0f} s"
+        time.sleep(1)
 
 
 def pick_date_and_time(browser, wait, field: int, date: str, time_of_day: str) -> None:
@@ -307,7 +351,7 @@ def pick_date_and_time(browser, wait, field: int, date: str, time_of_day: str) -
 def test_invalid_params_and_runs_without_a_date_are_refused_with_the_field_named(spark, lake, airflow):
     from urllib.error import HTTPError
 
-    api = airflow["api"]
+    api = airflow.api
     with pytest.raises(HTTPError) as refused:
         api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"rank": 0}})
     assert refused.value.code == 400

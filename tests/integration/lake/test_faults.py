@@ -5,13 +5,19 @@ whole."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
@@ -114,6 +120,49 @@ def test_a_crash_at_any_commit_point_then_a_rerun_leaves_the_tables_of_a_clean_r
     assert_unchanged(snapshot(crashed, LEFT_OUT), snapshot(str(clean.lake(index + 1)), LEFT_OUT))
     target = BY_SQL_NAME[first]
     assert delta_io.version(spark, target, crashed) > delta_io.version(spark, target, str(clean.lake(index + 1)))
+
+
+def test_a_setlist_run_cut_off_by_a_power_cut_then_run_again_ends_as_a_clean_run(spark, clean, tmp_path):
+    """A power cut or the OOM killer: SIGKILL at once to every process of ``setlist run`` (its guard, Airflow's
+    ``dags test``, the task, spark-submit, the job, the embedded metadata database) right after build_silver's
+    first commit, on the default set-up. No cleanup runs, so Airflow's metadata still calls the run running;
+    the same command again marks that run failed in one line instead of waiting for it, runs the day, and every
+    table ends as a clean run of the three jobs leaves it."""
+    lake = str(shutil.copytree(clean.lake(0), tmp_path / "lake"))
+    marker = f"SETLIST_TEST_RUN={tmp_path.name}"
+    env = {**os.environ, **ENV, "SETLIST_TEST_RUN": tmp_path.name}  # inherited by everything the run starts
+    argv = [str(Path(sys.executable).parent / "setlist"), "run", "--lake", lake, "--date", DAY, "--train", "never"]
+    with open(tmp_path / "killed.log", "wb") as out:
+        first = subprocess.Popen(argv, env=env, stdout=out, stderr=out, start_new_session=True)
+        deadline = time.monotonic() + 600
+        while not list((Path(lake) / "silver").glob("*/_delta_log/*.json")):  # build_silver's first commit
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
+            time.sleep(0.05)
+        while procs := _with_variable(marker):
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+        first.wait()
+
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert re.search(rf"marking manual__\S+ of {DAY} failed: its setlist run \(pid \d+\) is gone", again.stdout)
+    assert "waiting for" not in again.stdout
+    assert_unchanged(snapshot(lake, LEFT_OUT), snapshot(str(clean.lake(3)), LEFT_OUT))
+    deadline = time.monotonic() + 30  # what the rerun started ended with it (its metadata database within a second)
+    while _with_variable(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [" ".join(p.cmdline()) for p in _with_variable(marker)] == []
+
+
+def _with_variable(variable: str) -> list[psutil.Process]:
+    """The processes whose environment holds ``variable`` (NAME=value)."""
+    name, value = variable.split("=", 1)
+    found = []
+    for proc in psutil.process_iter(["environ"]):
+        if (proc.info["environ"] or {}).get(name) == value:
+            found.append(proc)
+    return found
 
 
 def assert_one_of(found: list, *choices: list) -> None:

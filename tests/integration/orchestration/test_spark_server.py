@@ -91,11 +91,11 @@ def test_the_server_stops_when_the_process_that_started_it_is_killed(settings: S
             starter.kill()
 
 
-def test_setlist_run_ends_at_once_when_its_warm_spark_cannot_start(tmp_path: Path) -> None:
+def test_setlist_run_ends_at_once_when_its_warm_spark_cannot_start(tmp_path: Path, airflow_home: Path) -> None:
     """Airflow starts while the warm Spark starts; a server that fails stops the run with its log's tail, and
-    the job fork server started beside it does not stay behind."""
+    nothing started beside it (the job fork server, Airflow, the metadata database) stays behind."""
     env = {k: v for k, v in os.environ.items() if k not in ("SETLIST_SPARK_REMOTE", "SETLIST_JOB_FORKS")}
-    env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), SETLIST_DRIVER_MEMORY="1x", SETLIST_SPARK_MODE="connect")
+    env.update(AIRFLOW_HOME=str(airflow_home), SETLIST_DRIVER_MEMORY="1x", SETLIST_SPARK_MODE="connect")
     setlist = str(Path(sys.executable).parent / "setlist")
     done = subprocess.run(
         [setlist, "run", "--lake", str(tmp_path / "lake"), "--date", "2026-11-20"],
@@ -108,7 +108,7 @@ def test_setlist_run_ends_at_once_when_its_warm_spark_cannot_start(tmp_path: Pat
     assert "the Spark Connect server did not start; last lines of" in done.stderr
     assert "Invalid maximum heap size: -Xmx1x" in done.stderr, done.stderr[-2000:]
     deadline = time.monotonic() + 60
-    while (left := _processes_with(f"AIRFLOW_HOME={tmp_path / 'airflow'}")) and time.monotonic() < deadline:
+    while (left := _processes_with(f"AIRFLOW_HOME={airflow_home}")) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
 
