@@ -94,6 +94,7 @@ bench: setup
 	$(BIN)/python bench/bench_pipeline.py --events-per-day 100000 --days 1
 	$(BIN)/python bench/bench_validation.py --events-per-day 1000000
 	$(BIN)/python bench/bench_lookup.py --users 100000 --lookups 2000
+	$(BIN)/python bench/bench_history.py --events-per-day 1000000 --users 20000 --tracks 50000 --days 30
 
 # Model quality on MovieLens (research use only; read from ../shared, never committed): BENCHMARKS.md.
 MOVIELENS ?= ../shared/data/ml-latest-small/ratings.csv

@@ -69,15 +69,15 @@ def timed(memory: Memory, step: Callable[[], object]) -> tuple[float, float]:
     return time.monotonic() - started, memory.peak_mb()
 
 
-def submit(lake: str, job_index: int, env: dict[str, str], url: str) -> None:
-    """One job as the DAG's SparkJobOperator submits it to a Connect server."""
+def submit(lake: str, job_index: int, env: dict[str, str], url: str, day: dt.date = DAY) -> None:
+    """One job as the DAG's SparkJobOperator submits it to a Connect server, for ``day``."""
     settings = load_settings(lake=lake)
     job = JOBS[job_index]
     args = ["--master", url, "--name", f"setlist-{job.task_id}", "--py-files", build_py_files()]
     for key, value in submit_conf(settings).items():
         args += ["--conf", f"{key}={value}"]
     cmd = [str(Path(sys.executable).parent / "spark-submit"), *remote_args(args), *job.entry]
-    cmd += ["--run-date", DAY.isoformat(), "--lake", lake, "--run-id", "bench"]
+    cmd += ["--run-date", day.isoformat(), "--lake", lake, "--run-id", "bench"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"{job.task_id} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

@@ -1,7 +1,8 @@
 """Bronze -> silver: typed, validated, deduplicated rows with stable integer keys.
 
-Reads ``bronze.interactions`` and ``bronze.tracks`` (partition ``_run_date = <run_date>``), the earlier
-partitions of ``silver.interactions`` (for cross-day duplicates), ``silver.tracks`` and the dimensions.
+Reads ``bronze.interactions`` and ``bronze.tracks`` (partition ``_run_date = <run_date>``), the rows of earlier
+days of ``silver.interactions`` played on the day's play dates (a redelivery has the same event_id and played_at;
+data skipping reads only those days' files), ``silver.tracks`` and the dimensions.
 Writes ``silver.tracks`` (MERGE on track_id), ``silver.dim_track`` and ``silver.dim_user`` (insert-only
 MERGE: an id keeps its key forever), ``silver.interactions`` and ``silver.quarantine`` (partition
 ``run_date``, replaceWhere) and ``ops.layer_counts``. A row that fails a rule is quarantined with the
@@ -10,6 +11,9 @@ rule's name; the job fails unless rows in = rows out + quarantined + duplicates.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import operator
 import sys
 from collections.abc import Callable, Sequence
 
@@ -114,11 +118,31 @@ def quarantine(rejected: DataFrame, source: str, run_id: str, run_date: str) -> 
 
 
 def dedupe(rows: DataFrame, key: str, order: list[Column | str], earlier_keys: DataFrame | None = None) -> DataFrame:
-    """One row per ``key`` (the first by ``order``), minus keys already seen in ``earlier_keys``."""
+    """One row per ``key`` (the first by ``order``), minus the rows ``earlier_keys`` has (matched on all of its
+    columns)."""
     first = first_n(rows, key, order, 1)
     if earlier_keys is not None:
-        first = first.join(earlier_keys.select(key).distinct(), key, "left_anti")
+        first = first.join(earlier_keys.distinct(), earlier_keys.columns, "left_anti")
     return first
+
+
+def played_on(days: Sequence[dt.date]) -> Column:
+    """``played_at`` on one of ``days`` (UTC): ranges Delta's data skipping prunes files with (each file's played_at
+    minimum and maximum)."""
+    one_day = dt.timedelta(days=1)
+    ranges = [
+        (F.col("played_at") >= F.lit(dt.datetime.combine(d, dt.time())))
+        & (F.col("played_at") < F.lit(dt.datetime.combine(d + one_day, dt.time())))
+        for d in days
+    ]
+    return functools.reduce(operator.or_, ranges, F.lit(False))
+
+
+def earlier_copies(silver: DataFrame, run_date: str, days: Sequence[dt.date]) -> DataFrame:
+    """The (event_id, played_at) of earlier days' silver rows that a row played on ``days`` could repeat. A
+    redelivered event is the same event, with its own played_at, so only earlier rows played on those days can be
+    copies: the read skips every file of other days, however old the lake."""
+    return silver.where((F.col("run_date") < run_date) & played_on(days)).select("event_id", "played_at")
 
 
 def new_keys(ids: DataFrame, dim: DataFrame, id_col: str, key_col: str, run_date: str) -> DataFrame:
@@ -190,7 +214,8 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     events = quality.apply(typed, suites.silver_interaction_rows(ctx.run_date, severities))
     earlier = None
     if delta_io.exists(spark, tables.SILVER_INTERACTIONS, lake):
-        earlier = delta_io.read(spark, tables.SILVER_INTERACTIONS, lake).where(F.col("run_date") < ds)
+        days = [r[0] for r in events.kept.select(F.to_date("played_at")).distinct().collect() if r[0] is not None]
+        earlier = earlier_copies(delta_io.read(spark, tables.SILVER_INTERACTIONS, lake), ds, days)
     order: list[Column | str] = ["played_at", schemas.SOURCE_FILE, schemas.SOURCE_ROW, "user_id", "track_id"]
     kept = cached(dedupe(events.kept, "event_id", order, earlier))
 

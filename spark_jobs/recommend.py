@@ -2,7 +2,7 @@
 
 Reads the model's promotion decision in ``ops.model_runs`` (a model that was not promoted writes nothing:
 the previous run's lists stay the newest), the model ``<lake>/models/als/<model_version>``,
-``gold.user_track_affinity`` and ``gold.track_popularity`` (``as_of_date = <run_date>``), and
+``gold.user_track_affinity`` as of ``<run_date>`` and ``gold.track_popularity`` (``as_of_date = <run_date>``), and
 ``silver.tracks`` with ``silver.dim_track`` for the cold-start candidates. Writes ``gold.recommendations`` for
 ``run_date = <run_date>`` (replaceWhere), clustered by user for single-user lookups. Users without
 factors, or with fewer than K unplayed ALS candidates, are filled from the most popular tracks they have
@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from include.core import schemas, tables
 from include.core.schemas import TRACK_KEY, USER_KEY
-from include.lake import delta_io, jobs
+from include.lake import delta_io, gold_state, jobs
 from include.lake.frames import first_n
 from include.lake.landing import path_exists
 from include.lake.spark import cached, fit_to_input
@@ -198,7 +198,7 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     if decision is not None and not decision.promoted:
         ctx.log(f"not promoted, gold.recommendations unchanged: {decision.reason}")
         return
-    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds)
+    affinity = gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, ds)
     fit_to_input(spark, affinity.count(), settings)
     affinity = cached(affinity)
     popularity = cached(delta_io.read_partition(spark, tables.GOLD_POPULARITY, lake, ds))

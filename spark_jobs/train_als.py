@@ -1,15 +1,15 @@
 """Gold affinity -> an ALS model (Spark MLlib), explicit on ratings or implicit on plays.
 
-Reads ``gold.user_track_affinity`` (``as_of_date = <run_date>``). First evaluates the parameters on a
-deterministic split of the same data (with the baseline configuration and popularity beside them) and records
-the run and its promotion decision in ``ops.model_runs`` (MERGE on run_key) with its plots; ``recommend`` acts
-on the decision. On ratings (explicit mode) implicit ALS on the same ratings ranks beside the explicit model on
-the same split, and the model that ranks better is the one saved for ``recommend`` (``serve_model``); the run
-keeps the explicit model's RMSE and MAE and records which model serves and why. Checks the factors with the
-``model_factors`` suite (results in ``ops.dq_results``; a failure keeps the previous model). Writes the model
-to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one row in ``ops.models`` (MERGE on
-model_version). Uses ``<lake>/_checkpoints`` as the checkpoint
-directory: without one, long ALS lineages overflow the stack at around 20 iterations.
+Reads ``gold.user_track_affinity`` as of ``<run_date>`` (:func:`include.lake.gold_state.as_of`). First evaluates the
+parameters on a deterministic split of the same data (with the baseline configuration and popularity beside them)
+and records the run and its promotion decision in ``ops.model_runs`` (MERGE on run_key) with its plots;
+``recommend`` acts on the decision. On ratings (explicit mode) implicit ALS on the same ratings ranks beside the
+explicit model on the same split, and the model that ranks better is the one saved for ``recommend``
+(``serve_model``); the run keeps the explicit model's RMSE and MAE and records which model serves and why. Checks
+the factors with the ``model_factors`` suite (results in ``ops.dq_results``; a failure keeps the previous model).
+Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one row in ``ops.models``
+(MERGE on model_version). Uses ``<lake>/_checkpoints`` as the checkpoint directory: without one, long ALS lineages
+overflow the stack at around 20 iterations.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from include.core import schemas, tables
 from include.core.schemas import TRACK_KEY, USER_KEY
-from include.lake import delta_io, jobs
+from include.lake import delta_io, gold_state, jobs
 from include.lake.spark import cached, fit_to_input
 from include.models import als, evaluation, model_runs
 from include.models.model_version import model_version
@@ -97,7 +97,7 @@ def evaluate_and_decide(
 
 def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
-    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, lake, ds)
+    affinity = gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, ds)
     data = cached(training_set(affinity, settings.als_mode))
     stats = data.agg(
         F.count("*").alias("rows"), F.countDistinct(USER_KEY).alias("u"), F.countDistinct(TRACK_KEY).alias("t")

@@ -26,7 +26,7 @@ import click
 from include.core import tables
 from include.core.commands import CommandExit, invoke
 from include.core.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
-from include.lake import jobs
+from include.lake import gold_state, jobs
 from include.lake.spark import cached
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def metric_table(report: Report) -> tuple[tuple[str, ...], list[tuple[str, ...]]
 def evaluate(
     spark: SparkSession, ctx: jobs.JobContext, mapping: SourceMapping, path: str, splits: int = 1
 ) -> dict[str, Any]:
-    from include.lake import delta_io, sources
+    from include.lake import sources
     from include.models import als, evaluation, model_runs
     from spark_jobs import build_gold, build_silver, ingest_bronze, train_als
 
@@ -130,7 +130,7 @@ def evaluate(
     ctx.log(f"{mapping.name}: landed {landed['interactions']} events and {landed['tracks']} catalog rows from {path}")
     for step in (ingest_bronze.ingest_all, build_silver.build, build_gold.build):
         step(spark, ctx)
-    affinity = delta_io.read_partition(spark, tables.GOLD_AFFINITY, ctx.settings.lake, ctx.ds)
+    affinity = gold_state.as_of(spark, tables.GOLD_AFFINITY, ctx.settings.lake, ctx.ds)
     data = cached(train_als.training_set(affinity, ctx.settings.als_mode))
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # a day with no interactions file: stop, or warn and write an empty day
     missing_day: Literal["fail", "empty"] = "fail"
     vacuum_retention_hours: int = Field(168, ge=168, le=87_600)  # at least 7 days of time travel
+    # days of gold snapshots kept (gold.track_popularity's as_of_date partitions); the in-use model's day always
+    snapshot_retention_days: int = Field(14, ge=1, le=3650)
     nightly_hour: int = Field(2, ge=0, le=23)  # UTC hour at which the nightly run for the day before starts
     als_biases: WordBool = True  # explicit mode: ALS on what the mean and user/track biases leave
     # Explicit mode: the model that writes gold.recommendations. auto: implicit ALS on the same ratings when it

@@ -2,7 +2,7 @@
 is derived from it); and the landing folders.
 
 Reads and writes nothing: a table's path is ``<lake>/<layer>/<name>``; SQL names are ``<layer>.<name>``. Tables
-whose columns are the output of a transform (bronze, gold affinity, popularity and metrics) declare no schema.
+whose columns are the output of a transform (bronze, gold popularity and metrics) declare no schema.
 """
 
 from __future__ import annotations
@@ -140,6 +140,12 @@ RECOMMENDATIONS_SCHEMA = StructType(
 )
 
 
+# One row per (user, track) pair: the state of every pair, maintained day by day (spark_jobs/build_gold.py).
+AFFINITY_SCHEMA = _columns(
+    ("user_key", INT), ("track_key", INT), ("user_id", STRING), ("track_id", STRING), ("plays", LONG),
+    ("full_plays", LONG), ("total_ms_played", LONG), ("last_played_at", TS), ("latest_rating", DOUBLE),
+    ("rated_at", TS), ("liked", BOOL), ("strength", DOUBLE), ("confidence", DOUBLE), ("changed_on", STRING),
+)  # fmt: skip
 DIM_USER_SCHEMA = _columns(("user_id", STRING), ("user_key", INT), ("first_seen_date", STRING))
 DIM_TRACK_SCHEMA = _columns(("track_id", STRING), ("track_key", INT), ("first_seen_date", STRING))
 LAYER_COUNTS_SCHEMA = _columns(
@@ -179,7 +185,8 @@ SILVER_TRACKS = Table("silver", "tracks", schema=SILVER_TRACKS_SCHEMA)
 SILVER_DIM_USER = Table("silver", "dim_user", schema=DIM_USER_SCHEMA)
 SILVER_DIM_TRACK = Table("silver", "dim_track", schema=DIM_TRACK_SCHEMA)
 SILVER_QUARANTINE = Table("silver", "quarantine", RUN_DATE, schema=QUARANTINE_SCHEMA)
-GOLD_AFFINITY = Table("gold", "user_track_affinity", AS_OF_DATE)
+# The current state; the state as of a day is a Delta version of it (include/lake/gold_state.py).
+GOLD_AFFINITY = Table("gold", "user_track_affinity", schema=AFFINITY_SCHEMA)
 GOLD_POPULARITY = Table("gold", "track_popularity", AS_OF_DATE)
 GOLD_DAILY_METRICS = Table("gold", "daily_metrics", RUN_DATE)
 # Sorted by user in small row groups: a one-user lookup reads one group of a few thousand rows.

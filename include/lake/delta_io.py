@@ -10,11 +10,13 @@ which has no Spark Connect implementation: the same code runs in a Connect clien
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pyspark.errors import AnalysisException, PySparkException
@@ -49,28 +51,29 @@ def _conflict(exc: Exception) -> str | None:
     return named or ("SQLSTATE " + state if state == CONFLICT_STATE else None)
 
 
-def _committing(table: Table, write: Callable[[], T]) -> T:
+def _committing(table: Table, write: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
     """Run one write (one Delta commit) and run it again, from a fresh read, when another writer's commit
     conflicts with it: replaceWhere and MERGE recompute from the table's new version, so the outcome is that of
-    the two writes one after the other. Gives up after :data:`COMMIT_ATTEMPTS` with one line."""
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+    the two writes one after the other. Gives up after ``attempts`` with one line."""
+    for attempt in range(1, attempts + 1):
         try:
             return write()
         except Exception as exc:
             conflict = _conflict(exc)
             if conflict is None:
                 raise
-            if attempt == COMMIT_ATTEMPTS:
+            if attempt == attempts:
                 raise ConcurrentWriteError(
                     f"{table.sql_name}: another writer committed first {attempt} times in a row ({conflict}); "
                     "nothing of this write was committed: run the day again once the other run has finished"
                 ) from None
-            log.warning("%s: %s, writing again (attempt %d of %d)", table.sql_name, conflict, attempt + 1, COMMIT_ATTEMPTS)
+            log.warning("%s: %s, writing again (attempt %d of %d)", table.sql_name, conflict, attempt + 1, attempts)
             time.sleep(random.uniform(0.2, 0.5) * attempt)  # the writers do not retry in step
     raise AssertionError("unreachable")
 
 
-def _sql_path(path: str) -> str:
+def sql_path(path: str) -> str:
+    """A table's path as Delta SQL names it (``delta.`<path>```)."""
     return "delta.`" + path.replace("`", "``") + "`"
 
 
@@ -85,7 +88,7 @@ def exists(spark: SparkSession, table: Table, lake: str) -> bool:
 
 def version(spark: SparkSession, table: Table, lake: str) -> int:
     """The table's current Delta version (what a run read, recorded so it can be read again by time travel)."""
-    row = spark.sql(f"DESCRIBE HISTORY {_sql_path(table.path(lake))} LIMIT 1").select("version").first()
+    row = spark.sql(f"DESCRIBE HISTORY {sql_path(table.path(lake))} LIMIT 1").select("version").first()
     return int(row[0]) if row else -1
 
 
@@ -157,7 +160,7 @@ def overwrite_partition(
 def optimize(spark: SparkSession, table: Table, lake: str, where: str | None = None) -> tuple[int, int]:
     """Compact small files in the rows matching ``where`` (Z-ordered by the table's ``cluster_by``, in its
     row group size); one atomic commit with the same rows. Returns (files removed, files added)."""
-    statement = f"OPTIMIZE {_sql_path(table.path(lake))}"
+    statement = f"OPTIMIZE {sql_path(table.path(lake))}"
     if where:
         statement += f" WHERE {where}"
     if table.cluster_by:
@@ -175,7 +178,7 @@ def vacuum(spark: SparkSession, table: Table, lake: str, retention_hours: int) -
 
     # VACUUM lists files with as many tasks as this setting (default 10,000): minutes for a small table.
     with session_conf(spark, LISTING_CONF, parallelism(spark) * 2):
-        spark.sql(f"VACUUM {_sql_path(table.path(lake))} RETAIN {int(retention_hours)} HOURS").collect()
+        spark.sql(f"VACUUM {sql_path(table.path(lake))} RETAIN {int(retention_hours)} HOURS").collect()
 
 
 def merge(
@@ -225,7 +228,7 @@ def _merge(df: DataFrame, table: Table, lake: str, keys: Sequence[str], update: 
             pending.createOrReplaceTempView(view)
             on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
             evolve = " WITH SCHEMA EVOLUTION" if added else ""
-            statement = f"MERGE{evolve} INTO {_sql_path(path)} AS t USING {view} AS s ON {on}"
+            statement = f"MERGE{evolve} INTO {sql_path(path)} AS t USING {view} AS s ON {on}"
             if update:
                 newer = f" AND s.`{newer_than}` >= t.`{newer_than}`" if newer_than else ""
                 statement += f" WHEN MATCHED{newer} THEN UPDATE SET *"
@@ -236,6 +239,88 @@ def _merge(df: DataFrame, table: Table, lake: str, keys: Sequence[str], update: 
     finally:
         pending.unpersist()
     return count
+
+
+# -- state tables: one commit per day folded in, tagged with the day (include/lake/gold_state.py) ------------
+
+TAG = "setlist as_of_date="
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # the commit's own metadata: atomic with it
+
+
+@dataclass(frozen=True)
+class Commit:
+    version: int
+    day: str
+    timestamp: dt.datetime
+
+
+def tagged_commits(spark: SparkSession, table: Table, lake: str) -> list[Commit]:
+    """The table's commits tagged with a day, oldest first (as far back as its Delta log reaches)."""
+    history = spark.sql(f"DESCRIBE HISTORY {sql_path(table.path(lake))}")
+    found = [
+        Commit(int(r["version"]), str(r["userMetadata"]).removeprefix(TAG), r["timestamp"])
+        for r in history.select("version", "userMetadata", "timestamp").collect()
+        if str(r["userMetadata"] or "").startswith(TAG)
+    ]
+    return sorted(found, key=lambda c: c.version)
+
+
+def delete_where(spark: SparkSession, table: Table, lake: str, predicate: str) -> None:
+    """Delete the rows matching ``predicate`` (one atomic commit; nothing when none matches)."""
+    with faults.at(table.sql_name, table.path(lake)):
+        _committing(table, lambda: spark.sql(f"DELETE FROM {sql_path(table.path(lake))} WHERE {predicate}").collect())
+
+
+def read_version(spark: SparkSession, table: Table, lake: str, version: int) -> DataFrame:
+    """The table as it was at ``version`` (time travel)."""
+    return spark.read.format("delta").option("versionAsOf", version).load(table.path(lake))
+
+
+def replace_tagged(df: DataFrame, table: Table, lake: str, day: str) -> None:
+    """``df`` as the whole table (its layout replaces any earlier one), one commit tagged ``day``."""
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    with session_conf(df.sparkSession, USER_METADATA, f"{TAG}{day}"), faults.at(table.sql_name, table.path(lake)):
+        _committing(table, lambda: writer.save(table.path(lake)), attempts=1)
+
+
+def merge_tagged(new: DataFrame, gone: DataFrame, table: Table, lake: str, keys: Sequence[str], day: str) -> None:
+    """One commit tagged ``day``: the rows of ``new`` replace or join the table's rows with their ``keys``, and
+    the rows with the keys of ``gone`` are deleted. A table that does not exist yet is ``new``. Both were
+    computed from the table's current version, so another writer's commit in between is not written over: it
+    ends the job with :class:`ConcurrentWriteError` (exit code 4, which Airflow retries from a fresh plan)."""
+    spark = new.sparkSession
+    if not exists(spark, table, lake):
+        replace_tagged(new, table, lake, day)
+        return
+    deleted = gone.select(*keys).withColumn("_delete", F.lit(True))
+    source = new.withColumn("_delete", F.lit(False)).unionByName(deleted, allowMissingColumns=True)
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    assign = ", ".join(f"`{c}` = s.`{c}`" for c in new.columns)
+    names = ", ".join(f"`{c}`" for c in new.columns)
+    values = ", ".join(f"s.`{c}`" for c in new.columns)
+
+    empty = source.limit(1).count() == 0
+
+    def write() -> None:
+        view = f"setlist_merge_{table.layer}_{table.name}_{next(_VIEWS)}"
+        source.createOrReplaceTempView(view)
+        try:
+            with session_conf(spark, USER_METADATA, f"{TAG}{day}"):
+                if empty:  # a MERGE of nothing commits nothing: the day is still recorded, by a commit of its own
+                    spark.sql(
+                        f"ALTER TABLE {sql_path(table.path(lake))} SET TBLPROPERTIES ('setlist.as_of_date' = '{day}')"
+                    ).collect()
+                    return
+                spark.sql(
+                    f"MERGE INTO {sql_path(table.path(lake))} AS t USING {view} AS s ON {on}"
+                    f" WHEN MATCHED AND s._delete THEN DELETE WHEN MATCHED THEN UPDATE SET {assign}"
+                    f" WHEN NOT MATCHED AND NOT s._delete THEN INSERT ({names}) VALUES ({values})"
+                ).collect()
+        finally:
+            spark.catalog.dropTempView(view)
+
+    with faults.at(table.sql_name, table.path(lake)):
+        _committing(table, write, attempts=1)  # its rows were computed from the version another writer replaced
 
 
 def register_tables(spark: SparkSession, lake: str, only: Sequence[Table] = ALL_TABLES) -> list[str]:

@@ -1,8 +1,8 @@
 """Applies Setlist's data-quality suites to Spark frames: GX validation, severities, quarantine routing.
 
 Reads the frame it is given. :func:`record` writes ``ops.dq_results`` (partition ``run_date``,
-replaceWhere on the run's suites) and a GX Data Docs site per job and run date under
-``<lake>/_data_docs/run_date=<date>/<step>/``; nothing else here writes. A suite is one GX validation over a cached
+replaceWhere on the run's suites) and the job's pages of the lake's one GX Data Docs site,
+``<lake>/_data_docs/`` (:func:`build_docs`); nothing else here writes. A suite is one GX validation over a cached
 frame: GX bundles the counts of all its expectations into a few aggregate queries, and the rows that
 break ``drop`` checks are found in the same pass that counts them.
 """
@@ -10,10 +10,14 @@ break ``drop`` checks are found in the same pass that counts them.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
+import re
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import great_expectations as gx
@@ -165,31 +169,77 @@ def apply(df: DataFrame, suite: Suite) -> Outcome:
     )
 
 
-def docs_dir(ctx: JobContext) -> str:
-    """Where this job's Data Docs site goes: under the lake when it is a local path, else under .build/."""
-    lake = ctx.settings.lake
-    root = lake if "://" not in lake or lake.startswith("file:") else str(PROJECT_ROOT / ".build")
-    return f"{root.removeprefix('file:')}/_data_docs/run_date={ctx.ds}/{ctx.step}"
+def docs_root(lake: str) -> Path:
+    """The lake's one Data Docs site: under the lake when it is a local path, else under .build/."""
+    local = "://" not in lake or lake.startswith("file:")
+    return Path(lake.removeprefix("file:") if local else str(PROJECT_ROOT / ".build")) / "_data_docs"
+
+
+_LINK = re.compile(r'((?:href|src)=")(?:\.\./|\./)*(static/|expectations/|index\.html)')
 
 
 def build_docs(ctx: JobContext) -> str:
-    """Render a GX Data Docs site of every validation this process ran; returns its index.html path."""
+    """Add this job's validations to the lake's Data Docs site: GX renders them (into a scratch folder), each
+    page lands in ``validations/run_date=<D>/<step>/<suite>.html`` (a rerun replaces it), GX's static files and
+    the suites' pages once at the site's root, and the site's index lists every validation by day and job.
+    Returns the index's path."""
     started = time.monotonic()
-    site = docs_dir(ctx)
-    shutil.rmtree(site, ignore_errors=True)  # a rerun replaces the run date's site
+    root = docs_root(ctx.settings.lake)
     gx_context = context()
-    config = {
-        "class_name": "SiteBuilder",
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": site},
-    }
-    if DOCS_SITE in (gx_context.config.data_docs_sites or {}):
-        gx_context.update_data_docs_site(DOCS_SITE, config)
-    else:
-        gx_context.add_data_docs_site(DOCS_SITE, config)
-    gx_context.build_data_docs(site_names=[DOCS_SITE])
-    index = f"{site}/index.html"
-    ctx.log(f"data docs: {index} ({time.monotonic() - started:.1f}s)")
+    with tempfile.TemporaryDirectory(prefix="setlist-docs-") as scratch:
+        config = {
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": scratch},
+        }
+        if DOCS_SITE in (gx_context.config.data_docs_sites or {}):
+            gx_context.update_data_docs_site(DOCS_SITE, config)
+        else:
+            gx_context.add_data_docs_site(DOCS_SITE, config)
+        gx_context.build_data_docs(site_names=[DOCS_SITE])
+        rendered = Path(scratch)
+        folder = root / "validations" / f"run_date={ctx.ds}" / ctx.step
+        folder.mkdir(parents=True, exist_ok=True)
+        for page in sorted(rendered.glob("validations/*/*/*/*.html")):  # <suite>/<run name>/<run time>/<page>
+            html = _LINK.sub(lambda m: m.group(1) + "../../../" + m.group(2), page.read_text(encoding="utf-8"))
+            (folder / f"{page.parts[-4]}.html").write_text(html, encoding="utf-8")
+        if not (root / "static").exists():
+            shutil.copytree(rendered / "static", root / "static")
+        shutil.copytree(rendered / "expectations", root / "expectations", dirs_exist_ok=True)
+    global _context
+    _context = None  # the next job in this process renders only its own validations
+    if earlier := sorted(root.glob("run_date=*")):  # the per-job sites of earlier versions, once
+        for site in earlier:
+            shutil.rmtree(site, ignore_errors=True)
+        ctx.log(f"data docs: one site per lake now; removed {len(earlier)} per-day sites of an earlier version")
+    index = write_docs_index(root)
+    ctx.log(f"data docs: {folder} ({time.monotonic() - started:.1f}s); the site: {index}")
+    return str(index)
+
+
+def write_docs_index(root: Path) -> Path:
+    """The site's index page: every validation page, newest day first, by job."""
+    rows = []
+    for day in sorted(root.glob("validations/run_date=*"), reverse=True):
+        for job in sorted(p for p in day.iterdir() if p.is_dir()):
+            links = " ".join(
+                f'<a href="{page.relative_to(root).as_posix()}">{html.escape(page.stem)}</a>'
+                for page in sorted(job.glob("*.html"))
+            )
+            rows.append(
+                f"<tr><td>{html.escape(day.name.split('=', 1)[1])}</td><td>{job.name}</td><td>{links}</td></tr>"
+            )
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Setlist data quality</title>'
+        '<link rel="stylesheet" href="static/styles/data_docs_default_styles.css"></head><body>'
+        "<h1>Setlist data quality: every validation by day and job</h1>"
+        "<p>Each check's result is also a row of <code>ops.dq_results</code>.</p>"
+        "<table><tr><th>day</th><th>job</th><th>suites</th></tr>" + "".join(rows) + "</table></body></html>"
+    )
+    index = root / "index.html"
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(index)  # readers never see half a page
     return index
 
 

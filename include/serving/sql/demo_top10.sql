@@ -2,7 +2,6 @@
 WITH latest AS (SELECT max(run_date) AS d FROM gold.recommendations),
      fan AS (
        SELECT user_id FROM gold.user_track_affinity
-       WHERE as_of_date = (SELECT d FROM latest)
        GROUP BY user_id ORDER BY sum(plays) DESC, user_id LIMIT 1)
 SELECT r.user_id, r.rank, r.track_id, t.title, t.artist, t.genre, round(r.score, 4) AS score, r.source, r.model_version
 FROM gold.recommendations r

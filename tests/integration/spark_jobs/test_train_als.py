@@ -15,16 +15,16 @@ from spark_jobs import train_als
 
 pytestmark = pytest.mark.integration
 
-AFFINITY = "user_key int, track_key int, latest_rating double, strength double, as_of_date string"
+AFFINITY = "user_key int, track_key int, latest_rating double, strength double"
 
 
 def test_an_explicit_run_can_serve_implicit_als_and_keeps_its_rating_metrics(spark, tmp_path):
     lake, day = str(tmp_path), "2026-11-03"
     rows = [
-        (u, t, float(1 + (u * 7 + t * 3) % 5), 1.0, day) for u in range(30) for t in range(20) if (u + t) % 3
+        (u, t, float(1 + (u * 7 + t * 3) % 5), 1.0) for u in range(30) for t in range(20) if (u + t) % 3
     ]  # fmt: skip
     affinity = spark.createDataFrame(rows, AFFINITY)
-    delta_io.overwrite_partition(affinity, tables.GOLD_AFFINITY, lake, day)
+    delta_io.replace_tagged(affinity, tables.GOLD_AFFINITY, lake, day)  # the state as of the day
     settings = load_settings(
         env={}, lake=lake, als_mode="explicit", serve_model="implicit", rank=3, max_iter=4, tune_trials=0
     )
@@ -45,9 +45,9 @@ def test_an_explicit_run_can_serve_implicit_als_and_keeps_its_rating_metrics(spa
 def test_a_model_spark_cannot_fit_leaves_the_day_to_popularity_with_one_line(spark, tmp_path, caplog):
     lake, day = str(tmp_path), "2026-11-03"
     # 8 users and a track only skipped: too few for rank 20 (see test_evaluation's tuning test)
-    rows = [(u, t, None, 1.0 if (u + t) % 3 == 0 else -1.0, day) for u in range(8) for t in range(10)]
-    rows += [(u, 10, None, -1.0, day) for u in range(8)]
-    delta_io.overwrite_partition(spark.createDataFrame(rows, AFFINITY), tables.GOLD_AFFINITY, lake, day)
+    rows = [(u, t, None, 1.0 if (u + t) % 3 == 0 else -1.0) for u in range(8) for t in range(10)]
+    rows += [(u, 10, None, -1.0) for u in range(8)]
+    delta_io.replace_tagged(spark.createDataFrame(rows, AFFINITY), tables.GOLD_AFFINITY, lake, day)
     settings = load_settings(env={}, lake=lake, als_mode="implicit", rank=20, max_iter=2, tune_trials=0)
     ctx = jobs.JobContext("train_als", dt.date.fromisoformat(day), "test-run", settings)
     caplog.set_level("INFO", logger="include.lake.jobs")

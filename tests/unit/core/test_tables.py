@@ -26,8 +26,8 @@ def test_ddl_is_the_declared_schema(spark, table):
 
 
 def test_a_table_without_a_schema_says_so():
-    with pytest.raises(LookupError, match=r"gold\.user_track_affinity declares no schema"):
-        _ = tables.GOLD_AFFINITY.ddl
+    with pytest.raises(LookupError, match=r"gold\.track_popularity declares no schema"):
+        _ = tables.GOLD_POPULARITY.ddl
 
 
 def test_unknown_tables_are_the_lake_names_a_query_reads_that_no_table_has():

@@ -48,7 +48,7 @@ def test_a_row_with_a_play_count_counts_as_that_many_plays(spark):
         (250_007, 250_000, math.log1p(250_000), 1 + 5 * math.log1p(250_000)),
         (3, 3, math.log1p(3), 1 + 5 * math.log1p(3)),
     ]
-    pop = gold.popularity(counted, "2026-11-20").first()
+    pop = gold.popularity(aff, "2026-11-20").first()
     assert (pop["plays"], pop["full_plays"], pop["listeners"]) == (250_010, 250_003, 2)
     assert gold.daily_metrics(counted, counted.limit(0), "2026-11-20").first()["full_plays"] == 250_003
 
@@ -69,8 +69,36 @@ def test_affinity_aggregates_plays_latest_rating_and_confidence(spark):
 
 
 def test_popularity_ranks_by_listeners_then_full_plays(spark):
-    pop = gold.popularity(events(spark), "2026-11-20").select("track_id", "listeners", "popularity_rank")
+    state = gold.affinity(events(spark), "2026-11-20", alpha=1.0)
+    pop = gold.popularity(state, "2026-11-20").select("track_id", "listeners", "popularity_rank")
     assertDataFrameEqual(pop, [("t10", 2, 1), ("t11", 1, 2)])
+
+
+def test_a_day_combined_with_the_state_before_it_equals_the_whole_aggregation(spark):
+    """The incremental fold: the state up to a day plus the next day's pair states is the aggregation of all the
+    rows, the latest rating by time included (a tie at the same time keeps the higher rating, both ways), and
+    the popularity moved by the changed pairs alone is the popularity of the new state."""
+    rows = [
+        *events(spark).collect(),
+        (1, 10, "u1", "t10", T + dt.timedelta(hours=2), 5, False, False, 2.0, "2026-11-21", 1),  # same time as 4.5
+        (3, 11, "u3", "t11", T, 5, False, True, None, "2026-11-21", 4),  # a new pair
+        (2, 11, "u2", "t11", T + dt.timedelta(days=1), 1, False, False, 1.0, "2026-11-21", 1),  # a later rating
+    ]
+    everything = spark.createDataFrame(rows, EVENTS_SCHEMA)
+    before = gold.full_state(everything.where("run_date <= '2026-11-20'"), alpha=2.0)
+    day = gold.pair_state(everything.where("run_date = '2026-11-21'"))
+    combined = gold.finished(gold.combine(before.drop("strength", "confidence"), day), alpha=2.0)
+    whole = gold.full_state(everything, alpha=2.0)
+    assertDataFrameEqual(combined, whole)
+    assert {(r["user_id"], r["track_id"]): r["latest_rating"] for r in whole.collect()} == {
+        ("u1", "t10"): 4.5, ("u2", "t10"): None, ("u2", "t11"): 1.0, ("u3", "t11"): None,
+    }  # fmt: skip
+    assert {r["changed_on"] for r in whole.where("user_id = 'u1'").collect()} == {"2026-11-21"}
+
+    old = before.join(day.select("user_key", "track_key"), ["user_key", "track_key"], "left_semi")
+    new = combined.join(day.select("user_key", "track_key"), ["user_key", "track_key"], "left_semi")
+    moved = gold.popularity_after(gold.popularity(before, "2026-11-20"), old, new, "2026-11-21")
+    assertDataFrameEqual(moved, gold.popularity(whole, "2026-11-21"))
 
 
 def test_daily_metrics_counts_one_day_and_its_rating_distribution(spark):

@@ -46,9 +46,8 @@ def _snapshots(spark):
     """5 users x 8 tracks: user u_i played tracks i..i+2 (a sliding window, so neighbours share taste)."""
     rows = [(u, t, f"u{u}", f"t{t}", 1.0) for u in range(5) for t in range(u, u + 3)]
     aff = spark.createDataFrame(rows, "user_key int, track_key int, user_id string, track_id string, strength double")
-    pop = gold.popularity(
-        aff.select("user_key", "track_key", "track_id", F.lit(False).alias("skipped")), "2026-11-20"
-    ).unionByName(
+    pairs = aff.select("user_key", "track_key", "track_id", F.lit(1).alias("plays"), F.lit(1).alias("full_plays"))
+    pop = gold.popularity(pairs, "2026-11-20").unionByName(
         spark.createDataFrame(
             [(7, "t7", 0, 0, 0, 99, "2026-11-20")],
             "track_key int, track_id string, plays long,"
@@ -116,7 +115,9 @@ def lake_frames(spark):
         [(u, t, f"u{u}", f"t{t}", 1.0, 1) for u, t in plays],
         "user_key int, track_key int, user_id string, track_id string, strength double, plays long",
     )
-    pop = gold.popularity(aff.select("user_key", "track_key", "track_id", F.lit(False).alias("skipped")), "d")
+    pop = gold.popularity(
+        aff.select("track_key", "track_id", F.lit(1).alias("plays"), F.lit(1).alias("full_plays")), "d"
+    )
     levels = {0: 0.1, 1: 0.2, 2: 0.5, 3: 0.9, 4: 0.3, 5: 0.35, 6: 0.4}
     rows = [track(t, "jazz" if t in (4, 5, 6) else "rock", lv) for t, lv in levels.items()]
     rows.append(track(9, "rock", 0.9))
