@@ -6,24 +6,29 @@ One generated day D (seed 42) runs ``ingest_bronze``, ``build_silver`` and ``bui
 them (``spark-submit --remote`` to one warm Spark Connect server, warmed up first on a small day) on two lakes:
 
 - young: nothing before D;
-- old: ``--days`` days of history before D at the same size. The history is produced, not replayed: one generated
-  day (seed 7) runs the three jobs, its bronze and silver partitions are copied to the other days (dates, play
-  times and event ids shifted by whole days, so every copy is a distinct day of distinct events by the same
-  users), and ``build_gold`` then builds the affinity state of all of them (a full recomputation, once).
+- old: ``--days`` days of history before D at the same size, from the same world (users, tastes, catalog). The
+  history is produced, not replayed: the day before D is generated with D (one generation of two days) and runs
+  the three jobs, its bronze and silver partitions are copied to the days before it (dates, play times and event
+  ids shifted by whole days, so every copy is a distinct day of distinct events by the same users), and
+  ``build_gold`` then builds the affinity state of all of them (a full recomputation, once).
 
-Prints each job's wall time on both lakes, the ratio of the three layers (old / young), and what D added to
+The history is built on a server of its own; the measured runs get a new server, warmed up on a small day, and
+run each job on one lake and then the other, in turns (young first, then old first), so neither lake always
+goes first. Prints each job's wall time on both lakes, the ratio of the three layers (old / young), and what D added to
 each lake on disk, by folder. Writes throwaway lakes under ``bench/results/history/`` (ignored).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,29 +58,40 @@ def sizes(lake: Path) -> dict[str, float]:
     return {name: size_mb(lake / name) for name in folders} | {"all": size_mb(lake)}
 
 
-def copy_history(spark, lake: Path, first: dt.date, days: int) -> None:  # type: ignore[no-untyped-def]
-    """Copy the bronze and silver partitions of ``first`` to the ``days - 1`` days after it, shifted by whole days."""
+def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # type: ignore[no-untyped-def]
+    """Copy the bronze and silver partitions of ``template`` to the ``days - 1`` days before it, shifted by whole
+    days (dates, play times and event ids)."""
     from pyspark.sql import functions as F
 
     from include.lake import delta_io
 
-    bronze = delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, str(lake), first.isoformat())
-    silver = delta_io.read_partition(spark, tables.SILVER_INTERACTIONS, str(lake), first.isoformat())
+    bronze = delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, str(lake), template.isoformat())
+    silver = delta_io.read_partition(spark, tables.SILVER_INTERACTIONS, str(lake), template.isoformat())
     for n in range(1, days):
-        day = (first + dt.timedelta(days=n)).isoformat()
+        day = (template - dt.timedelta(days=n)).isoformat()
         shift = F.expr(f"INTERVAL {n} DAYS")
         copied = bronze.withColumn("event_id", F.concat(F.lit(f"h{n}_"), "event_id")).withColumn(
             "_run_date", F.lit(day)
         )
-        copied = copied.withColumn(
-            "played_at", F.date_format(F.to_timestamp("played_at") + shift, "yyyy-MM-dd'T'HH:mm:ss'Z'")
-        )
-        delta_io.overwrite_partition(copied, tables.BRONZE_INTERACTIONS, str(lake), day)
+        played = F.date_format(F.to_timestamp("played_at") - shift, "yyyy-MM-dd'T'HH:mm:ss'Z'")
+        delta_io.overwrite_partition(copied.withColumn("played_at", played), tables.BRONZE_INTERACTIONS, str(lake), day)
         moved = silver.withColumn("event_id", F.concat(F.lit(f"h{n}_"), "event_id")).withColumn("run_date", F.lit(day))
-        delta_io.overwrite_partition(
-            moved.withColumn("played_at", F.col("played_at") + shift), tables.SILVER_INTERACTIONS, str(lake), day
-        )
+        moved = moved.withColumn("played_at", F.col("played_at") - shift)
+        delta_io.overwrite_partition(moved, tables.SILVER_INTERACTIONS, str(lake), day)
         print(f"  history day {day} copied", flush=True)
+
+
+@contextlib.contextmanager
+def warm_spark(settings, name: str) -> Iterator[tuple[dict[str, str], str, Memory]]:  # type: ignore[no-untyped-def]
+    """A Connect server for the block: the jobs' environment, its URL and its memory meter."""
+    server = spark_server.start(settings, log_file=OUT / f"spark-connect-{name}.log")
+    env = {**airflow_env(settings), **server.client_env()}
+    env.update(client_jvm_env(settings.jars_dir, env))
+    os.environ.update(server.client_env())
+    try:
+        yield env, server.url, Memory(server.proc.pid)
+    finally:
+        spark_server.stop_process(server.proc)
 
 
 def main() -> int:
@@ -87,54 +103,48 @@ def main() -> int:
     args = p.parse_args()
 
     shutil.rmtree(OUT, ignore_errors=True)
-    lakes = {name: OUT / name for name in ("warmup", "young", "old")}
-    first = DAY - dt.timedelta(days=args.days)
+    lakes = {name: OUT / name for name in ("warmup", "young", "old", "generated")}
+    template = DAY - dt.timedelta(days=1)  # the history's newest day; the others are copies of it, further back
     started = time.monotonic()
     generate(GenerateSpec(str(lakes["warmup"]), DAY, 1, 200, 1000, 2000))
-    for name in ("young", "old"):
-        generate(GenerateSpec(str(lakes[name]), DAY, 1, args.users, args.tracks, args.events_per_day, seed=42))
-    generate(GenerateSpec(str(lakes["old"]), first, 1, args.users, args.tracks, args.events_per_day, seed=7))
-    print(f"generated the day and the history's first day in {time.monotonic() - started:.0f}s", flush=True)
+    # One world (users, tastes, catalog) over two days: the history's template day, then the measured day.
+    generate(GenerateSpec(str(lakes["generated"]), template, 2, args.users, args.tracks, args.events_per_day, seed=42))
+    for name, days in (("young", (DAY,)), ("old", (template, DAY))):
+        for day in days:
+            for source in tables.LANDING_SOURCES:
+                folder = Path(tables.landing_dir(str(lakes["generated"]), source, day))
+                shutil.copytree(folder, Path(tables.landing_dir(str(lakes[name]), source, day)))
+    print(f"generated the template day and the measured day in {time.monotonic() - started:.0f}s", flush=True)
 
     settings = load_settings(lake=str(lakes["young"]))
-    server = spark_server.start(settings, log_file=OUT / "spark-connect.log")
-    memory = Memory(server.proc.pid)
-    env = {**airflow_env(settings), **server.client_env()}
-    env.update(client_jvm_env(settings.jars_dir, env))
-    os.environ.update(server.client_env())
     jobs = [j for j in JOBS if j.task_id in LAYERS]
-    rows: dict[str, dict[str, tuple[float, float]]] = {"young": {}, "old": {}}
-    try:
+    started = time.monotonic()
+    with warm_spark(settings, "history") as (env, url, _):
         for job in jobs:
-            submit(str(lakes["warmup"]), JOBS.index(job), env, server.url, DAY)
-        started = time.monotonic()
-        for job in jobs:
-            submit(str(lakes["old"]), JOBS.index(job), env, server.url, first)
+            submit(str(lakes["old"]), JOBS.index(job), env, url, template)
         from include.lake import delta_io
         from include.lake.spark import get_spark
 
-        spark = get_spark("bench-history", settings.with_overrides(spark_remote=server.url))
-        copy_history(spark, lakes["old"], first, args.days)
+        spark = get_spark("bench-history", settings.with_overrides(spark_remote=url))
+        copy_history(spark, lakes["old"], template, args.days)
         shutil.rmtree(lakes["old"] / "gold" / "user_track_affinity")  # built again from every history day
-        last = first + dt.timedelta(days=args.days - 1)
-        submit(str(lakes["old"]), JOBS.index(jobs[-1]), env, server.url, last)
+        submit(str(lakes["old"]), JOBS.index(jobs[-1]), env, url, template)
         pairs = delta_io.read(spark, tables.GOLD_AFFINITY, str(lakes["old"])).count()
         spark.stop()
-        print(
-            f"history of {args.days} days ({pairs:,} affinity pairs) in {time.monotonic() - started:.0f}s", flush=True
-        )
+    print(f"history of {args.days} days ({pairs:,} affinity pairs) in {time.monotonic() - started:.0f}s", flush=True)
 
-        before = {name: sizes(lakes[name]) for name in ("young", "old")}
-        for name in ("young", "old"):
-            for job in jobs:
-                seconds, peak = timed(
-                    memory, lambda job=job, name=name: submit(str(lakes[name]), JOBS.index(job), env, server.url, DAY)
-                )
-                rows[name][job.task_id] = (seconds, peak)
-                print(f"{name} {job.task_id}: {seconds:.1f}s, server peak {peak:.0f} MB", flush=True)
-        after = {name: sizes(lakes[name]) for name in ("young", "old")}
-    finally:
-        spark_server.stop_process(server.proc)
+    # A new server for the measured runs, warmed up; each job on one lake, then on the other, alternately.
+    rows: dict[str, dict[str, tuple[float, float]]] = {"young": {}, "old": {}}
+    before = {name: sizes(lakes[name]) for name in ("young", "old")}
+    with warm_spark(settings, "measured") as (env, url, memory):
+        for job in jobs:
+            submit(str(lakes["warmup"]), JOBS.index(job), env, url, DAY)
+        for i, job in enumerate(jobs):
+            for name in ("young", "old") if i % 2 == 0 else ("old", "young"):
+                step = lambda job=job, name=name: submit(str(lakes[name]), JOBS.index(job), env, url, DAY)  # noqa: E731
+                rows[name][job.task_id] = timed(memory, step)
+                print(f"{name} {job.task_id}: {rows[name][job.task_id][0]:.1f}s", flush=True)
+    after = {name: sizes(lakes[name]) for name in ("young", "old")}
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\nmachine: {machine}; {dt.date.today()}")
