@@ -7,7 +7,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_START ?= 2026-11-01
 DEMO_DAYS := 2026-11-01 2026-11-02 2026-11-03
 
-.PHONY: setup venv jars browser postgres blas demo test test-unit lint bench bench-quality bench-quality-tuned clean sql-server explorer airflow
+.PHONY: setup venv jars browser postgres blas demo test test-unit check docs lint bench bench-quality bench-quality-tuned clean sql-server explorer airflow
 
 setup: venv jars
 
@@ -78,11 +78,20 @@ demo: setup postgres
 	$(BIN)/setlist run --lake $(LAKE) --date $(DEMO_DAYS)
 	$(BIN)/setlist sql --engine duckdb --lake $(LAKE) "$$(cat include/serving/sql/demo_top10.sql)"
 
-test: setup browser postgres lint
+test: setup browser postgres lint docs
 	$(BIN)/pytest
 
 test-unit: setup
 	$(BIN)/pytest -m unit
+
+# The edit loop: lint, types, the unit tier and the strict docs build (`make test` runs everything).
+check: lint docs
+	$(BIN)/pytest -m unit
+
+# The documentation site (docs/, mkdocs.yml) into .build/site; strict: a broken link or a page missing from the
+# navigation fails the build. The reference pages are generated from the code (docs/hooks.py).
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 lint: venv
 	$(BIN)/ruff check .

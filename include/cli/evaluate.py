@@ -83,13 +83,13 @@ MODEL_OPTIONS = (
     help="repeated holdout: evaluate on this many independent splits and report means and standard deviations"
     " (1 to 20, default 1)",
 )
-@click.option("--run-id", default="evaluate")
-@click.option("--rank", default=None)
-@click.option("--max-iter", default=None)
-@click.option("--reg-param", default=None)
-@click.option("--alpha", default=None)
-@click.option("--top-k", default=None)
-@click.option("--als-biases", default=None)
+@click.option("--run-id", default="evaluate", show_default=True, help="the run id recorded in ops.model_runs")
+@click.option("--rank", default=None, help="ALS rank where tuning starts (default: $SETLIST_RANK or the best known)")
+@click.option("--max-iter", default=None, help="ALS iterations (default: $SETLIST_MAX_ITER or the best known)")
+@click.option("--reg-param", default=None, help="ALS regParam (default: $SETLIST_REG_PARAM or the best known)")
+@click.option("--alpha", default=None, help="implicit ALS's confidence scale (default: $SETLIST_ALPHA or 5)")
+@click.option("--top-k", default=None, help="K of the ranking metrics (default: $SETLIST_TOP_K or 10)")
+@click.option("--als-biases", default=None, help="explicit mode: fit biases first, true or false (default: true)")
 @click.option(
     "--serve-model",
     default=None,

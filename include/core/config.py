@@ -84,56 +84,151 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SETLIST_", env_ignore_empty=True, frozen=True, extra="forbid")
 
-    lake: str = Field(default_factory=_default_lake)
-    jars_dir: str = str(PROJECT_ROOT / ".jars")
-    spark_master: str = "local[*]"
-    # connect: the DAG's Spark tasks are Spark Connect clients of one warm Spark (``spark-submit --remote``);
-    # submit: each task is its own spark-submit driver on ``spark_master`` (a cold JVM per task).
-    spark_mode: Literal["connect", "submit"] = "connect"
-    spark_remote: str = ""  # sc://localhost:PORT of a running Spark Connect server; empty: setlist starts one
-    codegen_min_rows: int = Field(200_000, ge=0, le=10**12)  # fewer input rows: interpreted, no code generation
-    shuffle_partitions: int = Field(4, ge=1, le=100_000)
-    als_blocks: int = Field(0, ge=0, le=10_000)  # 0: one block per core of the cluster (defaultParallelism)
-    als_mode: Literal["explicit", "implicit"] = "implicit"
-    # ALS fits an evaluation runs side by side; 0: three on a small input (fewer rows than codegen_min_rows), else one
-    als_fits_at_once: int = Field(0, ge=0, le=64)
-    # ALS parameters; unset: the mode's best known values (:data:`ALS_DEFAULTS`), where tuning starts.
-    rank: int | None = Field(None, ge=1, le=500)
-    max_iter: int | None = Field(None, ge=1, le=100)
-    reg_param: float | None = Field(None, ge=0.0, le=100.0)
-    alpha: float | None = Field(None, ge=0.0, le=10_000.0)
-    top_k: int = Field(10, ge=1, le=1000)
-    seed: int = Field(42, ge=0, le=2**31 - 1)  # Spark's ALS takes a non-negative 32-bit seed
-    checkpoint_interval: int = Field(5, ge=1, le=100)
-    driver_memory: str = "4g"  # one warm driver runs every job of a day; 10M events a day fit (BENCHMARKS.md)
-    pyspark_python: str = sys.executable
-    # a day with no interactions file: stop, or warn and write an empty day
-    missing_day: Literal["fail", "empty"] = "fail"
-    vacuum_retention_hours: int = Field(168, ge=168, le=87_600)  # at least 7 days of time travel
-    # days of gold snapshots kept (gold.track_popularity's as_of_date partitions); the in-use model's day always
-    snapshot_retention_days: int = Field(14, ge=1, le=3650)
-    nightly_hour: int = Field(2, ge=0, le=23)  # UTC hour at which the nightly run for the day before starts
-    als_biases: WordBool = True  # explicit mode: ALS on what the mean and user/track biases leave
-    # Explicit mode: the model that writes gold.recommendations. auto: implicit ALS on the same ratings when it
-    # ranks better on the evaluation split (NDCG at K), else the explicit model; explicit/implicit: always that one.
-    serve_model: Literal["auto", "explicit", "implicit"] = "auto"
-    # The hyperparameter search before each fit: at most tune_trials candidates (so a rerun tries the same ones)
-    # and at most tune_seconds; either at 0 turns it off.
-    tune_trials: int = Field(3, ge=0, le=1000)
-    tune_seconds: int = Field(600, ge=0, le=86_400)
-    promotion_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # how much (relative) worse than the champion
-    dq_severity: str = ""  # check=severity,... overriding the suites' defaults (checked by the suites)
-    # A landing folder is complete once this file is in it (Hadoop's convention, which Spark's writers follow);
-    # if it holds JSON {"files": {"name.csv": rows}}, that manifest is checked too. Empty: no marker needed.
-    landing_marker: str = "_SUCCESS"
-    landing_wait_minutes: int = Field(180, ge=0, le=10_080)  # how long the nightly run waits for the marker
-    # how long `setlist run` waits for another live run of the same date (the scheduler's, a triggered one)
-    run_wait_minutes: int = Field(360, ge=0, le=10_080)
-    # What a landing day may hold: bigger files are refused before they are read; a longer field stops the read.
-    landing_max_file_mb: int = Field(4096, ge=1, le=1_048_576)
-    landing_max_field_kb: int = Field(10_240, ge=1, le=1_048_576)
-    # Airflow's metadata database; unset: SQLite under AIRFLOW_HOME. A secret: never shown, never logged.
-    airflow_db_url: SecretStr | None = None
+    lake: str = Field(
+        default_factory=_default_lake,
+        description="The lake's root: a local folder (default `./lake` in the project) or a URI such as "
+        "`s3a://bucket/setlist`.",
+    )
+    jars_dir: str = Field(str(PROJECT_ROOT / ".jars"), description="Where `make jars` put the Delta jars.")
+    spark_master: str = Field(
+        "local[*]",
+        description="The master of the warm Spark, of in-process sessions and, in `submit` mode, of `spark_default`: "
+        "`local[*]`, `spark://host:7077`, ...",
+    )
+    spark_mode: Literal["connect", "submit"] = Field(
+        "connect",
+        description="`connect`: the DAG's Spark tasks are clients of one warm Spark Connect server; `submit`: each "
+        "task is a spark-submit driver of its own.",
+    )
+    spark_remote: str = Field(
+        "", description="`sc://host:port` of a Spark Connect server you run; empty: `setlist` starts one on loopback."
+    )
+    codegen_min_rows: int = Field(
+        200_000,
+        ge=0,
+        le=10**12,
+        description="A job whose input has fewer rows runs its queries interpreted (compiling them would cost more "
+        "than it saves); 0: always compiled.",
+    )
+    shuffle_partitions: int = Field(4, ge=1, le=100_000, description="Spark's `spark.sql.shuffle.partitions`.")
+    als_blocks: int = Field(0, ge=0, le=10_000, description="ALS user and item blocks; 0: one per core of the cluster.")
+    als_mode: Literal["explicit", "implicit"] = Field(
+        "implicit",
+        description="`implicit`: preferences from plays with confidence weights; `explicit`: ratings. Also a DAG "
+        "param.",
+    )
+    als_fits_at_once: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="ALS fits an evaluation runs side by side; 0: three when the training rows are fewer than "
+        "`codegen_min_rows`, else one. The metrics do not depend on it.",
+    )
+    rank: int | None = Field(
+        None, ge=1, le=500, description="ALS rank; unset: the mode's best known value (implicit 30, explicit 50)."
+    )
+    max_iter: int | None = Field(
+        None, ge=1, le=100, description="ALS iterations; unset: the mode's best known value (implicit 15, explicit 20)."
+    )
+    reg_param: float | None = Field(
+        None,
+        ge=0.0,
+        le=100.0,
+        description="ALS regParam; unset: the mode's best known value (implicit 0.4, explicit 0.15).",
+    )
+    alpha: float | None = Field(
+        None, ge=0.0, le=10_000.0, description="Implicit ALS's confidence scale; unset: the best known value (5)."
+    )
+    top_k: int = Field(10, ge=1, le=1000, description="The length of each user's list. Also a DAG param.")
+    seed: int = Field(  # Spark's ALS takes a non-negative 32-bit seed
+        42, ge=0, le=2**31 - 1, description="The seed of ALS and of the evaluation splits."
+    )
+    checkpoint_interval: int = Field(
+        5, ge=1, le=100, description="ALS checkpoints every this many iterations (long lineages overflow the stack)."
+    )
+    driver_memory: str = Field(
+        "4g",
+        description="The driver's memory (the warm Spark's in `connect` mode): one warm driver runs every job of "
+        "a day, and 10M events a day fit in the default.",
+    )
+    pyspark_python: str = Field(sys.executable, description="The Python of Spark's Python workers and executors.")
+    missing_day: Literal["fail", "empty"] = Field(
+        "fail", description="A day without an interactions file: `fail`, or `empty` (warn and write an empty day)."
+    )
+    vacuum_retention_hours: int = Field(
+        168,
+        ge=168,
+        le=87_600,
+        description="History `VACUUM` keeps: how far back time travel, and a rerun's rewind of the affinity state, "
+        "reach (at least 7 days).",
+    )
+    snapshot_retention_days: int = Field(
+        14,
+        ge=1,
+        le=3650,
+        description="Days of `gold.track_popularity` snapshots `maintain` keeps; the day of the model in use always.",
+    )
+    nightly_hour: int = Field(
+        2, ge=0, le=23, description="The UTC hour at which the nightly run for the day before starts."
+    )
+    als_biases: WordBool = Field(
+        True, description="Explicit mode: fit the mean and user and track biases, and ALS on what they leave."
+    )
+    serve_model: Literal["auto", "explicit", "implicit"] = Field(
+        "auto",
+        description="Explicit mode: the model that writes `gold.recommendations`. `auto`: implicit ALS on the same "
+        "ratings when it ranks better on the evaluation split (NDCG at K), else the explicit model. Also a DAG "
+        "param.",
+    )
+    tune_trials: int = Field(
+        3,
+        ge=0,
+        le=1000,
+        description="The search before each fit tries at most this many candidates (so a rerun tries the same "
+        "ones); 0: no search.",
+    )
+    tune_seconds: int = Field(
+        600, ge=0, le=86_400, description="The search before each fit stops after this many seconds; 0: no search."
+    )
+    promotion_tolerance: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="How much (relative) worse than the champion a new model may be and still replace "
+        "`gold.recommendations`.",
+    )
+    dq_severity: str = Field(
+        "",
+        description="`check=warn|drop|fail,...` overriding the quality suites' default severities (any suite's "
+        "check names).",
+    )
+    landing_marker: str = Field(
+        "_SUCCESS",
+        description="The file that marks a landing folder complete (Hadoop's convention, which Spark's writers "
+        'follow); a JSON manifest `{"files": {"name.csv": rows}}` in it is checked too. Empty: no marker needed.',
+    )
+    landing_wait_minutes: int = Field(
+        180, ge=0, le=10_080, description="How long the nightly run waits for the day's marker before it fails."
+    )
+    run_wait_minutes: int = Field(
+        360,
+        ge=0,
+        le=10_080,
+        description="How long `setlist run` waits for another live run of the same date (the scheduler's, a "
+        "triggered one) before it gives up with one line.",
+    )
+    landing_max_file_mb: int = Field(
+        4096, ge=1, le=1_048_576, description="A landing file over this size is refused before it is read."
+    )
+    landing_max_field_kb: int = Field(
+        10_240, ge=1, le=1_048_576, description="A field over this size stops the read with one line."
+    )
+    airflow_db_url: SecretStr | None = Field(
+        None,
+        description="Airflow's metadata database (`postgresql+psycopg2://user:password@host:5432/airflow`, or "
+        "`sqlite:////abs/path/airflow.db`, which refuses backfills while the scheduler writes); unset: a "
+        "PostgreSQL of the Airflow home's own. A secret: never shown, never logged.",
+    )
 
     @field_validator("lake", mode="after")
     @classmethod
@@ -185,6 +280,27 @@ class Settings(BaseSettings):
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored), validated like the rest."""
         return from_mapping({**self.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+# Variables read outside the settings model: logins and secrets (never in a settings dump), and the ones Setlist
+# sets for the processes it starts. The configuration reference lists them with the settings.
+OTHER_VARIABLES: dict[str, str] = {
+    "SETLIST_AIRFLOW_PASSWORD": "The `admin` login of `setlist airflow`; unset: generated on the first start, stored "
+    "in `~/.config/setlist/` (mode 600) and shown once.",
+    "SETLIST_EXPLORER_PASSWORD": "The login of `setlist explorer`; unset: generated once, as above.",
+    "SETLIST_SQL_PASSWORD": "The password of `setlist sql-server`'s JDBC/ODBC login; unset: generated once, as above.",
+    "SETLIST_SQL_USER": "The user name of `setlist sql-server`'s login (default `setlist`).",
+    "SETLIST_SPARK_CLUSTER_SECRET": "The `spark.authenticate.secret` the warm Spark presents to its `spark://` "
+    "master; unset: none, except to a cluster `setlist spark-cluster` runs on this machine (its stored secret).",
+    "SETLIST_EVENTS": "Set by `setlist run` for its tasks and jobs: the file where their log records go as JSON "
+    "lines (its progress display). Leave it unset.",
+    "SETLIST_JOB_FORKS": "Set by whoever starts the warm Spark: the Unix socket of its job fork server. Leave it "
+    "unset.",
+    "SETLIST_GUARD_PARENT": "Set by a server command for its guard process (the pid it watches). Leave it unset.",
+    "SETLIST_FAULT": "Crash tests only: `STEP:WHEN:TABLE` makes a job kill itself at that commit point. Leave it "
+    "unset.",
+    "SETLIST_FAULT_TRACE": "Crash tests only: a file where a job lists the commit points it passes. Leave it unset.",
+}
 
 
 def _choices(name: str) -> tuple[str, ...]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import sys
 from pathlib import Path
+
+from include.core.log import show_once
 
 
 def password_file(service: str) -> Path:
@@ -20,8 +21,8 @@ def password_file(service: str) -> Path:
 
 
 def password(service: str, env_var: str) -> str:
-    """``env_var``'s value, else the stored password, else a new one: stored (mode 600) and shown once, on
-    the terminal (stderr) only: never through logging, whose records reach log files and the events file."""
+    """``env_var``'s value, else the stored password, else a new one: stored (mode 600) and shown once
+    (:func:`include.core.log.show_once`: on the terminal only, never through logging)."""
     if os.environ.get(env_var):
         return os.environ[env_var]
     path = password_file(service)
@@ -32,7 +33,7 @@ def password(service: str, env_var: str) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(new + "\n")
-    print(f"[setlist] generated the {service} password (shown once, stored in {path}): {new}", file=sys.stderr)
+    show_once(f"generated the {service} password (shown once, stored in {path}): {new}")
     return new
 
 

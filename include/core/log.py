@@ -87,6 +87,13 @@ def setup(level: int = logging.INFO) -> None:
             known.disabled = False
 
 
+def show_once(message: str) -> None:
+    """Setlist's one deliberate terminal write, for a secret shown once (a generated password): on stderr only,
+    never through logging, whose records reach log files and the run's events file."""
+    sys.stderr.write(f"[setlist] {message}\n")
+    sys.stderr.flush()
+
+
 def read_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """The whole events appended to ``path`` since ``offset``, and the offset after them."""
     if not path.exists():

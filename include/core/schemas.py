@@ -1,7 +1,7 @@
 """The raw CSV contract: the landing files' columns, how bronze reads them (all strings) and its audit columns.
 
 The schemas of the tables themselves are declared with the tables (:mod:`include.core.tables`). Column lists
-here are the contract documented in the README; reads and writes nothing.
+here are the contract documented in docs/contract.md; reads and writes nothing.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ modules it preloaded. Reads and writes nothing but the socket and the streams it
 
 from __future__ import annotations
 
-import argparse
 import array
 import contextlib
 import importlib
@@ -39,6 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 import setproctitle
 
 log = logging.getLogger(__name__)
@@ -183,15 +183,15 @@ def launch(argv: Sequence[str]) -> int:
     """``spark_jobs/__main__.py STEP [options]``, the entry the DAG submits: hand the job to the fork server
     before anything heavy is imported (the job's own module imports pyspark, 0.9-1.7 s of CPU); without one,
     import ``spark_jobs.STEP`` and run its ``main`` here, as ``spark_jobs/STEP.py`` runs."""
-    steps = [m.removeprefix(f"{JOBS_PACKAGE}.") for m in job_modules()]
-    if not argv or argv[0] not in steps:
-        got = f"got {argv[0]!r}" if argv else "none given"
-        print(f"STEP: must be one of {', '.join(steps)} ({got})", file=sys.stderr)
-        return EXIT_USAGE
-    step, args = argv[0], list(argv[1:])
     from include.core import log as setlist_log
 
     setlist_log.setup()
+    steps = [m.removeprefix(f"{JOBS_PACKAGE}.") for m in job_modules()]
+    if not argv or argv[0] not in steps:
+        got = f"got {argv[0]!r}" if argv else "none given"
+        log.error("STEP: must be one of %s (%s)", ", ".join(steps), got)
+        return EXIT_USAGE
+    step, args = argv[0], list(argv[1:])
     code = hand_off(step, args)
     if code is not None:
         return code
@@ -359,10 +359,9 @@ def job_modules() -> list[str]:
     return sorted(f"{JOBS_PACKAGE}.{p.stem}" for p in folder.glob("*.py") if not p.stem.startswith("_"))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.lake.job_forks", description=__doc__)
-    parser.add_argument("--socket", required=True, help="the Unix socket to listen on (in a private directory)")
-    args = parser.parse_args(argv)
+@click.command(name="python -m include.lake.job_forks", help=__doc__)
+@click.option("--socket", "socket_path", required=True, help="the Unix socket to listen on (in a private directory)")
+def main(socket_path: str) -> None:
     parent = os.getppid()  # before the imports: a Spark server that fails meanwhile must not leave this behind
     from include.core import log as setlist_log
 
@@ -373,17 +372,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         importlib.import_module(module)
     if threading.active_count() != 1:  # forking a process with threads copies their locks, held or not
         log.error("the imports started threads: %s", [t.name for t in threading.enumerate()])
-        return 1
-    server = ForkServer(args.socket, modules, parent)
+        raise SystemExit(1)
+    server = ForkServer(socket_path, modules, parent)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve()
     finally:
-        Path(args.socket).unlink(missing_ok=True)
+        Path(socket_path).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
-            Path(args.socket).parent.rmdir()  # the private directory it was given, when nothing else is there
-    return 0
+            Path(socket_path).parent.rmdir()  # the private directory it was given, when nothing else is there
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()  # click: a usage error is one line and exit code 2

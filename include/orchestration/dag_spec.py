@@ -155,7 +155,7 @@ def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         declared["type"] = types[0] if len(types) == 1 else types
         schemas[name] = {**declared, "default": getattr(settings, name)}
         if getattr(settings, name) is None:
-            schemas[name]["description"] = "empty: the ALS mode's best known value (README, Model settings)"
+            schemas[name]["description"] = "empty: the ALS mode's best known value (docs: Tuning and promotion)"
     return schemas
 
 

@@ -103,3 +103,19 @@ def test_unset_model_settings_are_the_modes_best_known_values():
     assert load_settings(env={"SETLIST_RANK": "12"}, als_mode="explicit").als_value("rank") == 12
     assert implicit.tuning and not load_settings(env={"SETLIST_TUNE_SECONDS": "0"}).tuning
     assert not load_settings(env={}, tune_trials="0").tuning
+
+
+def test_every_variable_the_code_reads_is_declared_once_and_described():
+    """The configuration reference is generated from these declarations, so a variable the code reads and the
+    reference does not list (or one it lists that nothing reads) fails here."""
+    import re
+
+    from include.core.config import ENV_VARS, OTHER_VARIABLES, PROJECT_ROOT, Settings
+
+    found: set[str] = set()
+    for folder in ("include", "spark_jobs", "dags"):
+        for path in (PROJECT_ROOT / folder).rglob("*.py"):
+            found |= set(re.findall(r'"(SETLIST_[A-Z][A-Z_]+)"', path.read_text(encoding="utf-8")))
+    assert found - set(ENV_VARS.values()) == set(OTHER_VARIABLES)
+    assert not set(OTHER_VARIABLES) & set(ENV_VARS.values())
+    assert all(field.description for field in Settings.model_fields.values())

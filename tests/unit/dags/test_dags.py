@@ -142,7 +142,7 @@ def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.split(".")[0] in banned_modules for n in names), f"{path.name}: {names}"
-            # the layer rule (README, Architecture): DAG files wire tasks from orchestration and core only
+            # the layer rule (docs/contributing/architecture.md): DAG files wire tasks from orchestration and core only
             ours = [n for n in names if n.split(".")[0] in {"include", "spark_jobs", "expectations"}]
             assert all(n.startswith(("include.orchestration", "include.core")) for n in ours), f"{path.name}: {ours}"
         top_level_calls = [

@@ -66,4 +66,7 @@ def test_no_socket_named_or_none_answering_means_no_hand_off(tmp_path, monkeypat
 def test_the_entry_point_names_the_steps_it_runs(capsys, argv, got) -> None:
     assert job_forks.launch(argv) == job_forks.EXIT_USAGE
     err = capsys.readouterr().err.strip()
-    assert err.startswith("STEP: must be one of build_gold, build_silver, ingest_bronze, maintain,") and got in err
+    assert (
+        err.startswith("[setlist] STEP: must be one of build_gold, build_silver, ingest_bronze, maintain,")
+        and got in err
+    )
