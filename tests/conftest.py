@@ -87,8 +87,9 @@ def spark_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings, spark_server: dict[str, str]) -> Iterator[SparkSession]:
-    from include.lake.spark import get_spark
+    from include.lake.spark import fit_to_input, get_spark
 
     session = get_spark("setlist-tests", settings.with_overrides(spark_remote=spark_server["SETLIST_SPARK_REMOTE"]))
+    fit_to_input(session, 0, settings)  # tiny inline data runs interpreted, as a job on a small input does
     yield session
     session.stop()
