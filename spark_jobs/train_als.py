@@ -1,10 +1,10 @@
 """Gold affinity -> an ALS model (Spark MLlib), explicit on ratings or implicit on plays.
 
 Reads ``gold.user_track_affinity`` as of ``<run_date>`` (:func:`include.lake.gold_state.as_of`). First evaluates the
-parameters on a deterministic split of the same data (with the baseline configuration and popularity beside them)
-and records the run and its promotion decision in ``ops.model_runs`` (MERGE on run_key) with its plots;
-``recommend`` acts on the decision. On ratings (explicit mode) implicit ALS on the same ratings ranks beside the
-explicit model on the same split, and the model that ranks better is the one saved for ``recommend``
+settings' parameters (no search) on a deterministic split of the same data (with the baseline configuration and
+popularity beside them) and records the run and its promotion decision in ``ops.model_runs`` (MERGE on run_key) with
+its plots; ``recommend`` acts on the decision. On ratings (explicit mode) implicit ALS on the same ratings ranks
+beside the explicit model on the same split, and the model that ranks better is the one saved for ``recommend``
 (``serve_model``); the run keeps the explicit model's RMSE and MAE and records which model serves and why. Checks
 the factors with the ``model_factors`` suite (results in ``ops.dq_results``; a failure keeps the previous model).
 Writes the model to ``<lake>/models/als/<model_version>`` (overwritten on rerun) and one row in ``ops.models``
@@ -59,19 +59,20 @@ def factor_rows(model: als.Factors) -> DataFrame:
 def evaluate_and_decide(
     spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, rows: int, version: str, fitter: evaluation.Fitter
 ) -> evaluation.Report:
-    """Tune (within the settings' budget, from the champion's parameters) and evaluate on a split of today's
+    """Evaluate the settings' parameters (the configured ones, else the mode's best known) on a split of today's
     data beside the baseline configuration and popularity (and, on ratings, implicit ALS), decide promotion
-    against the champion, and record both in ``ops.model_runs``."""
+    against the champion, and record both in ``ops.model_runs``. No search: searching is ``setlist evaluate``'s
+    (and a tuning run's) work, not every night's."""
     settings = ctx.settings
     started = time.monotonic()
     current = model_runs.champion(spark, settings.lake, settings.als_mode, ctx.ds)
     params = als.AlsParams.of(settings)
-    # Tuning starts from the champion's parameters (with this run's seed), then the configured ones.
-    first = () if current is None else (als.AlsParams.from_json(current.params).replace(seed=params.seed),)
-    budget = evaluation.Budget.of(settings, first)
+    ctx.log(f"fitting {params.to_json()} ({settings.als_source()}; no search)")
     ranker = evaluation.scores_ranker(settings.serve_model)
     workers = als.fits_at_once(settings, rows)
-    report = evaluation.evaluate(data, params, settings.top_k, fitter, budget, ranker=ranker, workers=workers)
+    report = evaluation.evaluate(
+        data, params, settings.top_k, fitter, evaluation.NO_TUNING, ranker=ranker, workers=workers
+    )
     if report.choice:
         ctx.log(f"{report.choice}: {report.params.to_json()}")
     decision = model_runs.decide(report, current, settings.promotion_tolerance)

@@ -184,11 +184,14 @@ class Settings(BaseSettings):
         3,
         ge=0,
         le=1000,
-        description="The search before each fit tries at most this many candidates (so a rerun tries the same "
-        "ones); 0: no search.",
+        description="`setlist evaluate`'s search tries at most this many candidates per split (so a rerun tries "
+        "the same ones); 0: no search. The nightly fit does not search.",
     )
     tune_seconds: int = Field(
-        600, ge=0, le=86_400, description="The search before each fit stops after this many seconds; 0: no search."
+        600,
+        ge=0,
+        le=86_400,
+        description="`setlist evaluate`'s search stops after this many seconds per split; 0: no search.",
     )
     promotion_tolerance: float = Field(
         0.02,
@@ -262,6 +265,17 @@ class Settings(BaseSettings):
         """A model setting as it applies: the configured value, else the mode's best known one."""
         value: float | None = getattr(self, name)
         return ALS_DEFAULTS[self.als_mode][name] if value is None else value
+
+    def als_source(self) -> str:
+        """Where the model settings that apply come from, in a few words for a run's log: the ones set (an
+        environment variable or a DAG param) and the mode's best known values for the rest."""
+        names: tuple[AlsSetting, ...] = ("rank", "max_iter", "reg_param", "alpha")
+        configured = [n for n in names if getattr(self, n) is not None]
+        best = f"the {self.als_mode} mode's best known"
+        if not configured:
+            return f"{best} settings"
+        rest = f"; {best} for the rest" if len(configured) < len(names) else ""
+        return f"set: {', '.join(configured)}{rest}"
 
     @property
     def tuning(self) -> bool:

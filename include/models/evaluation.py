@@ -253,13 +253,12 @@ def ranker_for(params: AlsParams) -> AlsParams:
     return best_known("implicit", params.seed).replace(alpha=RANKER_ALPHA)
 
 
-def tuning_grid(params: AlsParams, first: Sequence[AlsParams] = ()) -> list[AlsParams]:
-    """Candidates in the order tuning tries them, without repeats: ``first`` (the champion's parameters), the
-    configured ``params``, the baseline configuration (so tuning never ends worse than it on the validation
-    split), the mode's best known settings, then a grid: explicit with biases varies the bias damping and
-    regParam together before rank and iterations; implicit varies alpha first, then rank and regParam."""
+def tuning_grid(params: AlsParams) -> list[AlsParams]:
+    """Candidates in the order tuning tries them, without repeats: the configured ``params``, the baseline
+    configuration (so tuning never ends worse than it on the validation split), the mode's best known settings, then
+    a grid: explicit with biases varies the bias damping and regParam together before rank and iterations; implicit
+    varies alpha first, then rank and regParam."""
     grid: list[AlsParams] = [
-        *first,
         params,
         baseline_for(params.mode, params.seed),
         best_known(params.mode, params.seed),
@@ -287,17 +286,15 @@ def tuning_grid(params: AlsParams, first: Sequence[AlsParams] = ()) -> list[AlsP
 
 @dataclass(frozen=True)
 class Budget:
-    """What tuning may spend: at most ``trials`` candidates and ``seconds`` (the first candidate always runs).
-    ``first``: candidates tried before the configured parameters (the nightly champion's)."""
+    """What tuning may spend: at most ``trials`` candidates and ``seconds`` (the first candidate always runs)."""
 
     trials: int = 0
     seconds: float = 0.0
-    first: tuple[AlsParams, ...] = ()
 
     @classmethod
-    def of(cls, settings: Settings, first: tuple[AlsParams, ...] = ()) -> Budget:
+    def of(cls, settings: Settings) -> Budget:
         """The settings' budget (``tune_trials``, ``tune_seconds``)."""
-        return cls(settings.tune_trials, settings.tune_seconds, first)
+        return cls(settings.tune_trials, settings.tune_seconds)
 
     @property
     def on(self) -> bool:
@@ -397,7 +394,7 @@ def tune(
             return math.nan, round(time.monotonic() - started, 2), str(exc)
         return primary_value(model, inner, params.mode, k), round(time.monotonic() - started, 2), ""
 
-    candidates = tuning_grid(params, budget.first)[: max(1, budget.trials)]
+    candidates = tuning_grid(params)[: max(1, budget.trials)]
     results = side_by_side(score, candidates, workers, deadline)
     best, best_value, baseline_value = params, math.nan, math.nan
     trials: list[dict[str, Any]] = []

@@ -1,4 +1,4 @@
-"""The e2e lake: three generated days (one with bad lines), the first run through Airflow once per test
+"""The e2e lake: two generated days (one with bad lines), the first run through Airflow once per test
 session on a Spark standalone cluster, then shared by the tests of the pipeline's output and of the explorer.
 Airflow's metadata is in a real PostgreSQL: a configured one (``SETLIST_AIRFLOW_DB_URL``) for the first day's
 ``setlist run``, the embedded default for ``setlist airflow``."""
@@ -27,8 +27,8 @@ from include.cli.generate import GenerateSpec, generate
 from include.orchestration import spark_cluster
 from tests import servers
 
-DAYS = ("2026-11-01",)  # through `setlist run`; the backfill test then runs all three days
-BACKFILL_DAYS = (*DAYS, "2026-11-02", "2026-11-03")
+DAYS = ("2026-11-01",)  # through `setlist run`; the backfill test then runs both days
+BACKFILL_DAYS = (*DAYS, "2026-11-02")
 K = 10
 BAD_LINE = "ev_bad_1,user_000001,trk_0000001,not-a-time,100,false,false,\n"
 SHORT_LINE = "ev_bad_2,user_000001\n"
@@ -63,16 +63,16 @@ class FirstDay:
 
 @pytest.fixture(scope="session")
 def first_day(tmp_path_factory: pytest.TempPathFactory, spark_server: dict[str, str], postgres_url: str) -> FirstDay:
-    """Three days land (the first with two bad lines). The first runs through ``setlist run`` with Airflow's
+    """Two days land (the first with two bad lines). The first runs through ``setlist run`` with Airflow's
     metadata in PostgreSQL (where the scheduler of the ``airflow`` fixture finds that run later) and its warm
     Spark as the driver of a Spark standalone cluster: a master and two 1-core workers started by
     ``setlist spark-cluster``'s code on loopback with a shared secret, stopped once the day is done. The
-    backfill test later runs all three days on the test run's local warm Spark, and the UI test this first
+    backfill test later runs both days on the test run's local warm Spark, and the UI test this first
     day again there."""
     root = tmp_path_factory.mktemp("e2e-lake")
     generate(
         GenerateSpec(
-            lake=str(root), start=dt.date(2026, 11, 1), days=3, users=60, tracks=200, events_per_day=1500, seed=3
+            lake=str(root), start=dt.date(2026, 11, 1), days=2, users=60, tracks=200, events_per_day=1500, seed=3
         ),
     )
     day1 = root / "landing" / "interactions" / f"date={DAYS[0]}" / "part-00000.csv"

@@ -1,5 +1,5 @@
 """The nightly DAG through Airflow with the real SparkSubmitOperator and spark-submit: one generated day with
-``setlist run`` (``airflow dags test``), then, on ``setlist airflow``'s default set-up, a three-day backfill
+``setlist run`` (``airflow dags test``), then, on ``setlist airflow``'s default set-up, a two-day backfill
 through the REST API on the real scheduler that must leave the first day exactly as it was, a repeat of it that
 must change nothing, a run triggered from the UI in chromium that survives a supervisor's stop and restart of
 Airflow, and refused triggers."""
@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include.core import tables
+from include.models import als, evaluation
 from include.orchestration.dag_spec import DAG_ID
 from tests import servers
 from tests.checks import (
@@ -47,10 +48,9 @@ def test_the_nightly_run_evaluates_its_model_beside_the_baselines_and_promotes_t
     model = read(spark, tables.OPS_MODELS, lake).where(F.col("run_date") == DAYS[0]).first()
     assert run["run_key"] == model["model_version"] and run["params"] == model["params"]
     assert run["promoted"] and run["decision"].startswith("no champion yet")
-    # Tuned by default: three candidates on a validation split, the chosen one is the model's parameters.
-    trials = json.loads(run["trials"])
-    assert run["tuned"] and len(trials) == 3 and trials[1]["baseline"]
-    assert [json.dumps(t["params"], sort_keys=True) for t in trials if t["chosen"]] == [run["params"]]
+    # No search at night: nothing set, so the mode's best known settings are fitted as they are.
+    assert not run["tuned"] and json.loads(run["trials"]) == []
+    assert als.AlsParams.from_json(run["params"]) == evaluation.best_known("implicit", 42)
     name = f"ndcg_at_{K}"
     assert run["primary_metric"] == name and run["primary_value"] == run["metrics"][name]
     for metrics in (run["metrics"], run["baseline_metrics"], run["popularity_metrics"]):
@@ -120,8 +120,8 @@ def wait_for_backfill(api, backfill_id: int, timeout_s: float = 1500) -> list[di
 def test_a_rest_api_backfill_on_the_default_set_up_runs_each_day_once_and_repeating_it_changes_nothing(
     spark, lake, airflow
 ):
-    """Three days through the real scheduler on the embedded metadata database, requested right after the DAG is
-    unpaused (on SQLite that was refused whenever the scheduler held the lock): three successful runs, one per
+    """Two days through the real scheduler on the embedded metadata database, requested right after the DAG is
+    unpaused (on SQLite that was refused whenever the scheduler held the lock): two successful runs, one per
     day. The first day already had its run in another database (``setlist run`` on the cluster), so its rerun
     must leave its partitions exactly as they were; training runs once, for the newest day (train=auto)."""
     api = airflow.api
@@ -148,12 +148,13 @@ def test_a_rest_api_backfill_on_the_default_set_up_runs_each_day_once_and_repeat
     assert sorted(r[0] for r in silver.select("run_date").distinct().collect()) == list(BACKFILL_DAYS)
     assert silver.groupBy("event_id").count().where("count > 1").count() == 0
     models = read(spark, tables.OPS_MODELS, lake).select("run_date").collect()
-    assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]  # the backfill's older days: no training
+    assert sorted(r[0] for r in models) == [DAYS[0], BACKFILL_DAYS[-1]]
+    runs_after = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
+    assert [r for r in runs_after if r["run_date"] == DAYS[0]] == before_runs  # the older day: not trained again
     # The newest day's model was judged against day 1's (the champion): its lists are published only if promoted.
     newest = read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_date") == BACKFILL_DAYS[-1]).first()
     assert newest["champion_run_key"] == before_runs[0]["run_key"], newest["decision"]
-    first_tried = json.loads(newest["trials"])[0]["params"]  # tuning starts from the champion's parameters
-    assert first_tried == json.loads(before_runs[0]["params"])
+    assert newest["params"] == before_runs[0]["params"] and not newest["tuned"]  # the same settings, no search
     recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake)
     published = {DAYS[0], BACKFILL_DAYS[-1]} if newest["promoted"] else {DAYS[0]}
     assert {r[0] for r in recs.select("run_date").distinct().collect()} == published, newest["decision"]

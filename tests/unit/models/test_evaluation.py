@@ -112,23 +112,18 @@ def test_params_json_names_only_what_applies_to_the_mode():
     assert als.AlsParams.from_json(params.to_json()) == params
 
 
-def test_tuning_tries_the_champion_then_the_configuration_then_the_baseline():
+def test_tuning_tries_the_configuration_then_the_baseline_then_the_best_known():
     params = als.AlsParams(mode="explicit", biases=True, rank=40)
-    champion = params.replace(reg_param=0.3)
-    grid = evaluation.tuning_grid(params, (champion,))
-    assert grid[:4] == [
-        champion,
-        params,
-        evaluation.baseline_for("explicit", 42),
-        evaluation.best_known("explicit", 42),
-    ]
+    grid = evaluation.tuning_grid(params)
+    assert grid[:3] == [params, evaluation.baseline_for("explicit", 42), evaluation.best_known("explicit", 42)]
     assert len(set(grid)) == len(grid)
     # explicit with biases: the bias damping and regParam are tuned together, before rank and iterations
-    rest = grid[4:]
+    rest = grid[3:]
     first_other = next(i for i, p in enumerate(rest) if (p.rank, p.max_iter) != (params.rank, params.max_iter))
     assert {p.damping for p in rest[:first_other]} == {5.0, 10.0, 20.0}
     assert {p.reg_param for p in rest[:first_other]} == {0.1, 0.15, 0.2}
-    assert evaluation.tuning_grid(params, (params,))[:2] == [params, evaluation.baseline_for("explicit", 42)]
+    best = evaluation.best_known("explicit", 42)
+    assert evaluation.tuning_grid(best)[:2] == [best, evaluation.baseline_for("explicit", 42)]  # no repeats
 
 
 def test_side_by_side_keeps_the_order_the_limit_and_the_deadline(spark):
