@@ -96,18 +96,7 @@ def server_env(settings: Settings, port: int, passwords: Path) -> dict[str, str]
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # it would listen on all interfaces
         }
     )
-    for key, value in IDLE_DEFAULTS.items():
-        env[key] = env.get(key) or value
     return env
-
-
-# An idle Airflow took a third of a core with Airflow's defaults (re-parsing the DAG files every 30 s, a scheduler
-# loop every second): these halve it (BENCHMARKS.md); a changed DAG file shows within two minutes, and a task
-# waits at most two seconds more for the scheduler's next loop. A user's own values win.
-IDLE_DEFAULTS = {
-    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "2",
-}
 
 
 def check_port(port: int) -> None:

@@ -39,15 +39,3 @@ def test_a_configured_database_that_does_not_answer_is_one_line_naming_the_setti
     assert "secret-pw" not in message and "\n" not in message
     with pytest.raises(ConfigError, match="SQLite database's folder /no/such does not exist"):
         metadata_db.check_reachable("sqlite:////no/such/airflow.db", CONN)
-
-
-def test_setlist_airflow_keeps_an_idle_airflow_cheap_unless_the_user_says_otherwise(monkeypatch, tmp_path):
-    from include.orchestration import airflow_server
-
-    parse, sleep = "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
-    for name in (parse, sleep):
-        monkeypatch.delenv(name, raising=False)
-    env = airflow_server.server_env(load_settings(env={}), 8080, tmp_path / "passwords.json")
-    assert (env[parse], env[sleep]) == ("120", "2")
-    monkeypatch.setenv(parse, "30")
-    assert airflow_server.server_env(load_settings(env={}), 8080, tmp_path / "passwords.json")[parse] == "30"
