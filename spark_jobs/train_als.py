@@ -73,8 +73,6 @@ def evaluate_and_decide(
     report = evaluation.evaluate(
         data, params, settings.top_k, fitter, evaluation.NO_TUNING, ranker=ranker, workers=workers
     )
-    if report.choice:
-        ctx.log(f"{report.choice}: {report.params.to_json()}")
     decision = model_runs.decide(report, current, settings.promotion_tolerance)
     model_runs.record_run(
         spark,

@@ -269,7 +269,7 @@ class Settings(BaseSettings):
     def als_source(self) -> str:
         """Where the model settings that apply come from, in a few words for a run's log: the ones set (an
         environment variable or a DAG param) and the mode's best known values for the rest."""
-        names: tuple[AlsSetting, ...] = ("rank", "max_iter", "reg_param", "alpha")
+        names: tuple[AlsSetting, ...] = get_args(AlsSetting)
         configured = [n for n in names if getattr(self, n) is not None]
         best = f"the {self.als_mode} mode's best known"
         if not configured:
