@@ -1,8 +1,9 @@
 """Gold affinity -> an ALS model (Spark MLlib), explicit on ratings or implicit on plays.
 
-Reads ``gold.user_track_affinity`` as of ``<run_date>`` (:func:`include.lake.gold_state.as_of`). First evaluates the
-settings' parameters (no search) on a deterministic split of the same data (with the baseline configuration and
-popularity beside them) and records the run and its promotion decision in ``ops.model_runs`` (MERGE on run_key) with
+Reads ``gold.user_track_affinity`` as of ``<run_date>`` (:func:`include.lake.gold_state.as_of`) and the newest
+``ops.tuned_settings`` of the mode from before it. First evaluates the parameters that apply (no search) on a
+deterministic split of the same data (with the baseline configuration and popularity beside them) and records the
+run, its promotion decision and whether the next tuning run is due in ``ops.model_runs`` (MERGE on run_key) with
 its plots; ``recommend`` acts on the decision. On ratings (explicit mode) implicit ALS on the same ratings ranks
 beside the explicit model on the same split, and the model that ranks better is the one saved for ``recommend``
 (``serve_model``); the run keeps the explicit model's RMSE and MAE and records which model serves and why. Checks
@@ -25,7 +26,7 @@ from include.core import schemas, tables
 from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake import delta_io, gold_state, jobs
 from include.lake.spark import cached, fit_to_input
-from include.models import als, evaluation, model_runs
+from include.models import als, evaluation, model_runs, tuned_settings
 from include.models.model_version import model_version
 
 RATING_COLUMN = {"explicit": "latest_rating", "implicit": "strength"}
@@ -59,21 +60,24 @@ def factor_rows(model: als.Factors) -> DataFrame:
 def evaluate_and_decide(
     spark: SparkSession, ctx: jobs.JobContext, data: DataFrame, rows: int, version: str, fitter: evaluation.Fitter
 ) -> evaluation.Report:
-    """Evaluate the settings' parameters (the configured ones, else the mode's best known) on a split of today's
-    data beside the baseline configuration and popularity (and, on ratings, implicit ALS), decide promotion
-    against the champion, and record both in ``ops.model_runs``. No search: searching is ``setlist evaluate``'s
-    (and a tuning run's) work, not every night's."""
+    """Evaluate the parameters that apply (the configured ones, else the newest tuning run's from before the run
+    date, else the mode's best known) on a split of today's data beside the baseline configuration and
+    popularity (and, on ratings, implicit ALS), decide promotion against the champion, say whether the next
+    tuning run is due, and record it all in ``ops.model_runs``. No search: searching is a tuning run's work."""
     settings = ctx.settings
     started = time.monotonic()
     current = model_runs.champion(spark, settings.lake, settings.als_mode, ctx.ds)
-    params = als.AlsParams.of(settings)
-    ctx.log(f"fitting {params.to_json()} ({settings.als_source()}; no search)")
+    tuned = tuned_settings.newest(spark, settings.lake, settings.als_mode, ctx.ds)
+    params = als.AlsParams.of(settings, tuned.params if tuned else None)
+    source = settings.als_source(tuned.version if tuned else None)
+    ctx.log(f"fitting {params.to_json()} ({source}; no search)")
     ranker = evaluation.scores_ranker(settings.serve_model)
     workers = als.fits_at_once(settings, rows)
     report = evaluation.evaluate(
         data, params, settings.top_k, fitter, evaluation.NO_TUNING, ranker=ranker, workers=workers
     )
     decision = model_runs.decide(report, current, settings.promotion_tolerance)
+    due = model_runs.tuning_due(report, tuned, settings.tuning_due_drop)
     model_runs.record_run(
         spark,
         settings.lake,
@@ -87,10 +91,15 @@ def evaluate_and_decide(
         duration_seconds=time.monotonic() - started,
         run_id=ctx.run_id,
         serve_model=settings.serve_model,
+        params_source=source,
+        tuned_version=tuned.version if tuned else None,
+        tuning_due=bool(due),
     )
     name, value, _ = report.primary
     popular = report.popularity.get(name, float("nan"))
     ctx.log(f"evaluated: {name}={value:.4f} (popularity {popular:.4f}); {decision.reason}")
+    if due:
+        ctx.log(due)
     return report
 
 

@@ -193,6 +193,20 @@ class Settings(BaseSettings):
         le=86_400,
         description="`setlist evaluate`'s search stops after this many seconds per split; 0: no search.",
     )
+    tuning_seconds: int = Field(
+        900,
+        ge=10,
+        le=604_800,
+        description="The tuning run's budget (`setlist tune`, the `setlist_tuning` DAG): its search starts no trial "
+        "after this many seconds. Also that DAG's param.",
+    )
+    tuning_due_drop: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="A nightly evaluation this much (relative) worse than the tuned settings' own validation metric "
+        "makes the next tuning run due at once; 0: never.",
+    )
     promotion_tolerance: float = Field(
         0.02,
         ge=0.0,
@@ -266,12 +280,13 @@ class Settings(BaseSettings):
         value: float | None = getattr(self, name)
         return ALS_DEFAULTS[self.als_mode][name] if value is None else value
 
-    def als_source(self) -> str:
-        """Where the model settings that apply come from, in a few words for a run's log: the ones set (an
-        environment variable or a DAG param) and the mode's best known values for the rest."""
+    def als_source(self, tuned: str | None = None) -> str:
+        """Where the model settings that apply come from, in a few words for a run's log and ``ops.model_runs``:
+        the ones set (an environment variable or a DAG param), then the tuning run ``tuned`` (its version) or the
+        mode's best known values for the rest."""
         names: tuple[AlsSetting, ...] = get_args(AlsSetting)
         configured = [n for n in names if getattr(self, n) is not None]
-        best = f"the {self.als_mode} mode's best known"
+        best = f"tuned {tuned}" if tuned else f"the {self.als_mode} mode's best known"
         if not configured:
             return f"{best} settings"
         rest = f"; {best} for the rest" if len(configured) < len(names) else ""

@@ -167,6 +167,23 @@ MODEL_RUNS_SCHEMA = _columns(
     ("evaluated_at", TS),
     # which model writes gold.recommendations and why; explicit runs: implicit ALS's metrics on the same split
     ("served_mode", STRING), ("served_reason", STRING), ("ranker_metrics", METRICS),
+    # where the parameters came from (set, a tuning run's version, the mode's best known) and whether the
+    # evaluation fell so far below the tuned settings' own metric that the next tuning run is due at once
+    ("params_source", STRING), ("tuned_version", STRING), ("tuning_due", BOOL),
+)  # fmt: skip
+# One row per tuning run (MERGE on version, ``<mode>-<as_of_date>``): the settings it found and on what data.
+TUNED_SETTINGS_SCHEMA = _columns(
+    ("version", STRING), ("mode", STRING), ("as_of_date", STRING), ("params", STRING), ("primary_metric", STRING),
+    ("primary_value", DOUBLE), ("baseline_value", DOUBLE), ("start_value", DOUBLE), ("trials", INT),
+    ("pruned", INT), ("failed", INT), ("budget_seconds", DOUBLE), ("duration_seconds", DOUBLE),
+    ("training_rows", LONG), ("users", LONG), ("tracks", LONG), ("input_versions", STRING),
+    ("code_version", STRING), ("note", STRING), ("run_id", STRING), ("tuned_at", TS),
+)  # fmt: skip
+# Every trial of a tuning run, in the order they started (the run's version partition is replaced on rerun).
+TUNING_TRIALS_SCHEMA = _columns(
+    ("version", STRING), ("trial", INT), ("sampler", STRING), ("state", STRING), ("params", STRING),
+    ("primary_metric", STRING), ("value", DOUBLE), ("rung_value", DOUBLE), ("seconds", DOUBLE), ("chosen", BOOL),
+    ("failed", STRING),
 )  # fmt: skip
 MODELS_SCHEMA = _columns(
     ("model_version", STRING), ("run_date", STRING), ("mode", STRING), ("params", STRING), ("path", STRING),
@@ -195,6 +212,8 @@ GOLD_RECOMMENDATIONS = Table(
 )
 OPS_MODELS = Table("ops", "models", schema=MODELS_SCHEMA, stamped="trained_at")
 OPS_MODEL_RUNS = Table("ops", "model_runs", schema=MODEL_RUNS_SCHEMA, stamped="evaluated_at")
+OPS_TUNED_SETTINGS = Table("ops", "tuned_settings", schema=TUNED_SETTINGS_SCHEMA, stamped="tuned_at")
+OPS_TUNING_TRIALS = Table("ops", "tuning_trials", "version", schema=TUNING_TRIALS_SCHEMA)
 OPS_LAYER_COUNTS = Table("ops", "layer_counts", RUN_DATE, schema=LAYER_COUNTS_SCHEMA)
 OPS_DQ_RESULTS = Table("ops", "dq_results", RUN_DATE, schema=DQ_RESULTS_SCHEMA)
 OPS_RUN_LOG = Table("ops", "run_log", RUN_DATE)  # written by Airflow's failure callback through delta-rs
@@ -213,6 +232,8 @@ ALL_TABLES = (
     GOLD_RECOMMENDATIONS,
     OPS_MODELS,
     OPS_MODEL_RUNS,
+    OPS_TUNED_SETTINGS,
+    OPS_TUNING_TRIALS,
     OPS_LAYER_COUNTS,
     OPS_DQ_RESULTS,
     OPS_RUN_LOG,

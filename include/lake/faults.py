@@ -27,7 +27,7 @@ from include.core.tables import SQL_NAMES
 FAULT_ENV = "SETLIST_FAULT"
 TRACE_ENV = "SETLIST_FAULT_TRACE"
 WHEN = ("before", "during", "after")
-STEPS = ("ingest_bronze", "build_silver", "build_gold", "train_als", "recommend", "maintain")
+STEPS = ("ingest_bronze", "build_silver", "build_gold", "train_als", "recommend", "maintain", "tune_als")
 _POLL_S = 0.005
 
 log = logging.getLogger(__name__)

@@ -63,21 +63,22 @@ class JobContext:
         log.info("%s %s: %s", self.step, self.ds, message)
 
 
-def command(step: str, description: str, model_args: bool = False) -> click.Command:
-    """Options every job takes; ``model_args`` adds the ALS settings (default: $SETLIST_* or built-in). The
-    command returns the options as parsed, for :func:`context`."""
+def command(step: str, description: str, model_args: bool = False, settings_args: Sequence[str] = ()) -> click.Command:
+    """Options every job takes; ``model_args`` adds the ALS settings and ``settings_args`` the named settings
+    (default: $SETLIST_* or built-in). The command returns the options as parsed, for :func:`context`."""
     params: list[click.Parameter] = [
         click.Option(["--run-date"], required=True, help="the partition to process, YYYY-MM-DD"),
         click.Option(["--lake"], default=None, help="lake root (default: $SETLIST_LAKE or ./lake)"),
         click.Option(["--run-id"], default="manual", help="the Airflow run id, recorded with the output"),
     ]
-    if model_args:
-        params += [click.Option(["--" + name.replace("_", "-"), name], default=None) for name in MODEL_SETTINGS]
+    names = [*(MODEL_SETTINGS if model_args else ()), *settings_args]
+    params += [click.Option(["--" + name.replace("_", "-"), name], default=None) for name in names]
     return click.Command(step, params=params, help=description, callback=lambda **options: options)
 
 
 def context(step: str, options: Mapping[str, Any]) -> JobContext:
-    overrides = {k: options.get(k) or None for k in MODEL_SETTINGS}  # "": unset (an empty DAG param)
+    fixed = ("run_date", "lake", "run_id")
+    overrides = {k: v or None for k, v in options.items() if k not in fixed}  # "": unset (an empty DAG param)
     settings = load_settings(lake=options["lake"], **overrides)
     return JobContext(step, parse_run_date(options["run_date"], "--run-date"), options["run_id"], settings)
 
@@ -117,6 +118,7 @@ def main(
     work: Callable[[SparkSession, JobContext], None],
     argv: Sequence[str] | None,
     model_args: bool = False,
+    settings_args: Sequence[str] = (),
 ) -> int:
     """The whole ``main`` of a job: parse arguments, build settings and the session, run ``work``.
 
@@ -126,7 +128,7 @@ def main(
     the job reads its input.
     """
     try:
-        options = invoke(command(step, description, model_args), argv, step)
+        options = invoke(command(step, description, model_args, settings_args), argv, step)
     except CommandExit as exc:
         return exc.code
     if argv is None:  # started as a program: a warm fork server, when there is one, runs it

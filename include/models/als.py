@@ -15,15 +15,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, get_args
 
+from pyspark import inheritable_thread_target
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include.core.config import Settings
+from include.core.config import AlsSetting, Settings
 from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake.jobs import FitError as FitError  # raised by fit; every job reports it in one line
 from include.lake.spark import cached
@@ -47,9 +51,10 @@ class AlsParams:
     seed: int = 42
 
     @classmethod
-    def of(cls, settings: Settings) -> AlsParams:
-        """The settings' parameters; model settings left unset are the mode's best known values."""
-        return cls(
+    def of(cls, settings: Settings, tuned: AlsParams | None = None) -> AlsParams:
+        """The settings' parameters; model settings left unset are ``tuned``'s (a tuning run's of the same mode and
+        biases), else the mode's best known values."""
+        params = cls(
             mode=settings.als_mode,
             rank=int(settings.als_value("rank")),
             max_iter=int(settings.als_value("max_iter")),
@@ -58,6 +63,10 @@ class AlsParams:
             biases=settings.als_biases and settings.als_mode == "explicit",
             seed=settings.seed,
         )
+        if tuned is None or (tuned.mode, tuned.biases) != (params.mode, params.biases):
+            return params
+        unset = [name for name in get_args(AlsSetting) if getattr(settings, name) is None]
+        return params.replace(damping=tuned.damping, **{name: getattr(tuned, name) for name in unset})
 
     @classmethod
     def from_json(cls, text: str) -> AlsParams:
@@ -194,6 +203,31 @@ def with_biases(model: ALSModel, mean: float, user: DataFrame, item: DataFrame) 
 
 
 Fitter = Callable[[DataFrame, AlsParams], Factors]
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def side_by_side(work: Callable[[T], R], items: Sequence[T], workers: int, deadline: float = math.inf) -> list[R]:
+    """``work`` of each item in threads that share the caller's Spark session, at most ``workers`` at a time;
+    the results in the items' order. An item starts only before ``deadline`` (``time.monotonic()``; the first
+    always starts), so the list ends at the first item that did not start."""
+    # Spark ML over Connect looks the session up per thread: pyspark's wrapper makes it the thread's too
+    work = inheritable_thread_target(SparkSession.active())(work)
+    futures: list[Future[R]] = []
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="setlist-fit") as pool:
+        running: set[Future[R]] = set()
+        for item in items:
+            if len(running) >= max(1, workers):
+                _, running = wait(running, return_when=FIRST_COMPLETED)
+            if futures and time.monotonic() >= deadline:
+                break
+            futures.append(pool.submit(work, item))
+            running.add(futures[-1])
+    return [f.result() for f in futures]
+
+
 SMALL_FITS_AT_ONCE = 3
 
 

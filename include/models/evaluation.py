@@ -22,19 +22,17 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
-from pyspark import inheritable_thread_target
 from pyspark.ml.evaluation import RankingEvaluator
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from include.core.config import ALS_DEFAULTS, Settings
-from include.models import topk
-from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, FitError, Fitter
+from include.models import search, topk
+from include.models.als import BASELINE, RATING, TRACK, USER, AlsParams, Factors, FitError, Fitter, side_by_side
 
 TEST_PERCENT = 20
 POSITIVE_RATING = 4.0
@@ -254,34 +252,10 @@ def ranker_for(params: AlsParams) -> AlsParams:
 
 
 def tuning_grid(params: AlsParams) -> list[AlsParams]:
-    """Candidates in the order tuning tries them, without repeats: the configured ``params``, the baseline
-    configuration (so tuning never ends worse than it on the validation split), the mode's best known settings, then
-    a grid: explicit with biases varies the bias damping and regParam together before rank and iterations; implicit
-    varies alpha first, then rank and regParam."""
-    grid: list[AlsParams] = [
-        params,
-        baseline_for(params.mode, params.seed),
-        best_known(params.mode, params.seed),
-    ]
-    if params.mode == "explicit":
-        if params.biases:
-            grid += [params.replace(damping=d, reg_param=g) for d in (10.0, 5.0, 20.0) for g in (0.15, 0.2, 0.1)]
-        grid += [
-            params.replace(rank=r, reg_param=g, max_iter=i)
-            for i in (20, 15)
-            for r in (50, 20)
-            for g in (0.12, 0.15, 0.1)
-        ]
-    else:
-        # alpha first: the right confidence depends on the scale of the play counts (strength is log1p(plays))
-        grid += [params.replace(alpha=a) for a in (1.0, 3.0, 10.0)]
-        grid += [
-            params.replace(rank=r, reg_param=g, alpha=a, max_iter=15)
-            for a in (5.0, 3.0, 1.0)
-            for r in (30, 50, 20)
-            for g in (0.4, 0.2, 0.1)
-        ]
-    return list(dict.fromkeys(grid))
+    """The candidates tuning tries before its search proposes any, in order, without repeats: the configured
+    ``params``, the baseline configuration (so tuning never ends worse than it on the validation split) and the
+    mode's best known settings."""
+    return list(dict.fromkeys([params, baseline_for(params.mode, params.seed), best_known(params.mode, params.seed)]))
 
 
 @dataclass(frozen=True)
@@ -352,68 +326,49 @@ class Report:
         return self.training_rows / self.fit_seconds if self.fit_seconds else 0.0
 
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def side_by_side(work: Callable[[T], R], items: Sequence[T], workers: int, deadline: float = math.inf) -> list[R]:
-    """``work`` of each item in threads that share the caller's Spark session, at most ``workers`` at a time;
-    the results in the items' order. An item starts only before ``deadline`` (``time.monotonic()``; the first
-    always starts), so the list ends at the first item that did not start."""
-    # Spark ML over Connect looks the session up per thread: pyspark's wrapper makes it the thread's too
-    work = inheritable_thread_target(SparkSession.active())(work)
-    futures: list[Future[R]] = []
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="setlist-fit") as pool:
-        running: set[Future[R]] = set()
-        for item in items:
-            if len(running) >= max(1, workers):
-                _, running = wait(running, return_when=FIRST_COMPLETED)
-            if futures and time.monotonic() >= deadline:
-                break
-            futures.append(pool.submit(work, item))
-            running.add(futures[-1])
-    return [f.result() for f in futures]
-
-
 def tune(
     split: Split, params: AlsParams, budget: Budget, k: int, fitter: Fitter, workers: int = 1
 ) -> tuple[AlsParams, list[dict[str, Any]], str]:
-    """The best candidate of :func:`tuning_grid` on a validation split carved from ``split.train`` (never the
-    test split), within ``budget``, ``workers`` candidates at a time; (parameters, every trial, a line saying
-    what was chosen and why). Ties go to the earlier candidate."""
+    """The best candidate on a validation split carved from ``split.train`` (never the test split), within
+    ``budget``, ``workers`` candidates at a time: :func:`tuning_grid`'s, then the TPE search's
+    (:func:`include.models.search.run`); (parameters, every trial, a line saying what was chosen and why). Ties
+    go to the earlier candidate."""
     inner = split_for(params.mode, split.train, split.seed + 1)
     name, higher = primary_metric(params.mode, k)
-    deadline = time.monotonic() + budget.seconds
     baseline = baseline_for(params.mode, params.seed)
-
-    def score(candidate: AlsParams) -> tuple[float, float, str]:
-        started = time.monotonic()
-        try:
-            model = fitter(inner.train, candidate)
-        except FitError as exc:  # that candidate cannot fit this input: the others can still be tried
-            return math.nan, round(time.monotonic() - started, 2), str(exc)
-        return primary_value(model, inner, params.mode, k), round(time.monotonic() - started, 2), ""
-
-    candidates = tuning_grid(params)[: max(1, budget.trials)]
-    results = side_by_side(score, candidates, workers, deadline)
+    found = search.run(
+        params,
+        tuning_grid(params),
+        lambda candidate: primary_value(fitter(inner.train, candidate), inner, params.mode, k),
+        higher,
+        budget.trials,
+        budget.seconds,
+        workers,
+    )
     best, best_value, baseline_value = params, math.nan, math.nan
     trials: list[dict[str, Any]] = []
-    for candidate, (value, seconds_taken, failed) in zip(candidates, results, strict=False):
-        trial = {"split_seed": split.seed, "params": candidate.as_dict(), name: value, "seconds": seconds_taken}
-        trials.append(trial)
-        if candidate == baseline:
-            trial["baseline"] = True
-            baseline_value = value
-        if failed:
-            trial.update({name: None, "failed": failed})
-        elif math.isnan(best_value) or (value > best_value if higher else value < best_value):
-            best, best_value = candidate, value
+    for number, trial in enumerate(found):
+        value = None if trial.state != "complete" else trial.value
+        record = {
+            "split_seed": split.seed, "trial": number, "params": trial.params.as_dict(), name: value,
+            "seconds": trial.seconds, "sampler": trial.sampler, "state": trial.state,
+        }  # fmt: skip
+        if trial.rung is not None:
+            record["rung"] = trial.rung
+        if trial.failed:
+            record["failed"] = trial.failed
+        if trial.params == baseline:
+            record["baseline"] = True
+            baseline_value = trial.value
+        trials.append(record)
+        if value is not None and (math.isnan(best_value) or (value > best_value if higher else value < best_value)):
+            best, best_value = trial.params, value
     unfit = [t for t in trials if t.get("failed")]
     if len(unfit) == len(trials):
         raise FitError(f"no tuning candidate could be fitted: {unfit[0]['failed']}")
-    for trial in trials:
-        trial["chosen"] = trial["params"] == best.as_dict()
-    tuned = [t[name] for t in trials if not t.get("baseline") and not t.get("failed")]
+    for record in trials:
+        record["chosen"] = record["params"] == best.as_dict()
+    tuned = [t[name] for t in trials if not t.get("baseline") and t[name] is not None]
     if best == baseline and tuned:
         top = max(tuned) if higher else min(tuned)
         note = (
@@ -421,7 +376,9 @@ def tune(
             f" {top:.4f} for the best of {len(tuned)} tuned candidates): fell back to it"
         )
     else:
+        pruned = sum(t["state"] == "pruned" for t in trials)
         note = f"tuned: {len(trials)} candidates on the validation split, best {name} {best_value:.4f}"
+        note += f" ({pruned} pruned early)" if pruned else ""
     if unfit:
         note += f"; {len(unfit)} could not be fitted ({unfit[0]['failed']})"
     return best, trials, note

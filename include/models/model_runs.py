@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from include.core import tables
 from include.lake import delta_io
+from include.models import tuned_settings
 from include.models.evaluation import Report, no_worse
 
 
@@ -76,6 +77,24 @@ def decide(report: Report, current: Champion | None, tolerance: float) -> Decisi
     )
 
 
+def tuning_due(report: Report, tuned: tuned_settings.Tuned | None, drop: float) -> str:
+    """One line when ``report``'s primary metric is worse than the tuned settings' own validation metric by more
+    than ``drop`` (relative; 0: never): the data moved away from what they were tuned on. Empty otherwise."""
+    name, value, higher = report.primary
+    if (
+        tuned is None
+        or not drop
+        or tuned.metric != name
+        or math.isnan(value)
+        or no_worse(value, tuned.value, higher, drop)
+    ):
+        return ""
+    return (
+        f"tuning due: {name}={value:.4f} is worse than {tuned.value:.4f}, tuned settings {tuned.version}'s own on"
+        f" validation, by more than {drop:.0%}; the setlist_tuning DAG runs next"
+    )
+
+
 def input_versions(spark: SparkSession, lake: str, inputs: Sequence[tables.Table]) -> dict[str, int]:
     return {t.sql_name: delta_io.version(spark, t, lake) for t in inputs if delta_io.exists(spark, t, lake)}
 
@@ -93,6 +112,9 @@ def row(
     duration_seconds: float,
     run_id: str,
     serve_model: str = "auto",
+    params_source: str | None = None,
+    tuned_version: str | None = None,
+    tuning_due: bool = False,
 ) -> dict[str, Any]:
     name, value, _ = report.primary
     served_mode, served_reason = report.serving(serve_model)
@@ -125,6 +147,9 @@ def row(
         "served_mode": served_mode,
         "served_reason": served_reason,
         "ranker_metrics": report.ranker,
+        "params_source": params_source,
+        "tuned_version": tuned_version,
+        "tuning_due": tuning_due,
     }
 
 
@@ -145,9 +170,12 @@ def record_run(
     duration_seconds: float,
     run_id: str,
     serve_model: str = "auto",
+    params_source: str | None = None,
+    tuned_version: str | None = None,
+    tuning_due: bool = False,
 ) -> list[str]:
-    """Record one run (with its input versions and code version, and which model serves: ``serve_model`` as
-    :meth:`Report.serving` reads it) and write its plots; returns the plots."""
+    """Record one run (with its input versions and code version, which model serves: ``serve_model`` as
+    :meth:`Report.serving` reads it, and where its parameters came from) and write its plots; returns the plots."""
     from include.core.packaging import code_version
 
     values = row(
@@ -162,6 +190,9 @@ def record_run(
         duration_seconds=duration_seconds,
         run_id=run_id,
         serve_model=serve_model,
+        params_source=params_source,
+        tuned_version=tuned_version,
+        tuning_due=tuning_due,
     )
     record(spark, lake, values)
     return write_plots(spark, lake, run_key, kind, report.mode, data)

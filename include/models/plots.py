@@ -53,3 +53,30 @@ def distribution(counts: pd.DataFrame, mode: str, path: Path) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return str(path)
+
+
+def search(values: list[float], states: list[str], metric: str, higher: bool, path: Path) -> str:
+    """A tuning run's search: each trial's validation metric in the order they started (pruned and failed trials
+    marked at the bottom), and the best so far."""
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    done = [(i, v) for i, v in enumerate(values) if v == v]  # NaN: pruned or failed
+    best: list[float] = []
+    for _, v in done:
+        best.append(v if not best else (max(best[-1], v) if higher else min(best[-1], v)))
+    ax.scatter([i for i, _ in done], [v for _, v in done], label="trial", zorder=3)
+    ax.step([i for i, _ in done], best, where="post", color="tab:green", label="best so far")
+    floor = min((v for _, v in done), default=0.0)
+    for state, marker in (("pruned", "x"), ("failed", "v")):
+        at = [i for i, s in enumerate(states) if s == state]
+        if at:
+            ax.scatter(at, [floor] * len(at), marker=marker, color="grey", label=state)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"{metric} (validation)")
+    ax.set_title(f"Tuning search: {len(values)} trials, best {best[-1]:.4f}" if best else "Tuning search")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)

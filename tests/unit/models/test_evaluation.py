@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include.core import config
-from include.models import als, evaluation, model_runs
+from include.models import als, evaluation, model_runs, tuned_settings
 from include.models.evaluation import Report
 
 pytestmark = pytest.mark.unit
@@ -115,15 +115,9 @@ def test_params_json_names_only_what_applies_to_the_mode():
 def test_tuning_tries_the_configuration_then_the_baseline_then_the_best_known():
     params = als.AlsParams(mode="explicit", biases=True, rank=40)
     grid = evaluation.tuning_grid(params)
-    assert grid[:3] == [params, evaluation.baseline_for("explicit", 42), evaluation.best_known("explicit", 42)]
-    assert len(set(grid)) == len(grid)
-    # explicit with biases: the bias damping and regParam are tuned together, before rank and iterations
-    rest = grid[3:]
-    first_other = next(i for i, p in enumerate(rest) if (p.rank, p.max_iter) != (params.rank, params.max_iter))
-    assert {p.damping for p in rest[:first_other]} == {5.0, 10.0, 20.0}
-    assert {p.reg_param for p in rest[:first_other]} == {0.1, 0.15, 0.2}
+    assert grid == [params, evaluation.baseline_for("explicit", 42), evaluation.best_known("explicit", 42)]
     best = evaluation.best_known("explicit", 42)
-    assert evaluation.tuning_grid(best)[:2] == [best, evaluation.baseline_for("explicit", 42)]  # no repeats
+    assert evaluation.tuning_grid(best) == [best, evaluation.baseline_for("explicit", 42)]  # no repeats
 
 
 def test_side_by_side_keeps_the_order_the_limit_and_the_deadline(spark):
@@ -138,10 +132,10 @@ def test_side_by_side_keeps_the_order_the_limit_and_the_deadline(spark):
             running[0] -= 1
         return spark.range(item).count() * 10  # the caller's session, in another thread
 
-    assert evaluation.side_by_side(work, [0, 1, 2, 3], workers=2) == [0, 10, 20, 30]
+    assert als.side_by_side(work, [0, 1, 2, 3], workers=2) == [0, 10, 20, 30]
     assert peak[0] == 2
-    assert evaluation.side_by_side(work, [1, 2, 3], workers=3, deadline=time.monotonic()) == [10]  # the first starts
-    assert evaluation.side_by_side(work, [], workers=2) == []
+    assert als.side_by_side(work, [1, 2, 3], workers=3, deadline=time.monotonic()) == [10]  # the first starts
+    assert als.side_by_side(work, [], workers=2) == []
 
 
 def test_fits_at_once_follows_the_input_size():
@@ -203,3 +197,38 @@ def test_ratings_become_preferences_around_the_neutral_rating(spark):
     data = spark.createDataFrame([(1, 1, 5.0), (1, 2, 3.0), (1, 3, 1.0)], PAIRS)
     got = {r.track_key: r.rating for r in evaluation.preferences(data).collect()}
     assert got == {1: 2.0, 2: 0.0, 3: -2.0}  # a liking, nothing, evidence against
+
+
+def test_settings_given_win_over_tuned_ones_which_win_over_the_best_known():
+    tuned = als.AlsParams(mode="implicit", rank=64, max_iter=12, reg_param=0.05, alpha=20.0)
+    settings = config.load_settings(env={}, lake="/tmp/lake")
+    assert als.AlsParams.of(settings, tuned) == tuned and als.AlsParams.of(settings) == evaluation.best_known(
+        "implicit", 42
+    )
+    assert settings.als_source("implicit-2026-11-02") == "tuned implicit-2026-11-02 settings"
+    ranked = settings.with_overrides(rank=4)
+    assert als.AlsParams.of(ranked, tuned) == tuned.replace(rank=4)
+    assert ranked.als_source("implicit-2026-11-02") == "set: rank; tuned implicit-2026-11-02 for the rest"
+    # settings tuned for another mode do not apply
+    explicit = settings.with_overrides(als_mode="explicit")
+    assert als.AlsParams.of(explicit, tuned) == evaluation.best_known("explicit", 42)
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "tuned", "due"),
+    [
+        ("implicit", 0.25, 0.30, True),  # 17% below the tuned settings' validation NDCG
+        ("implicit", 0.28, 0.30, False),  # within 10%
+        ("explicit", 0.95, 0.85, True),  # RMSE: lower is better
+        ("explicit", 0.90, 0.85, False),
+    ],
+)
+def test_tuning_is_due_when_the_nightly_falls_clearly_below_the_tuned_metric(mode, value, tuned, due):
+    name = "rmse" if mode == "explicit" else "ndcg_at_10"
+    found = tuned_settings.Tuned(f"{mode}-2026-11-02", als.AlsParams(mode=mode), name, tuned)
+    line = model_runs.tuning_due(report(mode, value), found, 0.1)
+    assert bool(line) == due
+    if due:
+        assert line.startswith(f"tuning due: {name}={value:.4f} is worse than {tuned:.4f}, tuned settings {mode}-")
+    assert model_runs.tuning_due(report(mode, value), found, 0.0) == ""  # 0: never
+    assert model_runs.tuning_due(report(mode, value), None, 0.1) == ""  # nothing tuned yet

@@ -1,0 +1,80 @@
+"""tune_als on a lake: a search within its budget, recorded, and the nightly fit after it using what it found."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from include.core import tables
+from include.core.config import load_settings
+from include.lake import delta_io, jobs
+from include.models import als, tuned_settings
+from include.models.model_version import model_version
+from spark_jobs import train_als, tune_als
+
+pytestmark = pytest.mark.integration
+
+AFFINITY = "user_key int, track_key int, latest_rating double, strength double"
+DAYS = ("2026-11-01", "2026-11-02")
+
+
+def affinity_rows(day: int) -> list[tuple[int, int, None, float]]:
+    """Plays of 40 users on 30 tracks in taste groups: a user plays the tracks of their group (strength by how
+    often) and a few others; the second day adds plays."""
+    rows = []
+    for u in range(40):
+        for t in range(30):
+            if t % 4 == u % 4 or (u * 7 + t * 3 + day) % 11 == 0:
+                rows.append((u, t, None, float(1 + (u + t + day) % 3)))
+    return rows
+
+
+def test_a_tuning_run_records_its_search_and_the_next_nightly_fit_uses_it(spark, tmp_path, caplog):
+    lake = str(tmp_path)
+    for i, day in enumerate(DAYS):
+        delta_io.replace_tagged(spark.createDataFrame(affinity_rows(i), AFFINITY), tables.GOLD_AFFINITY, lake, day)
+    # few iterations to start from keep the fixed candidates quick; the search varies them (5 to 25)
+    settings = load_settings(env={}, lake=lake, als_mode="implicit", max_iter=3, tuning_seconds=30, top_k=5)
+    caplog.set_level("INFO", logger="include.lake.jobs")
+    # a run dated after the newest day (a weekly or asset-triggered run) tunes on the newest day the lake holds
+    tune_als.tune(spark, jobs.JobContext("tune_als", dt.date(2026, 11, 5), "tune-run", settings))
+
+    [row] = delta_io.read(spark, tables.OPS_TUNED_SETTINGS, lake).collect()
+    assert (row.version, row.mode, row.as_of_date) == ("implicit-2026-11-02", "implicit", "2026-11-02")
+    trials = delta_io.read(spark, tables.OPS_TUNING_TRIALS, lake).orderBy("trial").collect()
+    assert row.trials == len(trials) >= 3 and row.run_id == "tune-run" and row.duration_seconds > 0
+    # the settings that apply, the baseline configuration, the best known settings, then TPE's proposals (as many
+    # as the budget leaves room for: tests/unit/models/test_search.py checks what they find)
+    assert [t.sampler for t in trials] == ["fixed"] * 3 + ["tpe"] * (len(trials) - 3)
+    assert json.loads(trials[0].params) == als.AlsParams.of(settings).as_dict()
+    done = [t for t in trials if t.state == "complete"]
+    [chosen] = [t for t in trials if t.chosen]
+    assert chosen.value == max(t.value for t in done) == row.primary_value  # ndcg: higher is better
+    assert json.loads(chosen.params) == json.loads(row.params) and row.start_value == trials[0].value
+    assert row.pruned == sum(t.state == "pruned" for t in trials)
+    assert (Path(lake) / "reports" / "tuning" / row.version / "search.png").stat().st_size > 0
+    assert any("tuned settings implicit-2026-11-02" in r.getMessage() for r in caplog.records)
+
+    # the nightly fit of the next day uses the tuned settings (unit tests: a setting given still wins)
+    day3 = "2026-11-03"
+    delta_io.replace_tagged(spark.createDataFrame(affinity_rows(2), AFFINITY), tables.GOLD_AFFINITY, lake, day3)
+    nightly = load_settings(env={}, lake=lake, als_mode="implicit", top_k=5)
+    train_als.train(spark, jobs.JobContext("train_als", dt.date(2026, 11, 3), "nightly", nightly))
+    run = delta_io.read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_key") == model_version(nightly, day3))
+    run = run.first()
+    assert run.params_source == "tuned implicit-2026-11-02 settings" and run.tuned_version == row.version
+    assert als.AlsParams.from_json(run.params) == als.AlsParams.from_json(row.params)
+    assert run.tuning_due == (run.primary_value < row.primary_value * (1 - nightly.tuning_due_drop))
+    # the day the settings were tuned on does not see them: a rerun of it fits what its first run fitted
+    assert tuned_settings.newest(spark, lake, "implicit", DAYS[1]) is None
+    assert tuned_settings.newest(spark, lake, "explicit", day3) is None
+
+
+def test_a_tuning_run_before_any_gold_says_so_in_one_line(spark, tmp_path):
+    settings = load_settings(env={}, lake=str(tmp_path), tuning_seconds=10)
+    with pytest.raises(jobs.FitError, match=r"nothing to tune on: gold.user_track_affinity holds no day on or before"):
+        tune_als.tune(spark, jobs.JobContext("tune_als", dt.date(2026, 11, 5), "tune-run", settings))
