@@ -5,7 +5,9 @@ connection: a warm Spark Connect server (``--remote``) or a master of its own; s
 ``--py-files``. Scheduled nightly at ``SETLIST_NIGHTLY_HOUR`` (UTC) for the day just
 ended; the run date is the ``run_date`` param, else the logical date (``resolve_run_date``). Training and
 recommendations run behind the ``newest_day`` gate (param ``train``): a backfill trains once, on its newest
-day. This file only wires tasks: the logic lives in ``spark_jobs/`` and ``include/``.
+day. After ``train_als``, ``tuning_due`` publishes the ``ops.tuning_due`` asset (the tuning DAG runs on it)
+when the model fell clearly below its tuned settings. This file only wires tasks: the logic lives in
+``spark_jobs/`` and ``include/``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from include.orchestration.dag_spec import (
     OUTLETS,
     TRAIN_GATE_TASK,
     TRAINING_JOBS,
+    TUNING_DUE,
+    TUNING_DUE_TASK,
     asset_uri,
     landing_timeout_s,
     nightly_schedule,
@@ -46,6 +50,15 @@ with DAG(
     tags=["setlist", "spark", "delta"],
 ) as dag:
 
+    @task(task_id=TUNING_DUE_TASK, outlets=[Asset(name=TUNING_DUE[0], uri=TUNING_DUE[1])])
+    def tuning_due(**context: Any) -> None:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.orchestration.dag_spec import tuning_due_event
+
+        if not tuning_due_event(context):  # skipped: no asset event, no tuning run
+            raise AirflowSkipException("the model is within the tuned settings' reach: no tuning run due")
+
     @task.short_circuit(task_id=TRAIN_GATE_TASK)
     def newest_day(**context: Any) -> bool:
         from include.orchestration.dag_spec import train_gate
@@ -64,3 +77,5 @@ with DAG(
         submit = SparkJobOperator(**submit_kwargs(job, settings), outlets=outlets)
         previous >> submit
         previous = submit
+        if job.task_id == TRAINING_JOBS[0]:
+            submit >> tuning_due()  # beside recommend: whether the next tuning run is due at once

@@ -46,6 +46,7 @@ class SparkJob:
     task_id: str
     module: str
     model_args: bool = False
+    settings_args: tuple[str, ...] = ()  # settings passed as templated params of the same name
 
     @property
     def application(self) -> str:
@@ -69,6 +70,12 @@ JOBS = (
 
 
 MAINTENANCE_JOB = SparkJob("maintain", "maintain")
+TUNING_DAG_ID = "setlist_tuning"
+TUNING_JOB = SparkJob("tune_als", "tune_als", model_args=True, settings_args=("tuning_seconds",))
+TUNING_SCHEDULE = "0 4 * * 6"  # Saturdays 04:00 UTC: after the nightly run, before Sunday's maintenance
+# The nightly run's train_als found the model clearly below its tuned settings: the tuning DAG runs on this asset.
+TUNING_DUE_TASK = "tuning_due"
+TUNING_DUE = ("ops.tuning_due", "setlist://ops/tuning_due")
 # Spark tasks retry after 1, then 2 minutes (a busy cluster or a transient storage error), never later than 15.
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "setlist",
@@ -120,6 +127,8 @@ def application_args(job: SparkJob, settings: Settings) -> list[str]:
                 "--" + name.replace("_", "-"),
                 "{{ params." + name + " if params." + name + " is not none else '' }}",
             ]
+    for name in job.settings_args:
+        args += ["--" + name.replace("_", "-"), "{{ params." + name + " }}"]
     return args
 
 
@@ -129,9 +138,10 @@ def submit_conf(settings: Settings) -> dict[str, str]:
     return {k: v for k, v in conf.items() if k != "spark.driver.memory"}
 
 
-def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
-    """JSON-schema of each DAG param: the model settings' from the settings model itself (same types, ranges and
-    choices as its checks), with this deployment's values as defaults."""
+def param_schemas(settings: Settings, job: SparkJob | None = None) -> dict[str, dict[str, Any]]:
+    """JSON-schema of each DAG param: the model settings' (and ``job``'s own settings') from the settings model
+    itself (same types, ranges and choices as its checks), with this deployment's values as defaults. Without
+    ``job``: the nightly DAG's."""
     model = Settings.model_json_schema()["properties"]
     schemas: dict[str, dict[str, Any]] = {
         "run_date": {
@@ -140,13 +150,16 @@ def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "format": "date",
             "description": "YYYY-MM-DD; default: the logical date",
         },
-        "train": {
+    }
+    if job is None:
+        schemas["train"] = {
             "default": "auto",
             "enum": list(TRAIN_POLICIES),
             "description": "train ALS and rewrite gold.recommendations: auto skips a day a newer run supersedes",
-        },
-    }
-    for name in MODEL_SETTINGS:
+        }
+    else:
+        schemas["run_date"]["description"] = "YYYY-MM-DD: tune on the newest gold day on or before it; default: today"
+    for name in (*MODEL_SETTINGS, *(job.settings_args if job else ())):
         field = model[name]
         # An optional setting is {"anyOf": [{"type": number, ...}, {"type": "null"}]}: one schema, null allowed.
         arms = field.get("anyOf", [field])
@@ -154,8 +167,12 @@ def param_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         types = [arm["type"] for arm in arms if "type" in arm]
         declared["type"] = types[0] if len(types) == 1 else types
         schemas[name] = {**declared, "default": getattr(settings, name)}
+        if job and name in job.settings_args:
+            schemas[name]["description"] = field["description"]
         if getattr(settings, name) is None:
-            schemas[name]["description"] = "empty: the ALS mode's best known value (docs: Tuning and promotion)"
+            schemas[name]["description"] = (
+                "empty: the newest tuned value, else the ALS mode's best known (docs: Tuning and promotion)"
+            )
     return schemas
 
 
@@ -197,6 +214,27 @@ def run_date_of(params: Mapping[str, Any], logical_date: dt.datetime | None) -> 
 
 
 LANDING_POKE_S = 300  # how often the nightly run looks for the day's completeness marker while it waits
+
+
+def tuning_due(run_id: str, run_date: str, lake: str) -> bool:
+    """Whether the nightly run ``run_id``'s train_als recorded that the next tuning run is due (``ops.model_runs``,
+    read through delta-rs: no Spark for one row)."""
+    from include.serving import lookup
+
+    query = "SELECT tuning_due FROM ops.model_runs WHERE kind = 'nightly' AND run_id = ? AND run_date = ?"
+    _, rows = lookup.query(query, lake, (run_id, run_date), missing_ok=True)
+    return any(bool(r[0]) for r in rows)
+
+
+def tuning_due_event(context: Mapping[str, Any]) -> bool:
+    """The body of the nightly DAG's ``tuning_due`` task: :func:`tuning_due` for this run, logged."""
+    from include.core.log import setup
+
+    setup()
+    run_date = context["ti"].xcom_pull(task_ids=RUN_DATE_TASK)
+    due = tuning_due(context["run_id"], run_date, load_settings().lake)
+    log.info("%s %s: %s", TUNING_DUE_TASK, run_date, "the next tuning run is due" if due else "not due")
+    return due
 
 
 def landing_missing(settings: Settings, run_date: str) -> str | None:

@@ -26,7 +26,7 @@ def package_code() -> str:
     return build_py_files()
 
 
-def _run_date(context: dict[str, Any]) -> str:
+def _run_date(context: dict[str, Any], queued_day: bool = False) -> str:
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.core.config import ConfigError
@@ -35,7 +35,10 @@ def _run_date(context: dict[str, Any]) -> str:
 
     setup()
     try:
-        return run_date_of(context["params"], context.get("logical_date"))
+        when = context.get("logical_date")
+        if when is None and queued_day:  # an asset-triggered run: the day it was queued
+            when = context["dag_run"].run_after
+        return run_date_of(context["params"], when)
     except ConfigError as exc:  # a retry cannot fix the run's input: fail now, with the message alone
         raise AirflowFailException(str(exc)) from None
 
@@ -43,6 +46,15 @@ def _run_date(context: dict[str, Any]) -> str:
 @task(task_id=RUN_DATE_TASK)
 def resolve_run_date(**context: Any) -> str:
     day = _run_date(context)
+    log.info("%s: %s", RUN_DATE_TASK, day)
+    return day
+
+
+@task(task_id=RUN_DATE_TASK)
+def resolve_newest_date(**context: Any) -> str:
+    """The run date of a run that works on the newest data up to a day (the tuning run): the ``run_date`` param,
+    else the logical date, else the day an asset-triggered run was queued."""
+    day = _run_date(context, queued_day=True)
     log.info("%s: %s", RUN_DATE_TASK, day)
     return day
 

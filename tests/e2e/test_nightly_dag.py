@@ -21,7 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from include.core import tables
 from include.models import als, evaluation
-from include.orchestration.dag_spec import DAG_ID
+from include.orchestration.dag_spec import DAG_ID, TUNING_DAG_ID, TUNING_DUE_TASK
 from tests import servers
 from tests.checks import (
     assert_accounting_balances,
@@ -127,6 +127,15 @@ def test_a_rest_api_backfill_on_the_default_set_up_runs_each_day_once_and_repeat
     api = airflow.api
     before = rows_by_day(lake, DAYS)
     before_runs = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
+    # First a tuning run from the REST API, as the UI triggers one, with a small budget: on day 1's gold.
+    api.call("PATCH", f"/api/v2/dags/{TUNING_DAG_ID}", {"is_paused": False})
+    conf = {"run_date": DAYS[0], "tuning_seconds": 20}
+    tuning = api.call("POST", f"/api/v2/dags/{TUNING_DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
+    assert wait_for_run(api, tuning["dag_run_id"], dag_id=TUNING_DAG_ID)["state"] == "success"
+    api.call("PATCH", f"/api/v2/dags/{TUNING_DAG_ID}", {"is_paused": True})  # no asset-triggered run mid-test
+    [tuned] = read(spark, tables.OPS_TUNED_SETTINGS, lake).collect()
+    assert (tuned["version"], tuned["run_id"]) == (f"implicit-{DAYS[0]}", tuning["dag_run_id"])
+    assert read(spark, tables.OPS_TUNING_TRIALS, lake).count() == tuned["trials"] >= 2
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     # A run's logical date is its calendar day's midnight, so midnight bounds name the first and the last day.
     request = {
@@ -154,7 +163,14 @@ def test_a_rest_api_backfill_on_the_default_set_up_runs_each_day_once_and_repeat
     # The newest day's model was judged against day 1's (the champion): its lists are published only if promoted.
     newest = read(spark, tables.OPS_MODEL_RUNS, lake).where(F.col("run_date") == BACKFILL_DAYS[-1]).first()
     assert newest["champion_run_key"] == before_runs[0]["run_key"], newest["decision"]
-    assert newest["params"] == before_runs[0]["params"] and not newest["tuned"]  # the same settings, no search
+    # the nightly fit after the tuning run used its settings, and no search of its own
+    assert als.AlsParams.from_json(newest["params"]) == als.AlsParams.from_json(tuned["params"]) and not newest["tuned"]
+    assert (
+        newest["tuned_version"] == tuned["version"] and newest["params_source"] == f"tuned {tuned['version']} settings"
+    )
+    run_id = quote(runs[-1]["dag_run_id"], safe="")
+    due = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TUNING_DUE_TASK}")
+    assert due["state"] == ("success" if newest["tuning_due"] else "skipped")  # the asset event only when due
     recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake)
     published = {DAYS[0], BACKFILL_DAYS[-1]} if newest["promoted"] else {DAYS[0]}
     assert {r[0] for r in recs.select("run_date").distinct().collect()} == published, newest["decision"]
@@ -217,9 +233,9 @@ def test_keys_are_stable_across_days(spark, lake):  # after the backfill added t
     assert day1_keys <= {(r["user_id"], r["user_key"]) for r in dim.collect()}
 
 
-def wait_for_run(api, run_id: str, timeout_s: float = 1200) -> dict:
+def wait_for_run(api, run_id: str, timeout_s: float = 1200, dag_id: str = DAG_ID) -> dict:
     deadline = time.monotonic() + timeout_s
-    while (run := api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"))["state"] not in (
+    while (run := api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"))["state"] not in (
         "success",
         "failed",
     ):

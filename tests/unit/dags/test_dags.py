@@ -21,6 +21,10 @@ from include.orchestration.dag_spec import (
     SPARK_POOL,
     TRAIN_GATE_TASK,
     TRAINING_JOBS,
+    TUNING_DAG_ID,
+    TUNING_DUE_TASK,
+    TUNING_JOB,
+    TUNING_SCHEDULE,
     run_date_of,
     should_train,
 )
@@ -94,7 +98,7 @@ def test_spark_tasks_submit_to_a_connect_server_with_remote(monkeypatch, master,
 
 
 def test_dag_policy_owner_retries_tags_catchup(dagbag):
-    assert {DAG_ID, MAINTENANCE_DAG_ID, REPORT_DAG_ID} <= set(dagbag.dag_ids)
+    assert {DAG_ID, MAINTENANCE_DAG_ID, REPORT_DAG_ID, TUNING_DAG_ID} <= set(dagbag.dag_ids)
     for dag in dagbag.dags.values():
         assert dag.tags and not dag.catchup and dag.max_active_runs == 1
         for task in dag.tasks:
@@ -110,11 +114,30 @@ def test_gold_tasks_publish_assets_and_the_report_dag_runs_on_recommendations(da
     assert published == {
         "build_gold": ["gold.daily_metrics", "gold.track_popularity", "gold.user_track_affinity"],
         "recommend": ["gold.recommendations"],
+        TUNING_DUE_TASK: ["ops.tuning_due"],
     }
+    assert nightly.get_task(TUNING_DUE_TASK).upstream_task_ids == {TRAINING_JOBS[0]}  # beside recommend
     (recommendations,) = nightly.get_task("recommend").outlets
     report = dagbag.dags[REPORT_DAG_ID]
     assert list(report.timetable.asset_condition.objects) == [recommendations]  # on that asset, nothing else
     assert [t.task_id for t in report.tasks] == ["write_report"]
+
+
+def test_the_tuning_dag_runs_weekly_and_on_the_nightly_runs_tuning_due_asset(dagbag):
+    from airflow.sdk import AssetOrTimeSchedule
+
+    tuning, nightly = dagbag.dags[TUNING_DAG_ID], dagbag.dags[DAG_ID]
+    assert isinstance(tuning.timetable, AssetOrTimeSchedule)
+    assert tuning.timetable.timetable.expression == TUNING_SCHEDULE
+    (due,) = nightly.get_task(TUNING_DUE_TASK).outlets
+    assert list(tuning.timetable.asset_condition.objects) == [due]
+    job = tuning.get_task(TUNING_JOB.task_id)
+    assert job.upstream_task_ids == {PY_FILES_TASK, RUN_DATE_TASK} and job.pool == SPARK_POOL
+    args = job.application_args
+    assert args[args.index("--tuning-seconds") + 1] == "{{ params.tuning_seconds }}"
+    budget = tuning.params.get_param("tuning_seconds").schema
+    assert (budget["type"], budget["minimum"], budget["maximum"]) == ("integer", 10, 604_800)
+    assert "train" not in tuning.params and "rank" in tuning.params
 
 
 def test_assets_name_tables_not_lake_locations(tmp_path, monkeypatch):
