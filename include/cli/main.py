@@ -205,6 +205,34 @@ def run(lake: str | None, dates_: tuple[str, ...], more_dates: tuple[str, ...], 
     return _run_in_airflow(settings, ["-m", "include.orchestration.airflow_run", DAG_ID, *runs], log_file)
 
 
+@cli.command(help="run the tuning DAG through Airflow: search the ALS settings on the newest gold day")
+@LAKE
+@click.option(
+    "--date", "date_", default=None, help="tune on the newest gold day on or before it, YYYY-MM-DD (default: today)"
+)
+@click.option(
+    "--seconds",
+    type=click.IntRange(10, 604_800),
+    default=None,
+    help="the search's budget (default: $SETLIST_TUNING_SECONDS, else 900)",
+)
+def tune(lake: str | None, date_: str | None, seconds: int | None) -> int:
+    import datetime as dt
+
+    from include.orchestration import preflight
+    from include.orchestration.airflow_env import airflow_home
+    from include.orchestration.dag_spec import TUNING_DAG_ID
+
+    settings = load_settings(lake=lake, tuning_seconds=seconds)
+    day = parse_run_date(date_, "--date") if date_ else dt.datetime.now(dt.UTC).date()
+    preflight.check(settings)
+    conf = {"run_date": day.isoformat(), "tuning_seconds": settings.tuning_seconds}
+    run = f"{day.isoformat()}T00:00:00+00:00=" + json.dumps(conf)
+    log.info("lake %s; Airflow home %s; budget %d s", settings.lake, airflow_home(), settings.tuning_seconds)
+    log_file = airflow_home() / "logs" / f"setlist-tune-{day.isoformat()}.log"
+    return _run_in_airflow(settings, ["-m", "include.orchestration.airflow_run", TUNING_DAG_ID, run], log_file)
+
+
 def sql_log() -> Path:
     """Where `setlist sql`'s Spark driver writes its log."""
     from include.orchestration.airflow_env import airflow_home

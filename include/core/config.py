@@ -184,8 +184,9 @@ class Settings(BaseSettings):
         3,
         ge=0,
         le=1000,
-        description="`setlist evaluate`'s search tries at most this many candidates per split (so a rerun tries "
-        "the same ones); 0: no search. The nightly fit does not search.",
+        description="`setlist evaluate`'s search tries at most this many candidates per split: the configured, "
+        "the baseline and the best known settings, then the TPE search's; 0: no search. The nightly fit does not "
+        "search.",
     )
     tune_seconds: int = Field(
         600,
