@@ -52,9 +52,19 @@ class AlsParams:
 
     @classmethod
     def of(cls, settings: Settings, tuned: AlsParams | None = None) -> AlsParams:
-        """The settings' parameters; model settings left unset are ``tuned``'s (a tuning run's of the same mode and
-        biases), else the mode's best known values."""
-        params = cls(
+        """The settings' parameters. Model settings left unset are ``tuned``'s (a tuning run's of the same mode:
+        the rest of them too, so a tuning run that kept the baseline configuration gives it whole), else the
+        mode's best known values."""
+        if tuned is not None and tuned.mode == settings.als_mode:
+            given = {
+                name: settings.als_value(name) for name in get_args(AlsSetting) if getattr(settings, name) is not None
+            }
+            if "rank" in given or "max_iter" in given:
+                given.update(
+                    rank=int(given.get("rank", tuned.rank)), max_iter=int(given.get("max_iter", tuned.max_iter))
+                )
+            return tuned.replace(seed=settings.seed, **given)
+        return cls(
             mode=settings.als_mode,
             rank=int(settings.als_value("rank")),
             max_iter=int(settings.als_value("max_iter")),
@@ -63,10 +73,6 @@ class AlsParams:
             biases=settings.als_biases and settings.als_mode == "explicit",
             seed=settings.seed,
         )
-        if tuned is None or (tuned.mode, tuned.biases) != (params.mode, params.biases):
-            return params
-        unset = [name for name in get_args(AlsSetting) if getattr(settings, name) is None]
-        return params.replace(damping=tuned.damping, **{name: getattr(tuned, name) for name in unset})
 
     @classmethod
     def from_json(cls, text: str) -> AlsParams:

@@ -232,3 +232,9 @@ def test_tuning_is_due_when_the_nightly_falls_clearly_below_the_tuned_metric(mod
         assert line.startswith(f"tuning due: {name}={value:.4f} is worse than {tuned:.4f}, tuned settings {mode}-")
     assert model_runs.tuning_due(report(mode, value), found, 0.0) == ""  # 0: never
     assert model_runs.tuning_due(report(mode, value), None, 0.1) == ""  # nothing tuned yet
+
+
+def test_a_tuning_run_that_kept_the_baseline_configuration_gives_it_whole():
+    baseline = evaluation.baseline_for("implicit", 42)
+    settings = config.load_settings(env={}, lake="/tmp/lake", seed=7)
+    assert als.AlsParams.of(settings, baseline) == baseline.replace(seed=7)  # nonnegative too
