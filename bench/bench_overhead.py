@@ -1,6 +1,6 @@
 """What the platform costs on top of the work: the five jobs as the DAG runs them against one bare script.
 
-Usage: .venv/bin/python bench/bench_overhead.py --events-per-day 1000000 --users 20000 --tracks 50000
+Usage: .venv/bin/python bench/bench_overhead.py --events-per-day 1000000 --users 20000 --tracks 50000 [--tune 900]
        .venv/bin/python bench/bench_overhead.py --events-per-day 10000000 --users 100000 --tracks 200000 --jobs-only
 
 On one generated day (seed 42), with one warm Spark Connect server (the DAG's default, started first and
@@ -39,7 +39,7 @@ from include.lake.spark_conf import client_jvm_env
 from include.models import topk
 from include.orchestration import spark_server
 from include.orchestration.airflow_env import airflow_env
-from include.orchestration.dag_spec import JOBS, submit_conf
+from include.orchestration.dag_spec import JOBS, TUNING_JOB, SparkJob, submit_conf
 from include.orchestration.spark_operator import remote_args
 
 DAY = dt.date(2026, 11, 1)
@@ -69,15 +69,18 @@ def timed(memory: Memory, step: Callable[[], object]) -> tuple[float, float]:
     return time.monotonic() - started, memory.peak_mb()
 
 
-def submit(lake: str, job_index: int, env: dict[str, str], url: str, day: dt.date = DAY) -> None:
-    """One job as the DAG's SparkJobOperator submits it to a Connect server, for ``day``."""
+def submit(
+    lake: str, job_index: int | SparkJob, env: dict[str, str], url: str, day: dt.date = DAY, extra: tuple[str, ...] = ()
+) -> None:
+    """One job (of the nightly DAG, by index, or another) as the DAG's SparkJobOperator submits it to a Connect
+    server, for ``day``, with ``extra`` arguments."""
     settings = load_settings(lake=lake)
-    job = JOBS[job_index]
+    job = JOBS[job_index] if isinstance(job_index, int) else job_index
     args = ["--master", url, "--name", f"setlist-{job.task_id}", "--py-files", build_py_files()]
     for key, value in submit_conf(settings).items():
         args += ["--conf", f"{key}={value}"]
     cmd = [str(Path(sys.executable).parent / "spark-submit"), *remote_args(args), *job.entry]
-    cmd += ["--run-date", day.isoformat(), "--lake", lake, "--run-id", "bench"]
+    cmd += ["--run-date", day.isoformat(), "--lake", lake, "--run-id", "bench", *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"{job.task_id} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -149,6 +152,13 @@ def main() -> int:
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--tracks", type=int, default=50_000)
     p.add_argument("--jobs-only", action="store_true", help="run (a) only: the scale test at 10M events")
+    p.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="then a tuning run with this budget on the day, and train_als again with the settings it found",
+    )
     args = p.parse_args()
 
     shutil.rmtree(OUT, ignore_errors=True)
@@ -173,6 +183,8 @@ def main() -> int:
             seconds, peak = timed(memory, lambda i=i: submit(str(lakes["dag"]), i, env, server.url))
             rows.append(("a", job.task_id, seconds, peak))
             print(f"(a) {job.task_id}: {seconds:.1f}s, server peak {peak:.0f} MB", flush=True)
+        if args.tune:
+            rows += tune_and_refit(str(lakes["dag"]), args.tune, env, server.url, memory)
         if args.jobs_only:
             return print_rows(args, rows)
         from include.lake.spark import get_spark
@@ -188,8 +200,32 @@ def main() -> int:
     return print_rows(args, rows)
 
 
+def tune_and_refit(
+    lake: str, budget: int, env: dict[str, str], url: str, memory: Memory
+) -> list[tuple[str, str, float, float]]:
+    """The tuning run on the day, then ``train_als`` with the settings it found given as the DAG's params (so it
+    evaluates them on the same split as the nightly run before it); prints both runs' primary metric."""
+    from deltalake import DeltaTable
+
+    from include.models.als import AlsParams
+
+    seconds, peak = timed(memory, lambda: submit(lake, TUNING_JOB, env, url, extra=("--tuning-seconds", str(budget))))
+    print(f"(a) tune_als ({budget}s budget): {seconds:.1f}s, server peak {peak:.0f} MB", flush=True)
+    tuned = DeltaTable(f"{lake}/ops/tuned_settings").to_pandas().iloc[-1]
+    print(f"tuned: {tuned['params']}: {tuned['trials']} trials, {tuned['pruned']} pruned, {tuned['note']}")
+    params = AlsParams.from_json(tuned["params"])
+    given = ("--rank", str(params.rank), "--max-iter", str(params.max_iter), "--reg-param", str(params.reg_param))
+    given += ("--alpha", str(params.alpha))
+    refit, refit_peak = timed(memory, lambda: submit(lake, 3, env, url, extra=given))
+    print(f"(a) train_als with the tuned settings: {refit:.1f}s, server peak {refit_peak:.0f} MB", flush=True)
+    runs = DeltaTable(f"{lake}/ops/model_runs").to_pandas().sort_values("evaluated_at")
+    for _, run in runs.iterrows():
+        print(f"{run['run_key']}: {run['params']} {run['primary_metric']}={run['primary_value']:.4f}")
+    return [("a", "tune_als", seconds, peak), ("t", "train_als, tuned settings", refit, refit_peak)]
+
+
 def print_rows(args: argparse.Namespace, rows: list[tuple[str, str, float, float]]) -> int:
-    total = {side: sum(r[2] for r in rows if r[0] == side) for side in ("a", "b")}
+    total = {side: sum(r[2] for r in rows if r[0] == side and r[1] != "tune_als") for side in ("a", "b")}
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"data: 1 day x {args.events_per_day:,} events, {args.users:,} users, {args.tracks:,} tracks; {dt.date.today()}"
