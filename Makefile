@@ -116,10 +116,10 @@ bench-quality: setup
 	$(EVALUATE) --mode explicit --splits $(SPLITS)
 	$(EVALUATE) --mode implicit --splits $(SPLITS)
 # A longer search: every split tuned for TUNE_SECONDS on its own training split.
-TUNE_SECONDS ?= 120
+TUNE_SECONDS ?= 600
 bench-quality-tuned: setup
-	$(EVALUATE) --tune-trials 1000 --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS) --mode explicit
-	$(EVALUATE) --tune-trials 1000 --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS) --mode implicit
+	$(EVALUATE) --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS) --mode explicit
+	$(EVALUATE) --tune-seconds $(TUNE_SECONDS) --splits $(SPLITS) --mode implicit
 
 # JDBC/ODBC endpoint on 127.0.0.1:$(SQL_PORT) over the lake's tables; Ctrl-C stops it.
 SQL_PORT ?= 10000

@@ -69,12 +69,13 @@ MODEL_OPTIONS = (
 @click.option(
     "--tune-trials",
     default=None,
-    help="tuning: at most this many candidates per split (default: $SETLIST_TUNE_TRIALS or 3; 0: no tuning)",
+    help="tuning: at most this many candidates per split (default: $SETLIST_TUNE_TRIALS or 1000; 0: no tuning)",
 )
 @click.option(
     "--tune-seconds",
     default=None,
-    help="tuning: at most this many seconds per split (default: $SETLIST_TUNE_SECONDS or 600; 0: no tuning)",
+    help="tuning: no candidate starts after this many seconds per split (default: $SETLIST_TUNE_SECONDS or 120;"
+    " 0: no tuning)",
 )
 @click.option(
     "--splits",

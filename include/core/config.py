@@ -181,7 +181,7 @@ class Settings(BaseSettings):
         "param.",
     )
     tune_trials: int = Field(
-        3,
+        1000,
         ge=0,
         le=1000,
         description="`setlist evaluate`'s search tries at most this many candidates per split: the configured, "
@@ -189,10 +189,10 @@ class Settings(BaseSettings):
         "search.",
     )
     tune_seconds: int = Field(
-        600,
+        120,
         ge=0,
         le=86_400,
-        description="`setlist evaluate`'s search stops after this many seconds per split; 0: no search.",
+        description="`setlist evaluate`'s search starts no candidate after this many seconds per split; 0: no search.",
     )
     tuning_seconds: int = Field(
         900,
