@@ -68,7 +68,7 @@ def tune(spark: SparkSession, ctx: jobs.JobContext) -> None:
     ctx.log(f"searching from {params.to_json()} ({source}) for at most {settings.tuning_seconds}s")
     split = evaluation.split_for(settings.als_mode, data, settings.seed)
     split = evaluation.Split(cached(split.train), split.test, split.positive, split.seed)
-    budget = evaluation.Budget(MAX_TRIALS, settings.tuning_seconds)
+    budget = evaluation.Budget(MAX_TRIALS, settings.tuning_seconds, settings.als_given())
     workers = als.fits_at_once(settings, stats["rows"])
     best, trials, note = evaluation.tune(split, params, budget, settings.top_k, als.fitter(settings, spark), workers)
     name, higher = evaluation.primary_metric(settings.als_mode, settings.top_k)

@@ -281,16 +281,19 @@ class Settings(BaseSettings):
         value: float | None = getattr(self, name)
         return ALS_DEFAULTS[self.als_mode][name] if value is None else value
 
+    def als_given(self) -> tuple[str, ...]:
+        """The model settings set (an environment variable, a DAG param, a flag): every fit keeps them."""
+        return tuple(n for n in get_args(AlsSetting) if getattr(self, n) is not None)
+
     def als_source(self, tuned: str | None = None) -> str:
         """Where the model settings that apply come from, in a few words for a run's log and ``ops.model_runs``:
         the ones set (an environment variable or a DAG param), then the tuning run ``tuned`` (its version) or the
         mode's best known values for the rest."""
-        names: tuple[AlsSetting, ...] = get_args(AlsSetting)
-        configured = [n for n in names if getattr(self, n) is not None]
+        configured = self.als_given()
         best = f"tuned {tuned}" if tuned else f"the {self.als_mode} mode's best known"
         if not configured:
             return f"{best} settings"
-        rest = f"; {best} for the rest" if len(configured) < len(names) else ""
+        rest = f"; {best} for the rest" if len(configured) < len(get_args(AlsSetting)) else ""
         return f"set: {', '.join(configured)}{rest}"
 
     @property

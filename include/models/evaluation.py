@@ -260,15 +260,17 @@ def tuning_grid(params: AlsParams) -> list[AlsParams]:
 
 @dataclass(frozen=True)
 class Budget:
-    """What tuning may spend: at most ``trials`` candidates and ``seconds`` (the first candidate always runs)."""
+    """What tuning may spend, at most ``trials`` candidates and ``seconds`` (the first candidate always runs), and
+    the model settings it must not change (``held``: the ones a user set)."""
 
     trials: int = 0
     seconds: float = 0.0
+    held: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> Budget:
-        """The settings' budget (``tune_trials``, ``tune_seconds``)."""
-        return cls(settings.tune_trials, settings.tune_seconds)
+        """The settings' budget (``tune_trials``, ``tune_seconds``), holding the model settings they set."""
+        return cls(settings.tune_trials, settings.tune_seconds, settings.als_given())
 
     @property
     def on(self) -> bool:
@@ -344,6 +346,7 @@ def tune(
         budget.trials,
         budget.seconds,
         workers,
+        held=budget.held,
     )
     best, best_value, baseline_value = params, math.nan, math.nan
     trials: list[dict[str, Any]] = []

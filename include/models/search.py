@@ -46,8 +46,9 @@ class Trial:
     failed: str = ""
 
 
-def space(params: AlsParams) -> dict[str, Any]:
-    """What the search varies for ``params``' mode, as Optuna distributions; every other setting stays ``params``'."""
+def space(params: AlsParams, held: Sequence[str] = ()) -> dict[str, Any]:
+    """What the search varies for ``params``' mode, as Optuna distributions, but the ``held`` settings; every other
+    setting stays ``params``'."""
     from optuna.distributions import FloatDistribution, IntDistribution
 
     found: dict[str, Any] = {
@@ -59,7 +60,7 @@ def space(params: AlsParams) -> dict[str, Any]:
         found["alpha"] = FloatDistribution(0.5, 50.0, log=True)
     elif params.biases:
         found["damping"] = FloatDistribution(1.0, 30.0, log=True)
-    return found
+    return {name: dist for name, dist in found.items() if name not in held}
 
 
 def in_space(candidate: AlsParams, params: AlsParams, dists: Mapping[str, Any]) -> bool:
@@ -86,10 +87,12 @@ def run(
     seconds: float,
     workers: int = 1,
     prune: bool = True,
+    held: Sequence[str] = (),
 ) -> list[Trial]:
     """At most ``trials`` trials within ``seconds``, ``workers`` at a time: ``fixed`` in order (the first always
-    runs), then TPE's proposals around ``params``. ``score`` fits a candidate and returns its validation metric
-    (``higher`` is better), raising :class:`FitError` when the candidate cannot be fitted."""
+    runs), then TPE's proposals around ``params`` with the ``held`` settings kept at ``params``'. ``score`` fits a
+    candidate and returns its validation metric (``higher`` is better), raising :class:`FitError` when the
+    candidate cannot be fitted."""
     import optuna
 
     deadline = time.monotonic() + seconds
@@ -103,7 +106,7 @@ def run(
     if len(done) >= trials:
         return done
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists = space(params)
+    dists = space(params, held)
     study = optuna.create_study(
         direction="maximize" if higher else "minimize",
         sampler=optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=STARTUP_TRIALS),

@@ -62,3 +62,9 @@ def test_the_search_minimizes_skips_unfit_candidates_and_keeps_its_time(spark):
     assert all(t.failed and t.params.rank > 100 for t in trials if t.state == "failed")
     # no time: only the first fixed candidate runs
     assert [t.params for t in search.run(explicit, [explicit, PARAMS], rmse, False, 40, seconds=0)] == [explicit]
+
+
+def test_settings_a_user_set_are_held_by_the_search(spark):
+    trials = search.run(PARAMS, [PARAMS], score_of, higher=True, trials=8, seconds=600, held=("rank", "alpha"))
+    assert {(t.params.rank, t.params.alpha) for t in trials} == {(30, 5.0)}
+    assert len({t.params.reg_param for t in trials}) > 1  # the others still vary
