@@ -38,7 +38,7 @@ def test_a_tuning_run_records_its_search_and_the_next_nightly_fit_uses_it(spark,
     for i, day in enumerate(DAYS):
         delta_io.replace_tagged(spark.createDataFrame(affinity_rows(i), AFFINITY), tables.GOLD_AFFINITY, lake, day)
     # few iterations to start from keep the fixed candidates quick; the search varies them (5 to 25)
-    settings = load_settings(env={}, lake=lake, als_mode="implicit", max_iter=3, tuning_seconds=30, top_k=5)
+    settings = load_settings(env={}, lake=lake, als_mode="implicit", max_iter=3, tuning_seconds=10, top_k=5)
     caplog.set_level("INFO", logger="include.lake.jobs")
     # a run dated after the newest day (a weekly or asset-triggered run) tunes on the newest day the lake holds
     tune_als.tune(spark, jobs.JobContext("tune_als", dt.date(2026, 11, 5), "tune-run", settings))
