@@ -251,7 +251,7 @@ def ranker_for(params: AlsParams) -> AlsParams:
     return best_known("implicit", params.seed).replace(alpha=RANKER_ALPHA)
 
 
-def tuning_grid(params: AlsParams) -> list[AlsParams]:
+def first_candidates(params: AlsParams) -> list[AlsParams]:
     """The candidates tuning tries before its search proposes any, in order, without repeats: the configured
     ``params``, the baseline configuration (so tuning never ends worse than it on the validation split) and the
     mode's best known settings."""
@@ -332,7 +332,7 @@ def tune(
     split: Split, params: AlsParams, budget: Budget, k: int, fitter: Fitter, workers: int = 1
 ) -> tuple[AlsParams, list[dict[str, Any]], str]:
     """The best candidate on a validation split carved from ``split.train`` (never the test split), within
-    ``budget``, ``workers`` candidates at a time: :func:`tuning_grid`'s, then the TPE search's
+    ``budget``, ``workers`` candidates at a time: :func:`first_candidates`'s, then the TPE search's
     (:func:`include.models.search.run`); (parameters, every trial, a line saying what was chosen and why). Ties
     go to the earlier candidate."""
     inner = split_for(params.mode, split.train, split.seed + 1)
@@ -340,7 +340,7 @@ def tune(
     baseline = baseline_for(params.mode, params.seed)
     found = search.run(
         params,
-        tuning_grid(params),
+        first_candidates(params),
         lambda candidate: primary_value(fitter(inner.train, candidate), inner, params.mode, k),
         higher,
         budget.trials,

@@ -114,10 +114,10 @@ def test_params_json_names_only_what_applies_to_the_mode():
 
 def test_tuning_tries_the_configuration_then_the_baseline_then_the_best_known():
     params = als.AlsParams(mode="explicit", biases=True, rank=40)
-    grid = evaluation.tuning_grid(params)
+    grid = evaluation.first_candidates(params)
     assert grid == [params, evaluation.baseline_for("explicit", 42), evaluation.best_known("explicit", 42)]
     best = evaluation.best_known("explicit", 42)
-    assert evaluation.tuning_grid(best) == [best, evaluation.baseline_for("explicit", 42)]  # no repeats
+    assert evaluation.first_candidates(best) == [best, evaluation.baseline_for("explicit", 42)]  # no repeats
 
 
 def test_side_by_side_keeps_the_order_the_limit_and_the_deadline(spark):
