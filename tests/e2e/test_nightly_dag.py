@@ -129,7 +129,7 @@ def test_a_rest_api_backfill_on_the_default_set_up_runs_each_day_once_and_repeat
     before_runs = read(spark, tables.OPS_MODEL_RUNS, lake).collect()
     # First a tuning run from the REST API, as the UI triggers one, with a small budget: on day 1's gold.
     api.call("PATCH", f"/api/v2/dags/{TUNING_DAG_ID}", {"is_paused": False})
-    conf = {"run_date": DAYS[0], "tuning_seconds": 20}
+    conf = {"run_date": DAYS[0], "tuning_seconds": 10}
     tuning = api.call("POST", f"/api/v2/dags/{TUNING_DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
     assert wait_for_run(api, tuning["dag_run_id"], dag_id=TUNING_DAG_ID)["state"] == "success"
     api.call("PATCH", f"/api/v2/dags/{TUNING_DAG_ID}", {"is_paused": True})  # no asset-triggered run mid-test
