@@ -127,15 +127,23 @@ def dedupe(rows: DataFrame, key: str, order: list[Column | str], earlier_keys: D
 
 
 def played_on(days: Sequence[dt.date]) -> Column:
-    """``played_at`` on one of ``days`` (UTC): ranges Delta's data skipping prunes files with (each file's played_at
-    minimum and maximum)."""
-    one_day = dt.timedelta(days=1)
+    """``played_at`` on one of ``days`` (UTC): one range per run of consecutive days, which Delta's data skipping
+    prunes files with (each file's played_at minimum and maximum). The ranges are OR-ed as a balanced tree: a
+    file of ratings over twenty years has thousands of days, and a chain that deep overflows the JVM's stack."""
+    runs: list[list[dt.date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][1] == dt.timedelta(days=1):
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
     ranges = [
-        (F.col("played_at") >= F.lit(dt.datetime.combine(d, dt.time())))
-        & (F.col("played_at") < F.lit(dt.datetime.combine(d + one_day, dt.time())))
-        for d in days
+        (F.col("played_at") >= F.lit(dt.datetime.combine(first, dt.time())))
+        & (F.col("played_at") < F.lit(dt.datetime.combine(last + dt.timedelta(days=1), dt.time())))
+        for first, last in runs
     ]
-    return functools.reduce(operator.or_, ranges, F.lit(False))
+    while len(ranges) > 1:
+        ranges = [functools.reduce(operator.or_, ranges[i : i + 2]) for i in range(0, len(ranges), 2)]
+    return ranges[0] if ranges else F.lit(False)
 
 
 def earlier_copies(silver: DataFrame, run_date: str, days: Sequence[dt.date]) -> DataFrame:

@@ -155,3 +155,19 @@ def test_tracks_out_of_range_features_are_quarantined(spark):
     got = {r["track_id"]: r[schemas.REASONS] for r in outcome.quarantined.collect()}
     assert got == {"t2": ["energy_out_of_range", "loudness_out_of_range"]}
     assert [r["title"] for r in outcome.kept.collect()] == ["Song, Part 2"]
+
+
+def test_played_on_selects_the_days_of_twenty_years_of_ratings(spark):
+    # every other day of 22 years, and a run of consecutive ones: thousands of ranges, no overflow of the JVM stack
+    start = dt.date(2000, 1, 1)
+    days = [start + dt.timedelta(days=2 * i) for i in range(4000)] + [dt.date(2023, 1, d) for d in range(1, 20)]
+    times = [
+        (dt.datetime(2000, 1, 1, 23, 59),),  # a day in the list
+        (dt.datetime(2000, 1, 2, 12, 0),),  # the day between two listed ones
+        (dt.datetime(2023, 1, 10, 0, 0),),  # inside the consecutive run
+        (dt.datetime(2023, 1, 20, 0, 0),),  # the day after it
+    ]
+    frame = spark.createDataFrame(times, "played_at timestamp")
+    kept = [r.played_at for r in frame.where(silver.played_on(days)).collect()]
+    assert kept == [dt.datetime(2000, 1, 1, 23, 59), dt.datetime(2023, 1, 10, 0, 0)]
+    assert frame.where(silver.played_on([])).count() == 0
