@@ -27,7 +27,7 @@ from typing import Any
 
 from include.core import credentials
 from include.core.config import check_range
-from include.core.processes import free_port, launch, wait_for_signal
+from include.core.processes import free_ports, launch, wait_for_signal
 from include.orchestration.airflow_env import spark_home
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,13 @@ def start(
     """Start the master and ``workers`` workers and wait until every worker is registered and alive."""
     check_range("--workers", workers, 1, 16)
     check_range("--worker-cores", cores, 1, os.cpu_count() or 1)
-    port = port or free_port()
-    check_range("--port", port, 1024, 65535)
+    if port is not None:
+        check_range("--port", port, 1024, 65535)
+    ports = [p for p in free_ports(workers + 2) if p != port]  # one port each: the master's, its UI, each worker UI
+    port = port or ports.pop()
     env = _env(cluster_secret or secret())
     root.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(port, free_port(), [free_port() for _ in range(workers)])
+    cluster = Cluster(port, ports[0], ports[1 : workers + 1])
     master = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", str(cluster.master_ui_port)]
     cluster.procs.append(_spawn([MASTER_CLASS, *master], env, root / "master.log"))
     try:

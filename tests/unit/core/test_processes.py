@@ -1,5 +1,5 @@
 """A command's guard: whatever the command started ends with the command's first process, however that ends
-(include/core/processes.py), and a held port is named with its process."""
+(include/core/processes.py), a held port is named with its process, and ports chosen together differ."""
 
 from __future__ import annotations
 
@@ -88,3 +88,11 @@ def test_a_held_port_is_named_with_its_process():
         assert processes.port_holder(port) == processes.describe(os.getpid())
         assert f"pid {os.getpid()} (" in processes.port_holder(port)
     assert processes.port_holder(port) is None
+
+
+def test_ports_chosen_together_are_different_and_free():
+    ports = processes.free_ports(64)
+    assert len(set(ports)) == 64
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
