@@ -13,7 +13,8 @@ warmed up on a 2,000-event day):
     Delta, with no checks, no ops tables and no evaluation.
 
 Prints each job's and each phase's wall time, the server's peak resident memory during each (``VmHWM``,
-reset before each step), and (a) / (b). Writes throwaway lakes under ``bench/results/overhead/`` (ignored).
+reset before each step), and (a) / (b). Writes throwaway lakes and each job's log (``<task>.log``, its last
+run's) under ``bench/results/overhead/`` (ignored).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def submit(
     cmd = [str(Path(sys.executable).parent / "spark-submit"), *remote_args(args), *job.entry]
     cmd += ["--run-date", day.isoformat(), "--lake", lake, "--run-id", "bench", *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    (OUT / f"{job.task_id}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     if done.returncode:
         raise RuntimeError(f"{job.task_id} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 

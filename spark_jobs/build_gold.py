@@ -1,19 +1,19 @@
-"""Silver -> gold, incrementally: per user-track affinity, track popularity and daily metrics.
+"""Silver -> gold: per user-track affinity, track popularity and daily metrics, at the cost of the day.
 
-Reads ``silver.interactions`` (only the partitions of the days it folds in), ``silver.quarantine``
-(``<run_date>``), ``gold.user_track_affinity`` (its current version; for a rerun of an older day also its version
-as of the day before) and ``gold.track_popularity`` (the newest folded day's snapshot).
-Writes ``gold.user_track_affinity``: the state of every (user, track) pair, MERGEd with the pairs one day changed,
-one Delta commit per day folded in, tagged with that day (the state as of a day is the table at that commit:
-:mod:`include.lake.gold_state`); ``gold.track_popularity``, a snapshot per ``as_of_date``; and
-``gold.daily_metrics`` for ``run_date = <run_date>``.
+Reads ``silver.interactions`` (the day's partition; the partitions after the folded state's day), the keys of
+``gold.user_track_affinity``'s folded state, ``silver.quarantine`` (``<run_date>``) and ``gold.track_popularity``
+(the newest snapshot before the day).
+Writes ``gold.track_popularity``, a snapshot per ``as_of_date``; ``gold.daily_metrics`` for ``run_date =
+<run_date>`` (last: it marks the day passed); and ``gold.user_track_affinity`` only to fold days in or rewind.
 
-A night costs what its own day costs: the day's silver rows are aggregated per pair and combined with the state of
-those pairs only (sums, maxima, the latest rating by time, liked-ever and listener counts all combine), never a
-re-aggregation of history. A rerun or a backfill of an older day rewinds the pairs that day and every later folded
-day changed to their state as of the day before (time travel), then folds that day and each later one in again,
-in order; when that state is no longer kept, it is recomputed from silver, and one line says so. Every path
-gives the tables the full recomputation (:func:`full_state`) gives.
+The affinity of every (user, track) pair is merged on read (:mod:`include.lake.gold_state`): the table keeps the
+state folded as of a day, readers merge the silver days after it on top. So a night writes no state: the day's
+pairs pass the silver -> gold suite, its popularity is the snapshot before it moved by the day's plays and new
+listeners (pairs the folded state and the pending days do not have), and once more than ``affinity_fold_days``
+days are pending they are folded in, one MERGE tagged with the day. A rerun or a backfill of a day the state has
+folded in rewinds it to its newest folded state before that day (time travel; recomputed from silver when no
+longer kept, said in one line), and recomputes the popularity of that day and every later one. Every path gives
+the tables the full recomputation (:func:`full_state`) gives.
 """
 
 from __future__ import annotations
@@ -21,96 +21,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include.core import schemas, tables
 from include.core.schemas import TRACK_KEY, USER_KEY
 from include.lake import delta_io, gold_state, jobs
-from include.lake.frames import with_missing
+from include.lake.gold_state import KEYS, finished, full_state, merged, pair_state, units
 from include.lake.spark import cached, fit_to_input
 
-KEYS = [USER_KEY, TRACK_KEY]
-CHANGED_ON = "changed_on"  # the last day whose rows changed the pair: what a rewind to an earlier day must undo
-
-
-def counted(rows: DataFrame) -> DataFrame:
-    """``rows`` with ``_plays``: how many plays each stands for (no ``plays`` column or a null one, as in rows
-    written before counts existed: one play)."""
-    rows = with_missing(rows, {"plays": "bigint"})
-    return rows.withColumn("_plays", F.coalesce(F.col("plays"), F.lit(1)).cast("long"))
-
-
-def _full_plays() -> Column:
-    return F.when(~F.col("skipped"), F.col("_plays")).otherwise(F.lit(0).cast("long"))
-
-
-def pair_state(interactions: DataFrame) -> DataFrame:
-    """One row per (user, track) of silver ``interactions``, with the aggregates the state keeps: plays and full
-    plays (a row with a count stands for that many), total ms, last played, the latest rating by time (the
-    higher one at the same time) and when it was given, liked ever, and the last day with rows."""
-    rated = F.col("rating").isNotNull()
-    return (
-        counted(interactions)
-        .groupBy(*KEYS, "user_id", "track_id")
-        .agg(
-            F.sum("_plays").alias("plays"),
-            F.sum(_full_plays()).alias("full_plays"),
-            F.sum("ms_played").alias("total_ms_played"),
-            F.max("played_at").alias("last_played_at"),
-            F.max_by("rating", F.when(rated, F.struct("played_at", "rating"))).alias("latest_rating"),
-            F.max(F.when(rated, F.col("played_at"))).alias("rated_at"),
-            F.bool_or("liked").alias("liked"),
-            F.max("run_date").alias(CHANGED_ON),
-        )
-    )
-
-
-def combine(before: DataFrame, day: DataFrame) -> DataFrame:
-    """The pairs of either frame (pair states) with ``day``'s aggregates added to ``before``'s: what the full
-    aggregation of both frames' rows gives."""
-    b, d = before.alias("b"), day.alias("d")
-    joined = b.join(d, on=KEYS, how="full")
-
-    def total(c: str) -> Column:
-        return (F.coalesce(F.col(f"b.{c}"), F.lit(0)) + F.coalesce(F.col(f"d.{c}"), F.lit(0))).cast("long")
-
-    day_rating_later = F.col("b.rated_at").isNull() | (F.col("d.rated_at") > F.col("b.rated_at"))
-    day_rating_later |= (F.col("d.rated_at") == F.col("b.rated_at")) & (
-        F.col("d.latest_rating") > F.col("b.latest_rating")
-    )
-    return joined.select(
-        *KEYS,
-        F.coalesce("d.user_id", "b.user_id").alias("user_id"),
-        F.coalesce("d.track_id", "b.track_id").alias("track_id"),
-        total("plays").alias("plays"),
-        total("full_plays").alias("full_plays"),
-        total("total_ms_played").alias("total_ms_played"),
-        F.greatest("b.last_played_at", "d.last_played_at").alias("last_played_at"),
-        F.when(F.col("d.rated_at").isNotNull() & day_rating_later, F.col("d.latest_rating"))
-        .otherwise(F.col("b.latest_rating"))
-        .alias("latest_rating"),
-        F.greatest("b.rated_at", "d.rated_at").alias("rated_at"),
-        (F.coalesce("b.liked", F.lit(False)) | F.coalesce("d.liked", F.lit(False))).alias("liked"),
-        F.greatest(f"b.{CHANGED_ON}", f"d.{CHANGED_ON}").alias(CHANGED_ON),
-    )
-
-
-def finished(state: DataFrame, alpha: float) -> DataFrame:
-    """Pair states as the table keeps them: ``strength = log1p(full plays)`` is what implicit ALS learns from;
-    ``confidence = 1 + alpha * strength`` is the weight Spark's implicit ALS gives that preference (Hu, Koren and
-    Volinsky's formulation)."""
-    strength = F.log1p(F.col("full_plays").cast("double"))
-    return state.select(
-        *KEYS, "user_id", "track_id", "plays", "full_plays", "total_ms_played", "last_played_at", "latest_rating",
-        "rated_at", "liked", strength.alias("strength"), (F.lit(1.0) + F.lit(alpha) * strength).alias("confidence"),
-        CHANGED_ON,
-    )  # fmt: skip
-
-
-def full_state(interactions: DataFrame, alpha: float) -> DataFrame:
-    """The affinity table recomputed from every silver row given (the reference every incremental path equals)."""
-    return finished(pair_state(interactions), alpha)
+__all__ = ["finished", "full_state", "pair_state"]
+STATE = tables.GOLD_AFFINITY
 
 
 def affinity(interactions: DataFrame, as_of: str, alpha: float) -> DataFrame:
@@ -146,15 +67,32 @@ def popularity(state: DataFrame, as_of: str) -> DataFrame:
     return ranked(_per_track(state), as_of)
 
 
-def popularity_after(before: DataFrame, old_pairs: DataFrame, new_pairs: DataFrame, as_of: str) -> DataFrame:
-    """The popularity snapshot ``before`` after the pairs ``old_pairs`` became ``new_pairs`` (the rest unchanged):
-    each count moves by the difference, so no state outside the changed pairs is read."""
+def popularity_moved(before: DataFrame, rows: DataFrame, new_pairs: DataFrame, as_of: str) -> DataFrame:
+    """The popularity snapshot ``before`` moved by the silver ``rows`` after it: their plays added, and one listener
+    for each of ``new_pairs`` (the pairs among them no earlier state had), so no earlier state is aggregated."""
     counts = before.select(TRACK_KEY, "track_id", "plays", "full_plays", "listeners")
-    moved = counts.unionByName(_per_track(old_pairs, -1)).unionByName(_per_track(new_pairs))
-    totals = moved.groupBy(TRACK_KEY, "track_id").agg(
-        *[F.sum(c).alias(c) for c in ("plays", "full_plays", "listeners")]
+    plays = (
+        units(rows)
+        .groupBy(TRACK_KEY, "track_id")
+        .agg(
+            F.sum("plays").alias("plays"),
+            F.sum("full_plays").alias("full_plays"),
+            F.lit(0).cast("long").alias("listeners"),
+        )
     )
-    return ranked(totals, as_of)
+    listeners = new_pairs.groupBy(TRACK_KEY, "track_id").agg(
+        F.lit(0).cast("long").alias("plays"), F.lit(0).cast("long").alias("full_plays"), F.count("*").alias("listeners")
+    )
+    totals = counts.unionByName(plays).unionByName(listeners).groupBy(TRACK_KEY, "track_id")
+    return ranked(totals.agg(*[F.sum(c).alias(c) for c in ("plays", "full_plays", "listeners")]), as_of)
+
+
+def new_pairs(rows: DataFrame, known: DataFrame) -> DataFrame:
+    """The (user, track) pairs of ``rows`` that ``known`` (pair keys) does not have. The known keys the rows have
+    are found first, the rows' keys broadcast: a scan of the known keys, no shuffle of them."""
+    pairs = rows.select(*KEYS, "track_id").distinct()
+    seen = known.join(F.broadcast(pairs.select(*KEYS)), KEYS, "left_semi").distinct()
+    return pairs.join(seen, KEYS, "left_anti")
 
 
 RATING_BUCKETS = [x / 2 for x in range(1, 11)]
@@ -162,15 +100,15 @@ RATING_BUCKETS = [x / 2 for x in range(1, 11)]
 
 def daily_metrics(day: DataFrame, quarantined: DataFrame, run_date: str) -> DataFrame:
     """One row for the day: volume, reach and the distribution of explicit ratings (0.5 .. 5.0)."""
-    buckets = [F.sum((F.col("rating") == b).cast("long")).alias(f"r{int(b * 10)}") for b in RATING_BUCKETS]
-    stats = counted(day).agg(
+    buckets = [F.sum((F.col("latest_rating") == b).cast("long")).alias(f"r{int(b * 10)}") for b in RATING_BUCKETS]
+    stats = units(day).agg(
         F.count("*").alias("events"),
         F.countDistinct(USER_KEY).alias("unique_users"),
         F.countDistinct(TRACK_KEY).alias("unique_tracks"),
-        F.coalesce(F.sum("ms_played"), F.lit(0)).alias("total_ms_played"),
-        F.count("rating").alias("ratings"),
-        F.avg("rating").alias("avg_rating"),
-        F.coalesce(F.sum(_full_plays()), F.lit(0)).alias("full_plays"),
+        F.coalesce(F.sum("total_ms_played"), F.lit(0)).alias("total_ms_played"),
+        F.count("latest_rating").alias("ratings"),
+        F.avg("latest_rating").alias("avg_rating"),
+        F.coalesce(F.sum("full_plays"), F.lit(0)).alias("full_plays"),
         *buckets,
     )
     distribution = F.map_from_arrays(
@@ -204,36 +142,98 @@ def with_references(aff: DataFrame, dim_user: DataFrame, dim_track: DataFrame) -
     )
 
 
-def changed_pairs(current: DataFrame, step: gold_state.Step, day: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """The rows of the pairs a step changes, before (in the current table) and after (unfinished). A step with a
-    base rewinds too: it changes its day's pairs and every pair a day after ``rewind_after`` changed, whose state
-    before the day is the base's."""
-    keys = day.select(*KEYS)
-    if step.base is not None:
-        keys = keys.unionByName(current.where(F.col(CHANGED_ON) > step.rewind_after).select(*KEYS)).distinct()
-    old = current.join(keys, KEYS, "left_semi")
-    base = old if step.base is None else step.base.join(keys, KEYS, "left_semi")
-    return old, combine(base.drop("strength", "confidence"), day)
+def _days(rows: DataFrame) -> list[str]:
+    """The run dates of silver ``rows`` (the values of the partitions they prune to)."""
+    return sorted(str(r[0]) for r in rows.select(tables.RUN_DATE).distinct().collect())
 
 
-POPULARITY_COUNTS = "track_key int, track_id string, plays long, full_plays long, listeners long"
+def rewind(spark: SparkSession, ctx: jobs.JobContext, alpha: float) -> str:
+    """Make the folded state end before the run date when it has folded that day in (a rerun or a backfill): its
+    newest folded state before the day, else recomputed from silver; returns the day it is then as of and the line
+    that says what happened ("" when nothing had to)."""
+    lake, ds = ctx.settings.lake, ctx.ds
+    commits = gold_state.folded(spark, lake)
+    if delta_io.exists(spark, STATE, lake) and not commits:
+        day = max(_days(gold_state.silver_after(spark, lake, "", ds)), default=ds)
+        note = f"migrating {STATE.sql_name} to one folded state (once): recomputing it from silver up to {day}"
+        ctx.log(note)
+        delta_io.replace_tagged(
+            cached(full_state(gold_state.silver_after(spark, lake, "", day), alpha)), STATE, lake, day
+        )
+        return day
+    if not commits or commits[-1].day < ds:
+        return commits[-1].day if commits else ""
+    found, since = gold_state.base(spark, lake, ds, before=True)
+    if found is not None:
+        ctx.log(f"rerun of {ds}: {STATE.sql_name} rewound to its state folded as of {since} (time travel)")
+        delta_io.replace_tagged(cached(found), STATE, lake, since)
+        return since
+    earlier = _days(gold_state.silver_after(spark, lake, "", ds).where(F.col(tables.RUN_DATE) < ds))
+    since = earlier[-1] if earlier else ""
+    ctx.log(
+        f"rerun of {ds}: no folded state of {STATE.sql_name} before {ds} is kept; recomputing it from silver"
+        + (f" up to {since}" if since else " (no earlier day)")
+    )
+    state = full_state(gold_state.silver_after(spark, lake, "", since), alpha)
+    delta_io.replace_tagged(cached(state), STATE, lake, since)
+    return since
 
 
-def fold(
-    spark: SparkSession, ctx: jobs.JobContext, step: gold_state.Step, day: DataFrame, popularity_before: DataFrame
-) -> tuple[DataFrame, int]:
-    """Fold one day (its pair states: ``day``) into the state, one MERGE tagged with the day, and write the day's
-    popularity snapshot, ``popularity_before`` moved by the changed pairs alone; returns the new snapshot and how
-    many pairs changed."""
-    lake, alpha = ctx.settings.lake, ctx.settings.als_value("alpha")
-    current = delta_io.read_or_empty(spark, tables.GOLD_AFFINITY, lake)
-    old, new = changed_pairs(current, step, day)
-    old, new = cached(old), cached(finished(new, alpha))
-    gone = old.join(new.select(*KEYS), KEYS, "left_anti")
-    delta_io.merge_tagged(new, gone, tables.GOLD_AFFINITY, lake, KEYS, step.day)
-    pop = cached(popularity_after(popularity_before, old, new, step.day))
-    delta_io.overwrite_partition(pop, tables.GOLD_POPULARITY, lake, step.day)
-    return pop, new.count()
+def known_pairs(spark: SparkSession, lake: str, since: str, upto: str) -> DataFrame:
+    """The pair keys of the state as of ``upto``: the folded state's (as of ``since``) and the silver days after."""
+    pending = gold_state.silver_after(spark, lake, since, upto).select(*KEYS)
+    if not since:
+        return pending
+    return delta_io.read(spark, STATE, lake).select(*KEYS).unionByName(pending)
+
+
+def snapshots(spark: SparkSession, lake: str) -> list[str]:
+    """The days ``gold.track_popularity`` holds a snapshot of."""
+    if not delta_io.exists(spark, tables.GOLD_POPULARITY, lake):
+        return []
+    return sorted(
+        str(r[0])
+        for r in delta_io.read(spark, tables.GOLD_POPULARITY, lake).select(tables.AS_OF_DATE).distinct().collect()
+    )
+
+
+def write_popularity(spark: SparkSession, ctx: jobs.JobContext, since: str, alpha: float) -> None:
+    """The day's snapshot: the one before it moved by the days after it; recomputed from the state for a day that
+    has a snapshot after it (a backfill), and then every later snapshot too."""
+    lake, ds = ctx.settings.lake, ctx.ds
+    days = snapshots(spark, lake)
+    later = [d for d in days if d > ds]
+    before = max((d for d in days if d < ds), default="")
+    if later or not before or since > before:
+        if later:
+            ctx.log(f"rerun of {ds}: recomputing the popularity of {', '.join([ds, *later])}")
+        for day in [ds, *later]:
+            pop = popularity(gold_state.state_as_of(spark, lake, day, alpha), day)
+            delta_io.overwrite_partition(pop, tables.GOLD_POPULARITY, lake, day)
+        return
+    rows = gold_state.silver_after(spark, lake, before, ds)
+    fresh = new_pairs(rows, known_pairs(spark, lake, since, before))
+    previous = delta_io.read_partition(spark, tables.GOLD_POPULARITY, lake, before)
+    delta_io.overwrite_partition(popularity_moved(previous, rows, fresh, ds), tables.GOLD_POPULARITY, lake, ds)
+
+
+def fold(spark: SparkSession, ctx: jobs.JobContext, since: str, alpha: float) -> None:
+    """Fold the pending days (after ``since``, up to the run date) into the state when more than
+    ``affinity_fold_days`` are pending: one MERGE of the pairs they changed, tagged with the run date."""
+    lake, ds = ctx.settings.lake, ctx.ds
+    rows = gold_state.silver_after(spark, lake, since, ds)
+    pending = _days(rows)
+    if len(pending) <= ctx.settings.affinity_fold_days:
+        ctx.log(f"{len(pending)} days read on top of the state folded as of {since or '(none yet)'}")
+        return
+    if not since:
+        delta_io.replace_tagged(cached(full_state(rows, alpha)), STATE, lake, ds)
+    else:
+        changed = rows.select(*KEYS).distinct()
+        old = delta_io.read(spark, STATE, lake).join(changed, KEYS, "left_semi").select(*gold_state.STATE_COLUMNS)
+        new = cached(finished(merged(old.unionByName(units(rows))), alpha))
+        delta_io.merge_tagged(new, new.select(*KEYS).limit(0), STATE, lake, KEYS, ds)
+    ctx.log(f"folded {len(pending)} days ({pending[0]} to {pending[-1]}) into {STATE.sql_name}")
 
 
 def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
@@ -243,43 +243,25 @@ def build(spark: SparkSession, ctx: jobs.JobContext) -> None:
     lake, ds, alpha = ctx.settings.lake, ctx.ds, ctx.settings.als_value("alpha")
     day_rows = delta_io.read_partition(spark, tables.SILVER_INTERACTIONS, lake, ds)
     fit_to_input(spark, day_rows.count(), ctx.settings)
-    plan = gold_state.plan(spark, tables.GOLD_AFFINITY, tables.SILVER_INTERACTIONS, lake, ds)
-    if plan.note:
-        ctx.log(plan.note)
 
     # The day's pair states pass the silver -> gold suite before anything is written.
-    day_state = cached(pair_state(day_rows))
+    day_state = cached(finished(pair_state(day_rows), alpha))
     dims = (delta_io.read(spark, tables.SILVER_DIM_USER, lake), delta_io.read(spark, tables.SILVER_DIM_TRACK, lake))
-    checked = with_references(finished(day_state, alpha), *dims)
-    quality.record(spark, ctx, quality.validate(checked, suites.gold_affinity(ctx.settings.dq_severity)))
-
-    found = gold_state.snapshot_of(
-        spark, tables.GOLD_POPULARITY, tables.GOLD_AFFINITY, lake, plan.current_day, popularity
+    quality.record(
+        spark, ctx, quality.validate(with_references(day_state, *dims), suites.gold_affinity(ctx.settings.dq_severity))
     )
-    pop = spark.createDataFrame([], POPULARITY_COUNTS) if found is None else found  # None: before the first day
-    if plan.rebuild is not None:
-        state = cached(full_state(plan.rebuild, alpha))
-        delta_io.replace_tagged(state, tables.GOLD_AFFINITY, lake, plan.rebuild_day)
-        pop = cached(popularity(state, plan.rebuild_day))
-        delta_io.overwrite_partition(pop, tables.GOLD_POPULARITY, lake, plan.rebuild_day)
-    changed = 0
-    for step in plan.steps:
-        this_day = (
-            day_state
-            if step.day == ds
-            else pair_state(delta_io.read_partition(spark, tables.SILVER_INTERACTIONS, lake, step.day))
-        )
-        pop, pairs_changed = fold(spark, ctx, step, this_day, pop)
-        changed += pairs_changed
+
+    since = rewind(spark, ctx, alpha)
+    write_popularity(spark, ctx, since, alpha)
+    fold(spark, ctx, since, alpha)
 
     quarantined = delta_io.read_partition(spark, tables.SILVER_QUARANTINE, lake, ds)
     metrics = cached(daily_metrics(day_rows, quarantined, ds))
     delta_io.overwrite_partition(metrics, tables.GOLD_DAILY_METRICS, lake, ds)
     row = metrics.first()
     assert row is not None
-    pairs = delta_io.read(spark, tables.GOLD_AFFINITY, lake).count()
     ctx.log(
-        f"{changed} affinity pairs changed, {pairs} in all; day: {row['events']} events,"
+        f"{day_state.count()} affinity pairs played on the day; day: {row['events']} events,"
         f" {row['unique_users']} users, {row['unique_tracks']} tracks, {row['ratings']} ratings"
     )
 

@@ -7,10 +7,10 @@ the same rows: partitioned tables only in the partitions of the ``RECENT_DAYS`` 
 column (``gold.recommendations``: ``user_id``) is Z-ordered by it in its small row groups, so single-user
 lookups stay cheap.
 VACUUM then deletes files that no version within ``vacuum_retention_hours`` (at least 168: 7 days of time
-travel) still needs; for ``gold.user_track_affinity`` at least back to its version as of the day of the model in
-use (the newest promoted nightly run), so that model's training data stays readable. First, the snapshot
-partitions of ``gold.track_popularity`` older than ``snapshot_retention_days`` are deleted, but the in-use
-model's day. Rerunning it changes no rows.
+travel) still needs; for ``gold.user_track_affinity`` at least back to its newest folded state on or before the
+day of the model in use (the newest promoted nightly run), so that model's training data stays readable. First,
+the snapshot partitions of ``gold.track_popularity`` older than ``snapshot_retention_days`` are deleted, but the
+in-use model's day. Rerunning it changes no rows.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from include.core import tables
-from include.lake import delta_io, jobs
+from include.lake import delta_io, gold_state, jobs
 
 RECENT_DAYS = 7
 
@@ -67,7 +67,7 @@ def retention_hours(spark: SparkSession, ctx: jobs.JobContext, table: tables.Tab
     hours = ctx.settings.vacuum_retention_hours
     if table is not tables.GOLD_AFFINITY or keep is None:
         return hours
-    tagged = [c for c in delta_io.tagged_commits(spark, table, ctx.settings.lake) if c.day == keep]
+    tagged = [c for c in gold_state.folded(spark, ctx.settings.lake) if c.day <= keep]  # what its state starts from
     if not tagged:
         return hours
     age = dt.datetime.now(dt.UTC).replace(tzinfo=None) - tagged[-1].timestamp.replace(tzinfo=None)

@@ -198,7 +198,7 @@ def recommend(spark: SparkSession, ctx: jobs.JobContext) -> None:
     if decision is not None and not decision.promoted:
         ctx.log(f"not promoted, gold.recommendations unchanged: {decision.reason}")
         return
-    affinity = gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, ds)
+    affinity = gold_state.as_of(spark, lake, ds, settings.als_value("alpha"))
     fit_to_input(spark, affinity.count(), settings)
     affinity = cached(affinity)
     popularity = cached(delta_io.read_partition(spark, tables.GOLD_POPULARITY, lake, ds))

@@ -105,7 +105,7 @@ def evaluate_and_decide(
 
 def train(spark: SparkSession, ctx: jobs.JobContext) -> None:
     lake, ds, settings = ctx.settings.lake, ctx.ds, ctx.settings
-    affinity = gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, ds)
+    affinity = gold_state.as_of(spark, lake, ds, settings.als_value("alpha"))
     data = cached(training_set(affinity, settings.als_mode))
     stats = data.agg(
         F.count("*").alias("rows"), F.countDistinct(USER_KEY).alias("u"), F.countDistinct(TRACK_KEY).alias("t")

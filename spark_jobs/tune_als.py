@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from include.core import tables
 from include.core.schemas import TRACK_KEY, USER_KEY
-from include.lake import delta_io, gold_state, jobs
+from include.lake import gold_state, jobs
 from include.lake.spark import cached, fit_to_input
 from include.models import als, evaluation, model_runs, tuned_settings
 from spark_jobs.train_als import training_set
@@ -34,12 +34,7 @@ MAX_TRIALS = 1000  # the time budget ends a tuning run long before this
 
 def newest_day(spark: SparkSession, lake: str, upto: str) -> str:
     """The newest day on or before ``upto`` that ``gold.user_track_affinity`` holds a state of."""
-    commits = (
-        delta_io.tagged_commits(spark, tables.GOLD_AFFINITY, lake)
-        if delta_io.exists(spark, tables.GOLD_AFFINITY, lake)
-        else []
-    )
-    days = [c.day for c in commits if c.day <= upto]
+    days = gold_state.passed(spark, lake, upto)
     if not days:
         raise jobs.FitError(
             f"nothing to tune on: {tables.GOLD_AFFINITY.sql_name} holds no day on or before {upto};"
@@ -54,7 +49,7 @@ def tune(spark: SparkSession, ctx: jobs.JobContext) -> None:
     day = newest_day(spark, lake, ctx.ds)
     if day != ctx.ds:
         ctx.log(f"tuning on {tables.GOLD_AFFINITY.sql_name} as of {day}, the newest day it holds")
-    data = cached(training_set(gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, day), settings.als_mode))
+    data = cached(training_set(gold_state.as_of(spark, lake, day, settings.als_value("alpha")), settings.als_mode))
     stats = data.agg(
         F.count("*").alias("rows"), F.countDistinct(USER_KEY).alias("u"), F.countDistinct(TRACK_KEY).alias("t")
     ).first()

@@ -61,7 +61,7 @@ def assert_unchanged(now: dict[str, list], before: dict[str, list]) -> None:
 def assert_k_unplayed_tracks_per_active_user(spark: Any, lake: str, day: str, k: int) -> None:
     """Every user active up to ``day`` has exactly ranks 1..k of tracks they never played, with raw ids."""
     recs = read(spark, tables.GOLD_RECOMMENDATIONS, lake).where(F.col("run_date") == day).collect()
-    aff = gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, day).collect()
+    aff = gold_state.as_of(spark, lake, day, alpha=1.0).collect()
     active = {r["user_id"] for r in aff}
     seen = {(r["user_id"], r["track_id"]) for r in aff}
     by_user: dict[str, list[int]] = {}

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from include.core import tables
 from include.core.commands import CommandExit, invoke
 from include.core.config import ALS_MODES, PROJECT_ROOT, load_settings, parse_run_date
 from include.lake import gold_state, jobs
@@ -131,7 +130,7 @@ def evaluate(
     ctx.log(f"{mapping.name}: landed {landed['interactions']} events and {landed['tracks']} catalog rows from {path}")
     for step in (ingest_bronze.ingest_all, build_silver.build, build_gold.build):
         step(spark, ctx)
-    affinity = gold_state.as_of(spark, tables.GOLD_AFFINITY, ctx.settings.lake, ctx.ds)
+    affinity = gold_state.as_of(spark, ctx.settings.lake, ctx.ds, ctx.settings.als_value("alpha"))
     data = cached(train_als.training_set(affinity, ctx.settings.als_mode))
     params = als.AlsParams.of(ctx.settings)
     fitter = als.fitter(ctx.settings, spark)

@@ -242,14 +242,15 @@ def sql_log() -> Path:
 
 def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, ...]]]:
     from include.core import tables
-    from include.lake import delta_io
+    from include.lake import delta_io, gold_state
     from include.lake.spark import get_spark
 
     # A session of its own: tables are registered by name in the session's catalog, which a shared Spark
     # Connect server would share between lakes. Its JVM writes its log (a failed query's stack trace among it)
     # to a file, not over the one-line error on the terminal.
     with processes.stderr_to(sql_log()):
-        spark = get_spark("setlist-sql", load_settings(lake=lake, spark_mode="submit"), log_level="ERROR")
+        settings = load_settings(lake=lake, spark_mode="submit")
+        spark = get_spark("setlist-sql", settings, log_level="ERROR")
     from pyspark.logger import PySparkLogger
 
     # pyspark logs a failed query once more, as JSON with the Java stack trace, to stderr: to the file instead
@@ -258,7 +259,9 @@ def _spark_query(query: str, lake: str) -> tuple[list[str], list[tuple[object, .
         context_log.removeHandler(handler)
     context_log.addHandler(logging.FileHandler(sql_log()))
     context_log.propagate = False
-    delta_io.register_tables(spark, lake, only=tables.referenced_tables(query))
+    only = tables.referenced_tables(query)
+    views = gold_state.views(spark, lake, settings.als_value("alpha")) if any(t.merged_on_read for t in only) else {}
+    delta_io.register_tables(spark, lake, only=only, views=views)
     result = spark.sql(query)
     return result.columns, [tuple(r) for r in result.collect()]
 

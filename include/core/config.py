@@ -168,6 +168,14 @@ class Settings(BaseSettings):
         le=3650,
         description="Days of `gold.track_popularity` snapshots `maintain` keeps; the day of the model in use always.",
     )
+    affinity_fold_days: int = Field(
+        7,
+        ge=1,
+        le=90,
+        description="Days of silver `gold.user_track_affinity` reads on top of its folded state before "
+        "`build_gold` folds them in (one MERGE that rewrites the state; the nights between write only their own "
+        "day's figures).",
+    )
     nightly_hour: int = Field(
         2, ge=0, le=23, description="The UTC hour at which the nightly run for the day before starts."
     )

@@ -38,6 +38,7 @@ class Table:
     row_group_bytes: int | None = None  # None: Parquet's default (128 MB)
     schema: StructType | None = None
     stamped: str | None = None  # a timestamp column that takes the time of the write
+    merged_on_read: bool = False  # its files hold part of its rows: SQL reads it through a view, never its files
 
     @property
     def sql_name(self) -> str:
@@ -202,8 +203,8 @@ SILVER_TRACKS = Table("silver", "tracks", schema=SILVER_TRACKS_SCHEMA)
 SILVER_DIM_USER = Table("silver", "dim_user", schema=DIM_USER_SCHEMA)
 SILVER_DIM_TRACK = Table("silver", "dim_track", schema=DIM_TRACK_SCHEMA)
 SILVER_QUARANTINE = Table("silver", "quarantine", RUN_DATE, schema=QUARANTINE_SCHEMA)
-# The current state; the state as of a day is a Delta version of it (include/lake/gold_state.py).
-GOLD_AFFINITY = Table("gold", "user_track_affinity", schema=AFFINITY_SCHEMA)
+# The state folded as of a day, silver's later days merged on read (include/lake/gold_state.py).
+GOLD_AFFINITY = Table("gold", "user_track_affinity", schema=AFFINITY_SCHEMA, merged_on_read=True)
 GOLD_POPULARITY = Table("gold", "track_popularity", AS_OF_DATE)
 GOLD_DAILY_METRICS = Table("gold", "daily_metrics", RUN_DATE)
 # Sorted by user in small row groups: a one-user lookup reads one group of a few thousand rows.

@@ -323,17 +323,24 @@ def merge_tagged(new: DataFrame, gone: DataFrame, table: Table, lake: str, keys:
         _committing(table, write, attempts=1)  # its rows were computed from the version another writer replaced
 
 
-def register_tables(spark: SparkSession, lake: str, only: Sequence[Table] = ALL_TABLES) -> list[str]:
-    """Register existing lake tables by their SQL names (``gold.recommendations``) in this session.
+def register_tables(
+    spark: SparkSession, lake: str, only: Sequence[Table] = ALL_TABLES, views: Mapping[str, str] | None = None
+) -> list[str]:
+    """Register existing lake tables by their SQL names (``gold.recommendations``) in this session; a table merged
+    on read as the view ``views`` gives for its name (replaced on every call), or not at all without one.
 
     Each registration reads the table's Delta log, so callers that know their query pass ``only``.
     """
     registered = []
     for table in only:
-        if not exists(spark, table, lake):
+        view = (views or {}).get(table.sql_name)
+        if not (view if table.merged_on_read else exists(spark, table, lake)):
             continue
         if not spark.catalog.databaseExists(table.layer):
             spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {table.sql_name} USING delta LOCATION '{table.path(lake)}'")
+        if view:
+            spark.sql(f"CREATE OR REPLACE VIEW {table.sql_name} AS {view}")
+        else:
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {table.sql_name} USING delta LOCATION '{table.path(lake)}'")
         registered.append(table.sql_name)
     return registered

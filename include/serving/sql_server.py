@@ -83,7 +83,7 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
     check_range("--port", port, 1024, 65535)
     os.environ["SETLIST_SQL_PASSWORD"] = sql_password()  # the JVM started below reads it
     os.environ.setdefault("SETLIST_SQL_USER", DEFAULT_USER)
-    from include.lake import delta_io
+    from include.lake import delta_io, gold_state
     from include.lake.spark import get_spark
 
     # The Thrift server runs in this process's own driver (its JVM hosts the endpoint), never a Connect client.
@@ -92,7 +92,8 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     jvm.dev.setlist.sql.ReadOnlyExtensions.exempt(spark._jsparkSession)  # type: ignore[attr-defined]
-    registered = delta_io.register_tables(spark, settings.lake)
+    alpha = settings.als_value("alpha")
+    registered = delta_io.register_tables(spark, settings.lake, views=gold_state.views(spark, settings.lake, alpha))
     jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithContext(
         spark._jsparkSession.sqlContext()  # type: ignore[attr-defined]
     )
@@ -102,6 +103,6 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(REGISTER_EVERY_S):
-        delta_io.register_tables(spark, settings.lake)
+        delta_io.register_tables(spark, settings.lake, views=gold_state.views(spark, settings.lake, alpha))
     log.info("SQL endpoint stopping")
     spark.stop()

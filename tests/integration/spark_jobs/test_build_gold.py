@@ -95,19 +95,54 @@ def assert_state(found: list, want: dict) -> None:
                 assert _naive(got[key][column]) == _naive(value), (key, column, got[key][column], value)
 
 
-def test_random_days_reruns_and_backfills_keep_gold_equal_to_a_full_recomputation(spark, tmp_path, caplog):
-    """From a lake an earlier version wrote (affinity snapshots per day, a Data Docs site per job): its
-    migration (once, said in one line), a new day after a gap, a rerun of changed silver of the newest day (onto
-    the state before it, by time travel), an out-of-order backfill (that day and the later ones folded in again),
-    a rerun of the same silver, and a rerun whose state to rewind to VACUUM removed (recomputed from silver)."""
+def current(spark, lake: str) -> list:
+    """``gold.user_track_affinity`` as SQL reads it now (the view over the folded state and silver)."""
+    views = gold_state.views(spark, lake, ALPHA)
+    assert delta_io.register_tables(spark, lake, only=[tables.GOLD_AFFINITY], views=views) == [
+        tables.GOLD_AFFINITY.sql_name
+    ]
+    return spark.table(tables.GOLD_AFFINITY.sql_name).collect()
+
+
+def plan(rng: random.Random, count: int) -> list[tuple[str, str]]:
+    """After the migration: ``count`` random steps (a new day, sometimes after a gap; a rerun of a passed day
+    with the same or with changed silver; a backfill of a day a gap left), then a rerun of the newest folded day
+    once ``VACUUM`` removed every earlier version."""
+    passed, steps = ["2026-11-02"], [("migrated", "2026-11-02")]
+    for _ in range(count):
+        gaps = [d for d in _days("2026-11-02", max(passed)) if d not in passed]
+        kind = rng.choice(["new", "new", "new", "changed", "rerun", *(["backfill"] * 2 if gaps else [])])
+        if kind == "new":
+            day = _days(max(passed), 3)[rng.choice((1, 2))]
+        else:
+            day = rng.choice(gaps if kind == "backfill" else passed)
+        passed.append(day)
+        steps.append((kind, day))
+    return [*steps, ("vacuumed", "")]
+
+
+def _days(first: str, count: int | str) -> list[str]:
+    start = dt.date.fromisoformat(first)
+    n = count if isinstance(count, int) else (dt.date.fromisoformat(count) - start).days + 1
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range(n)]
+
+
+def test_random_days_reruns_and_backfills_keep_gold_equal_to_a_full_recomputation(spark, tmp_path, caplog, monkeypatch):
+    """From a lake an earlier version wrote (affinity snapshots per day, a Data Docs site per job): its migration
+    (once, said in one line), then a random sequence of new days, gaps, reruns of the same or changed silver and
+    out-of-order backfills, with the pending days folded into the state after every second day (so folds, and
+    rewinds of folded days by time travel, happen often), and last a rerun whose folded state to rewind to VACUUM
+    removed (recomputed from silver). After each step the affinity as SQL reads it, the state as of every passed
+    day and every popularity snapshot equal the full recomputation."""
     lake = str(tmp_path / "lake")
     rng = random.Random(20261207)
+    monkeypatch.setenv("SETLIST_AFFINITY_FOLD_DAYS", "1")
     caplog.set_level("INFO", logger="include.lake.jobs")
     for dim, name, count in ((tables.SILVER_DIM_USER, "u", USERS), (tables.SILVER_DIM_TRACK, "t", TRACKS)):
         keys = [(f"{name}{k}", k, "2026-11-01") for k in range(1, count + 1)]
         delta_io.merge(spark.createDataFrame(keys, dim.schema), dim, lake, [dim.columns[0]])
     silver: dict[str, list[tuple]] = {}
-    folded: set[str] = set()
+    passed: set[str] = set()
     quarantine = spark.createDataFrame([], tables.SILVER_QUARANTINE.schema)
 
     def land(day: str, version: int) -> None:
@@ -126,41 +161,37 @@ def test_random_days_reruns_and_backfills_keep_gold_equal_to_a_full_recomputatio
     old_docs.mkdir(parents=True)
     (old_docs / "index.html").write_text("<html></html>")
 
-    steps = [("migrated", "2026-11-02"), ("new", "2026-11-04"), ("changed", "2026-11-04"), ("backfill", "2026-11-03"),
-             ("rerun", "2026-11-03"), ("vacuumed", "2026-11-04")]  # fmt: skip
+    steps, said = plan(random.Random(11), 8), []  # a seed whose sequence has every kind of step
+    kinds = {kind for kind, _ in steps}
+    assert kinds == {"migrated", "new", "changed", "rerun", "backfill", "vacuumed"}, steps  # the seed covers all
     for n, (kind, day) in enumerate(steps):
         if kind == "vacuumed":
-            every = [dict(zip(COLUMNS, r, strict=True)) for day_rows in silver.values() for r in day_rows]
-            for d in sorted(folded):  # every day's state as of that day, by time travel to its tagged version
-                assert_state(gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, d).collect(), expected_state(every, d))
+            day = gold_state.folded(spark, lake)[-1].day
             with delta_io.session_conf(spark, "spark.databricks.delta.retentionDurationCheck.enabled", "false"):
                 delta_io.vacuum(spark, tables.GOLD_AFFINITY, lake, retention_hours=0)
-        if kind != "rerun":
+        if kind not in ("rerun", "vacuumed"):
             land(day, n)
         caplog.clear()
         assert build_gold.main(["--run-date", day, "--lake", lake]) == 0, (kind, day)
-        notes = [r.getMessage() for r in caplog.records if "again" in r.getMessage() or "migrating" in r.getMessage()]
-        expected_note = {
-            "migrated": "migrating gold.user_track_affinity to one incrementally kept state (once)",
-            "new": None,
-            "changed": "rerun of 2026-11-04: folding 2026-11-04 in again onto the state as of 2026-11-02",
-            "backfill": "rerun of 2026-11-03: folding 2026-11-03, 2026-11-04 in again onto the state as of 2026-11-02",
-            "rerun": "rerun of 2026-11-03: folding 2026-11-03, 2026-11-04 in again onto the state as of 2026-11-02",
-            "vacuumed": "rerun of 2026-11-04: the state as of 2026-11-03 is no longer kept; recomputing it from silver",
-        }[kind]
-        assert (notes == []) if expected_note is None else (expected_note in " ".join(notes)), (kind, notes)
-        folded.add(day)
+        notes = " ".join(r.getMessage() for r in caplog.records)
+        said.append(notes)
+        if kind == "migrated":
+            assert "migrating gold.user_track_affinity to one folded state (once)" in notes
+        if kind == "vacuumed":
+            assert f"rerun of {day}: no folded state of gold.user_track_affinity before {day} is kept" in notes
+        passed.add(day)
         every = [dict(zip(COLUMNS, r, strict=True)) for day_rows in silver.values() for r in day_rows]
-        assert_state(rows(tables.GOLD_AFFINITY, lake) or [], expected_state(every, max(folded)))
+        assert_state(current(spark, lake), expected_state(every, max(passed)))
         popularity = rows(tables.GOLD_POPULARITY, lake) or []
-        for d in sorted(folded):
-            want = expected_popularity(expected_state(every, d))
+        for d in sorted(passed):
+            want = expected_state(every, d)
+            if d == day or n == len(steps) - 2:  # the day run, and every day once before VACUUM
+                assert_state(gold_state.as_of(spark, lake, d, ALPHA).collect(), want)
             snapshot = [r for r in popularity if r["as_of_date"] == d]
             got = {
                 r["track_key"]: (r["plays"], r["full_plays"], r["listeners"], r["popularity_rank"]) for r in snapshot
             }
-            assert got == want, (kind, day, d)
+            assert got == expected_popularity(want), (kind, day, d)
+    assert any("days (" in n and "folded" in n for n in said)  # pending days were folded in ...
+    assert any("rewound to its state folded as of" in n for n in said)  # ... and a rerun rewound a fold by time travel
     assert not old_docs.parent.exists()  # one site now: the earlier per-job sites are gone
-    assert_state(
-        gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, "2026-11-04").collect(), expected_state(every, "2026-11-04")
-    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.core import schemas, tables
+from include.core import schemas
 from include.lake import gold_state
 from spark_jobs import build_gold, build_silver, ingest_bronze
 from tests.integration.conftest import _land
@@ -93,7 +93,7 @@ def test_play_counts_reach_gold_as_counts_on_a_lake_from_before_the_column(spark
     assert silver == {"e1": None, "e10": 1, "e11": 250_000}  # day 1's row: written before the column
     q = read("silver/quarantine").where("run_date = '2026-11-20'").first()
     assert q["reasons"] == "plays_invalid" and '"plays":"lots"' in q["raw"]
-    aff = gold_state.as_of(spark, tables.GOLD_AFFINITY, lake, "2026-11-20").collect()
+    aff = gold_state.as_of(spark, lake, "2026-11-20", alpha=1.0).collect()
     assert [(r["user_id"], r["plays"], r["full_plays"]) for r in aff] == [("u1", 250_002, 250_002)]
     counts = read("ops/layer_counts").where("source = 'interactions' AND run_date = '2026-11-20'").first()
     assert (counts["rows_in"], counts["rows_out"], counts["quarantined"]) == (3, 2, 1)
