@@ -9,8 +9,11 @@ them (``spark-submit --remote`` to one warm Spark Connect server, warmed up firs
 - old: ``--days`` days of history before D at the same size, from the same world (users, tastes, catalog). The
   history is produced, not replayed: the day before D is generated with D (one generation of two days) and runs
   the three jobs, its bronze and silver partitions are copied to the days before it (dates, play times and event
-  ids shifted by whole days, so every copy is a distinct day of distinct events by the same users), and
-  ``build_gold`` then builds the affinity state of all of them (a full recomputation, once).
+  ids shifted by whole days, and each copy's tracks given keys and ids of their own, so every copy is a distinct
+  day of distinct events and pairs: the affinity state holds ``--days`` days of pairs, as a lake whose users keep
+  finding new tracks would). Gold is then built again: ``build_gold`` of the day ``affinity_fold_days`` before D
+  folds every history day up to it into the state, and ``build_gold`` of each later day runs as a night does. D
+  on the old lake is then the costliest night that does not fold: the most days a reader merges on read.
 
 The history is built on a server of its own; the measured runs get a new server, warmed up on a small day, and
 run each job on one lake and then the other, in turns (young first, then old first), so neither lake always
@@ -47,6 +50,7 @@ from include.orchestration.dag_spec import JOBS
 OUT = ROOT / "bench" / "results" / "history"
 DAY = dt.date(2026, 12, 1)
 LAYERS = ("ingest_bronze", "build_silver", "build_gold")
+TRACK_KEY_STEP = 10_000_000  # each history copy's track keys: distinct from the real ones and each other's
 
 
 def size_mb(path: Path) -> float:
@@ -77,6 +81,8 @@ def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # ty
         delta_io.overwrite_partition(copied.withColumn("played_at", played), tables.BRONZE_INTERACTIONS, str(lake), day)
         moved = silver.withColumn("event_id", F.concat(F.lit(f"h{n}_"), "event_id")).withColumn("run_date", F.lit(day))
         moved = moved.withColumn("played_at", F.col("played_at") - shift)
+        moved = moved.withColumn("track_key", F.col("track_key") + n * TRACK_KEY_STEP)
+        moved = moved.withColumn("track_id", F.concat(F.lit(f"h{n}_"), "track_id"))
         delta_io.overwrite_partition(moved, tables.SILVER_INTERACTIONS, str(lake), day)
         print(f"  history day {day} copied", flush=True)
 
@@ -127,11 +133,17 @@ def main() -> int:
 
         spark = get_spark("bench-history", settings.with_overrides(spark_remote=url))
         copy_history(spark, lakes["old"], template, args.days)
-        shutil.rmtree(lakes["old"] / "gold" / "user_track_affinity")  # built again from every history day
-        submit(str(lakes["old"]), JOBS.index(jobs[-1]), env, url, template)
+        shutil.rmtree(lakes["old"] / "gold")  # built again from every history day
+        fold_days = settings.affinity_fold_days
+        for n in range(fold_days, 0, -1):  # the first folds every day up to it; the others run as nights do
+            submit(str(lakes["old"]), JOBS.index(jobs[-1]), env, url, DAY - dt.timedelta(days=n))
         pairs = delta_io.read(spark, tables.GOLD_AFFINITY, str(lakes["old"])).count()
         spark.stop()
-    print(f"history of {args.days} days ({pairs:,} affinity pairs) in {time.monotonic() - started:.0f}s", flush=True)
+    print(
+        f"history of {args.days} days in {time.monotonic() - started:.0f}s: {pairs:,} affinity pairs folded as of"
+        f" {DAY - dt.timedelta(days=fold_days)}, {fold_days - 1} days after it pending",
+        flush=True,
+    )
 
     # A new server for the measured runs, warmed up; each job on one lake, then on the other, alternately.
     rows: dict[str, dict[str, tuple[float, float]]] = {"young": {}, "old": {}}

@@ -223,7 +223,7 @@ def fold(spark: SparkSession, ctx: jobs.JobContext, since: str, alpha: float) ->
     lake, ds = ctx.settings.lake, ctx.ds
     rows = gold_state.silver_after(spark, lake, since, ds)
     pending = _days(rows)
-    if len(pending) <= ctx.settings.affinity_fold_days:
+    if since and len(pending) <= ctx.settings.affinity_fold_days:  # the first day is folded in at once
         ctx.log(f"{len(pending)} days read on top of the state folded as of {since or '(none yet)'}")
         return
     if not since:

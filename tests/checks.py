@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include.core import tables
-from include.lake import gold_state
+from include.lake import delta_io, gold_state
 from include.serving import lookup
 
 AUDIT_COLUMNS = {
@@ -82,3 +82,11 @@ def assert_accounting_balances(spark: Any, lake: str) -> list[Any]:
     for c in counts:
         assert c["rows_in"] == c["rows_out"] + c["quarantined"] + c["duplicates"]
     return counts
+
+
+def folded_as_of(spark: Any, lake: str, day: str, state: Any) -> None:
+    """``state`` (a frame of affinity rows) as ``gold.user_track_affinity``'s state folded as of ``day``, a day
+    ``build_gold`` passed (its ``gold.daily_metrics`` row): what the readers of the state find as of that day."""
+    delta_io.replace_tagged(state.withColumn("changed_on", F.lit(day)), tables.GOLD_AFFINITY, lake, day)
+    passed = spark.createDataFrame([(day, 0)], "run_date string, events long")
+    delta_io.overwrite_partition(passed, tables.GOLD_DAILY_METRICS, lake, day)

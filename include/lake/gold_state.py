@@ -140,8 +140,8 @@ def state_as_of(spark: SparkSession, lake: str, day: str, alpha: float) -> DataF
     found, since = base(spark, lake, day)
     if found is None:
         return full_state(silver_after(spark, lake, "", day), alpha)
-    if since == day:
-        return finished(found, alpha)
+    if since == day:  # as folded (its confidence with the alpha of its fold)
+        return found
     pending = units(silver_after(spark, lake, since, day))
     return finished(merged(found.select(*STATE_COLUMNS).unionByName(pending)), alpha)
 

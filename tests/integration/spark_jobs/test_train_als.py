@@ -12,6 +12,7 @@ from include.lake import delta_io, jobs
 from include.models import als
 from include.models.model_version import model_version
 from spark_jobs import train_als
+from tests.checks import folded_as_of
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ def test_an_explicit_run_can_serve_implicit_als_and_keeps_its_rating_metrics(spa
         (u, t, float(1 + (u * 7 + t * 3) % 5), 1.0) for u in range(30) for t in range(20) if (u + t) % 3
     ]  # fmt: skip
     affinity = spark.createDataFrame(rows, AFFINITY)
-    delta_io.replace_tagged(affinity, tables.GOLD_AFFINITY, lake, day)  # the state as of the day
+    folded_as_of(spark, lake, day, affinity)
     settings = load_settings(
         env={}, lake=lake, als_mode="explicit", serve_model="implicit", rank=3, max_iter=4, tune_trials=0
     )
@@ -47,7 +48,7 @@ def test_a_model_spark_cannot_fit_leaves_the_day_to_popularity_with_one_line(spa
     # 8 users and a track only skipped: too few for rank 20 (see test_evaluation's tuning test)
     rows = [(u, t, None, 1.0 if (u + t) % 3 == 0 else -1.0) for u in range(8) for t in range(10)]
     rows += [(u, 10, None, -1.0) for u in range(8)]
-    delta_io.replace_tagged(spark.createDataFrame(rows, AFFINITY), tables.GOLD_AFFINITY, lake, day)
+    folded_as_of(spark, lake, day, spark.createDataFrame(rows, AFFINITY))
     settings = load_settings(env={}, lake=lake, als_mode="implicit", rank=20, max_iter=2, tune_trials=0)
     ctx = jobs.JobContext("train_als", dt.date.fromisoformat(day), "test-run", settings)
     caplog.set_level("INFO", logger="include.lake.jobs")

@@ -13,6 +13,7 @@ from include.core.config import load_settings
 from include.lake import delta_io, jobs
 from include.models import als, tuned_settings
 from spark_jobs import tune_als
+from tests.checks import folded_as_of
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def affinity_rows(day: int) -> list[tuple[int, int, None, float]]:
 def test_a_tuning_run_records_its_search_and_the_next_nightly_fit_uses_it(spark, tmp_path, caplog):
     lake = str(tmp_path)
     for i, day in enumerate(DAYS):
-        delta_io.replace_tagged(spark.createDataFrame(affinity_rows(i), AFFINITY), tables.GOLD_AFFINITY, lake, day)
+        folded_as_of(spark, lake, day, spark.createDataFrame(affinity_rows(i), AFFINITY))
     # few iterations to start from keep the fixed candidates quick; the search varies them (5 to 25)
     settings = load_settings(env={}, lake=lake, als_mode="implicit", max_iter=3, tuning_seconds=10, top_k=5)
     caplog.set_level("INFO", logger="include.lake.jobs")

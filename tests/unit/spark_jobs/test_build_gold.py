@@ -8,6 +8,7 @@ import math
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
+from include.lake import gold_state
 from spark_jobs import build_gold as gold
 
 pytestmark = pytest.mark.unit
@@ -74,10 +75,10 @@ def test_popularity_ranks_by_listeners_then_full_plays(spark):
     assertDataFrameEqual(pop, [("t10", 2, 1), ("t11", 1, 2)])
 
 
-def test_a_day_combined_with_the_state_before_it_equals_the_whole_aggregation(spark):
-    """The incremental fold: the state up to a day plus the next day's pair states is the aggregation of all the
-    rows, the latest rating by time included (a tie at the same time keeps the higher rating, both ways), and
-    the popularity moved by the changed pairs alone is the popularity of the new state."""
+def test_a_state_merged_with_the_next_days_rows_equals_the_whole_aggregation(spark):
+    """Merge on read: the state up to a day merged with the next day's rows is the aggregation of all the rows,
+    the latest rating by time included (a tie at the same time keeps the higher rating, both ways), and the
+    popularity moved by the day's plays and new pairs alone is the popularity of the new state."""
     rows = [
         *events(spark).collect(),
         (1, 10, "u1", "t10", T + dt.timedelta(hours=2), 5, False, False, 2.0, "2026-11-21", 1),  # same time as 4.5
@@ -86,18 +87,19 @@ def test_a_day_combined_with_the_state_before_it_equals_the_whole_aggregation(sp
     ]
     everything = spark.createDataFrame(rows, EVENTS_SCHEMA)
     before = gold.full_state(everything.where("run_date <= '2026-11-20'"), alpha=2.0)
-    day = gold.pair_state(everything.where("run_date = '2026-11-21'"))
-    combined = gold.finished(gold.combine(before.drop("strength", "confidence"), day), alpha=2.0)
+    day = everything.where("run_date = '2026-11-21'")
+    states = before.select(*gold_state.STATE_COLUMNS).unionByName(gold_state.units(day))
+    merged = gold.finished(gold_state.merged(states), alpha=2.0)
     whole = gold.full_state(everything, alpha=2.0)
-    assertDataFrameEqual(combined, whole)
+    assertDataFrameEqual(merged, whole)
     assert {(r["user_id"], r["track_id"]): r["latest_rating"] for r in whole.collect()} == {
         ("u1", "t10"): 4.5, ("u2", "t10"): None, ("u2", "t11"): 1.0, ("u3", "t11"): None,
     }  # fmt: skip
     assert {r["changed_on"] for r in whole.where("user_id = 'u1'").collect()} == {"2026-11-21"}
 
-    old = before.join(day.select("user_key", "track_key"), ["user_key", "track_key"], "left_semi")
-    new = combined.join(day.select("user_key", "track_key"), ["user_key", "track_key"], "left_semi")
-    moved = gold.popularity_after(gold.popularity(before, "2026-11-20"), old, new, "2026-11-21")
+    fresh = gold.new_pairs(day, before.select("user_key", "track_key"))
+    assert [(r["user_key"], r["track_key"]) for r in fresh.collect()] == [(3, 11)]
+    moved = gold.popularity_moved(gold.popularity(before, "2026-11-20"), day, fresh, "2026-11-21")
     assertDataFrameEqual(moved, gold.popularity(whole, "2026-11-21"))
 
 
