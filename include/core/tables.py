@@ -141,7 +141,7 @@ RECOMMENDATIONS_SCHEMA = StructType(
 )
 
 
-# One row per (user, track) pair: the state of every pair, maintained day by day (spark_jobs/build_gold.py).
+# One row per (user, track) pair: the state of every pair, merged on read (include/lake/gold_state.py).
 AFFINITY_SCHEMA = _columns(
     ("user_key", INT), ("track_key", INT), ("user_id", STRING), ("track_id", STRING), ("plays", LONG),
     ("full_plays", LONG), ("total_ms_played", LONG), ("last_played_at", TS), ("latest_rating", DOUBLE),

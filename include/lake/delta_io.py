@@ -241,7 +241,7 @@ def _merge(df: DataFrame, table: Table, lake: str, keys: Sequence[str], update: 
     return count
 
 
-# -- state tables: one commit per day folded in, tagged with the day (include/lake/gold_state.py) ------------
+# -- state tables: each write of the folded state is one commit tagged with its day (include/lake/gold_state.py) -
 
 TAG = "setlist as_of_date="
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # the commit's own metadata: atomic with it

@@ -50,6 +50,11 @@ def query(
 
     con = duckdb.connect()
     for table in tables.referenced_tables(sql):
+        if table.merged_on_read:  # its files hold the folded state only: the view that merges the rest is Spark's
+            raise LookupError(
+                f"{table.sql_name} is merged on read (its folded state and the silver days after it):"
+                " query it with Spark SQL (setlist sql without --engine duckdb)"
+            )
         delta = snapshot(table, lake)
         if delta is None:
             if missing_ok:

@@ -42,6 +42,13 @@ def test_duckdb_query_joins_lake_tables_by_their_sql_names(lake):
     assert columns == ["rank", "title"] and rows == [(1, "One"), (2, "Three"), (3, "Two")]
 
 
+def test_duckdb_names_the_engine_for_the_affinity_its_files_hold_only_part_of(lake):
+    with pytest.raises(
+        LookupError, match=r"gold.user_track_affinity is merged on read .*\(setlist sql without --engine duckdb\)"
+    ):
+        lookup.query("SELECT count(*) FROM gold.user_track_affinity", lake)
+
+
 def test_clustered_layout_gives_sorted_row_groups_and_a_lookup_reads_few(spark, tmp_path):
     from spark_jobs.recommend import clustered_by_user
 
