@@ -17,8 +17,10 @@ them (``spark-submit --remote`` to one warm Spark Connect server, warmed up firs
 
 The history is built on a server of its own; the measured runs get a new server, warmed up on a small day, and
 run each job on one lake and then the other, in turns (young first, then old first), so neither lake always
-goes first. Prints each job's wall time on both lakes, the ratio of the three layers (old / young), and what D added to
-each lake on disk, by folder. Writes throwaway lakes under ``bench/results/history/`` (ignored).
+goes first. Then D's ``build_gold`` runs once more on the old lake with one day fewer allowed pending: the night that
+folds. Prints each job's wall time on both lakes, the ratio of the three layers (old / young), the folding night's
+time, and what D added to each lake on disk, by folder. Writes throwaway lakes under ``bench/results/history/``
+(ignored).
 """
 
 from __future__ import annotations
@@ -156,7 +158,12 @@ def main() -> int:
                 step = lambda job=job, name=name: submit(str(lakes[name]), JOBS.index(job), env, url, DAY)  # noqa: E731
                 rows[name][job.task_id] = timed(memory, step)
                 print(f"{name} {job.task_id}: {rows[name][job.task_id][0]:.1f}s", flush=True)
-    after = {name: sizes(lakes[name]) for name in ("young", "old")}
+        after = {name: sizes(lakes[name]) for name in ("young", "old")}
+        # The night that folds: D's build_gold again on the old lake, one pending day over the setting.
+        fold_env = {**env, "SETLIST_AFFINITY_FOLD_DAYS": str(fold_days - 1)}
+        fold = lambda: submit(str(lakes["old"]), JOBS.index(jobs[-1]), fold_env, url, DAY)  # noqa: E731
+        fold_seconds, fold_peak = timed(memory, fold)
+        print(f"old build_gold folding {fold_days} days: {fold_seconds:.1f}s", flush=True)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\nmachine: {machine}; {dt.date.today()}")
@@ -168,6 +175,7 @@ def main() -> int:
         print(f"| {job.task_id} | {y:.1f} | {o:.1f} | {yp:,.0f} / {op:,.0f} |")
     young, old = (sum(rows[n][j.task_id][0] for j in jobs) for n in ("young", "old"))
     print(f"| **three layers** | **{young:.1f}** | **{old:.1f}** | |\n\nold / young = {old / young:.2f}")
+    print(f"the night that folds {fold_days} days (build_gold, old lake): {fold_seconds:.1f}s, {fold_peak:,.0f} MB")
     print("\n| lake | bronze MB | silver MB | gold MB | ops MB | data docs MB | whole lake MB |")
     print("|---|---|---|---|---|---|---|")
     for name in ("young", "old"):
