@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import os
 import platform
 import shutil
@@ -67,6 +68,7 @@ def sizes(lake: Path) -> dict[str, float]:
 def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # type: ignore[no-untyped-def]
     """Copy the bronze and silver partitions of ``template`` to the ``days - 1`` days before it, shifted by whole
     days (dates, play times and event ids)."""
+    from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
     from include.lake import delta_io
@@ -87,6 +89,16 @@ def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # ty
         moved = moved.withColumn("track_id", F.concat(F.lit(f"h{n}_"), "track_id"))
         delta_io.overwrite_partition(moved, tables.SILVER_INTERACTIONS, str(lake), day)
         print(f"  history day {day} copied", flush=True)
+    dim = delta_io.read(spark, tables.SILVER_DIM_TRACK, str(lake))
+    copies = [
+        dim.withColumn("track_key", F.col("track_key") + n * TRACK_KEY_STEP).withColumn(
+            "track_id", F.concat(F.lit(f"h{n}_"), "track_id")
+        )
+        for n in range(1, days)
+    ]
+    functools.reduce(DataFrame.unionByName, copies).write.format("delta").mode("append").save(
+        tables.SILVER_DIM_TRACK.path(str(lake))
+    )  # the copies' tracks, as build_silver would have keyed them
 
 
 @contextlib.contextmanager
