@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include.core import tables
+from include.lake import gold_state
 from include.models import als, evaluation
 from include.orchestration.dag_spec import DAG_ID, TUNING_DAG_ID, TUNING_DUE_TASK
 from tests import servers
@@ -75,7 +76,7 @@ def test_bad_lines_are_kept_in_bronze_and_quarantined_in_silver(spark, lake):
     assert read(spark, tables.SILVER_INTERACTIONS, lake).groupBy("event_id").count().where("count > 1").count() == 0
 
 
-def test_sql_command_reads_gold_tables_by_name(lake):
+def test_sql_command_reads_gold_tables_by_name(spark, lake):
     result = setlist(
         "sql",
         "--lake",
@@ -87,6 +88,13 @@ def test_sql_command_reads_gold_tables_by_name(lake):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "run_date,n" and [line.split(",")[0] for line in lines[1:]] == [DAYS[0]]
+    # the affinity, merged on read, through the view setlist sql registers: the state as of the newest passed day
+    query = "SELECT count(*) AS pairs, sum(plays) AS plays, sum(full_plays) AS full FROM gold.user_track_affinity"
+    merged = setlist("sql", "--lake", lake, "--format", "csv", query)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    newest = gold_state.passed(spark, lake, "9999-12-31")[-1]
+    state = gold_state.as_of(spark, lake, newest, alpha=1.0).agg(F.count("*"), F.sum("plays"), F.sum("full_plays"))
+    assert merged.stdout.strip().splitlines()[1] == ",".join(str(v) for v in state.first())
     bad = setlist("sql", "--lake", lake, "SELECT * FROM gold.no_such_table")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "no table gold.no_such_table; the lake's tables are bronze.interactions," in bad.stderr

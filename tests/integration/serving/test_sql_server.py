@@ -19,6 +19,7 @@ import pytest
 
 from include.core import tables
 from include.lake import delta_io
+from spark_jobs import build_gold
 from tests import servers
 
 pytestmark = pytest.mark.integration
@@ -48,10 +49,33 @@ def _rows(output: str) -> list[list[str]]:
     return [r for r in csv.reader(io.StringIO(text)) if r]
 
 
+def _affinity_inputs(spark, lake: str) -> None:
+    """The affinity's inputs: a state folded as of the day before DAY, silver of DAY on top (passed by build_gold)
+    and of the day after (not passed yet)."""
+    at = dt.datetime(2026, 11, 1, 10)
+    silver = spark.createDataFrame(
+        [
+            ("e1", "u1", "t1", 1, 1, at, 1000, False, False, None, "2026-11-01", 1),
+            ("e2", "u1", "t2", 1, 2, at, 500, True, False, 4.0, "2026-11-01", 1),
+            ("e3", "u1", "t1", 1, 1, at + dt.timedelta(days=1), 900, False, True, None, DAY, 2),
+            ("e4", "u2", "t1", 2, 1, at + dt.timedelta(days=2), 900, False, False, None, "2026-11-03", 1),
+        ],
+        tables.SILVER_INTERACTIONS.schema,
+    )
+    for day in ("2026-11-01", DAY, "2026-11-03"):
+        delta_io.overwrite_partition(silver.where(f"run_date = '{day}'"), tables.SILVER_INTERACTIONS, lake, day)
+    folded = build_gold.full_state(silver.where("run_date = '2026-11-01'"), alpha=5.0)
+    delta_io.replace_tagged(folded, tables.GOLD_AFFINITY, lake, "2026-11-01")
+    for day in ("2026-11-01", DAY):
+        passed = spark.createDataFrame([(day, 1)], "run_date string, events long")
+        delta_io.overwrite_partition(passed, tables.GOLD_DAILY_METRICS, lake, day)
+
+
 @pytest.fixture(scope="module")
 def server(spark, tmp_path_factory):
     lake = tmp_path_factory.mktemp("sql-lake")
     delta_io.overwrite_partition(_recs(spark, "run-a"), tables.GOLD_RECOMMENDATIONS, str(lake), DAY)
+    _affinity_inputs(spark, str(lake))
     port, password = servers.free_port(), secrets.token_urlsafe(12)
     env = {**os.environ, "SETLIST_SQL_PASSWORD": password, "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("cfg"))}
     env.pop("PYSPARK_GATEWAY_PORT", None)
@@ -76,6 +100,12 @@ def test_beeline_reads_the_lake_tables_by_name_with_a_login(server):
     result = _beeline(server["port"], server["password"], "-e", "SELECT count(*) AS n FROM gold.recommendations")
     assert result.returncode == 0, result.stderr[-2000:]
     assert _rows(result.stdout) == [["n"], [str(USERS * 10)]]
+    # the affinity through its view: the folded state and silver's passed day merged, the unpassed day left out
+    query = "SELECT user_id, track_id, plays, liked FROM gold.user_track_affinity ORDER BY user_id, track_id"
+    merged = _beeline(server["port"], server["password"], "-e", query)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    header = ["user_id", "track_id", "plays", "liked"]
+    assert _rows(merged.stdout) == [header, ["u1", "t1", "3", "true"], ["u1", "t2", "1", "false"]]
     refused = _beeline(server["port"], "wrong-password", "-e", "SELECT 1")
     assert refused.returncode != 0
     assert "Error validating the login" in refused.stdout + refused.stderr
