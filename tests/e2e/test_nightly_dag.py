@@ -23,6 +23,7 @@ from include.core import tables
 from include.lake import gold_state
 from include.models import als, evaluation
 from include.orchestration.dag_spec import DAG_ID, TUNING_DAG_ID, TUNING_DUE_TASK
+from include.serving import lookup
 from tests import servers
 from tests.checks import (
     assert_accounting_balances,
@@ -95,6 +96,10 @@ def test_sql_command_reads_gold_tables_by_name(spark, lake):
     newest = gold_state.passed(spark, lake, "9999-12-31")[-1]
     state = gold_state.as_of(spark, lake, newest, alpha=1.0).agg(F.count("*"), F.sum("plays"), F.sum("full_plays"))
     assert merged.stdout.strip().splitlines()[1] == ",".join(str(v) for v in state.first())
+    # make demo's closing query, on DuckDB as the demo runs it: the most active user's top 10
+    demo = (Path(__file__).resolve().parents[2] / "include" / "serving" / "sql" / "demo_top10.sql").read_text()
+    columns, top = lookup.query(demo, lake)
+    assert columns[:3] == ["user_id", "rank", "track_id"] and [r[1] for r in top] == list(range(1, K + 1))
     bad = setlist("sql", "--lake", lake, "SELECT * FROM gold.no_such_table")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "no table gold.no_such_table; the lake's tables are bronze.interactions," in bad.stderr
