@@ -12,8 +12,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import cast
 
+import grpc
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.connect.client import DefaultChannelBuilder
+from pyspark.sql.connect.session import SparkSession as ConnectSession
 
 from include.core import credentials
 from include.core.config import Settings
@@ -31,6 +35,27 @@ def client_token() -> str | None:
         return os.environ[TOKEN_VAR]
     stored = credentials.password_file("spark-connect")
     return stored.read_text(encoding="utf-8").strip() if stored.is_file() else None
+
+
+class LoopbackChannel(DefaultChannelBuilder):
+    """A Connect channel to a server on this machine that sends the token as a plain ``authorization`` header.
+
+    PySpark's own builder attaches the token as gRPC call credentials, and gRPC then starts a Python thread for
+    every call to add the header; one such start hung a job for 20 minutes (CI of stop 41, in a GX query). The
+    header is the same; loopback needs no TLS (gRPC's local credentials, as PySpark uses for localhost).
+    """
+
+    @classmethod
+    def applies(cls, remote: str) -> bool:
+        """Whether ``remote`` is a server on loopback reached without TLS and with a token."""
+        builder = DefaultChannelBuilder(remote)
+        return builder.host == "localhost" and not builder.use_ssl and builder.token is not None
+
+    def toChannel(self) -> grpc.Channel:
+        return self._secure_channel(self.endpoint, grpc.local_channel_credentials())
+
+    def metadata(self) -> list[tuple[str, str]]:
+        return [*super().metadata(), ("authorization", f"Bearer {self.token}")]
 
 
 def submitted_remote() -> str | None:
@@ -72,7 +97,11 @@ def get_spark(
         secret = client_token()
         if secret:
             os.environ[TOKEN_VAR] = secret
-        spark = SparkSession.builder.remote(remote).getOrCreate()
+        if LoopbackChannel.applies(remote):
+            os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # as pyspark marks a Connect process itself
+            spark = cast(SparkSession, ConnectSession.builder.channelBuilder(LoopbackChannel(remote)).getOrCreate())
+        else:
+            spark = SparkSession.builder.remote(remote).getOrCreate()
         for key, value in {**session_conf(settings), **(extra or {})}.items():
             spark.conf.set(key, value)
         return spark

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
 from include.core.config import PROJECT_ROOT, Settings
 from tests import servers
@@ -20,6 +22,13 @@ CLIENT = """
 import sys
 from pyspark.sql import SparkSession
 spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+print("rows", spark.range(3).count())
+"""
+SETLIST_CLIENT = """
+import sys
+from include.core.config import load_settings
+from include.lake.spark import get_spark
+spark = get_spark("check", load_settings(spark_mode="connect", spark_remote=sys.argv[1]))
 print("rows", spark.range(3).count())
 """
 STARTER = """
@@ -33,12 +42,19 @@ time.sleep(600)
 """
 
 
-def _client(url: str, token: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONNECT_AUTHENTICATE_TOKEN", "SPARK_REMOTE")}
+def _client(url: str, token: str | None, code: str = CLIENT) -> subprocess.CompletedProcess[str]:
+    unset = ("SPARK_CONNECT_AUTHENTICATE_TOKEN", "SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     if token is not None:
         env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-c", CLIENT, url], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code, url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=PROJECT_ROOT,
     )
 
 
@@ -54,6 +70,26 @@ def test_listens_on_loopback_only_and_serves_only_clients_with_its_token(spark_s
         refused = _client(url, token)
         assert refused.returncode != 0 and "rows" not in refused.stdout
         assert "UNAUTHENTICATED" in refused.stderr or "authentication" in refused.stderr.lower(), refused.stderr[-2000:]
+    # Setlist's own client sends the token as a header of its own (spark.LoopbackChannel): the server refuses a
+    # wrong one all the same
+    assert _client(url, spark_server["SPARK_CONNECT_AUTHENTICATE_TOKEN"], SETLIST_CLIENT).returncode == 0
+    refused = _client(url, "wrong-token", SETLIST_CLIENT)
+    assert refused.returncode != 0 and "rows" not in refused.stdout and "UNAUTHENTICATED" in refused.stderr
+
+
+def test_setlist_sessions_start_no_thread_per_call(spark: SparkSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gRPC's call credentials start a Python thread on every call to add the token; one such start once hung
+    a job. Setlist's channel adds the header itself."""
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    values = {spark.conf.get("spark.sql.shuffle.partitions") for _ in range(10)}  # ten calls
+    assert len(values) == 1 and started == []
 
 
 def _gone(pid: int) -> bool:
