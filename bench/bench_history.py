@@ -9,9 +9,11 @@ them (``spark-submit --remote`` to one warm Spark Connect server, warmed up firs
 - old: ``--days`` days of history before D at the same size, from the same world (users, tastes, catalog). The
   history is produced, not replayed: the day before D is generated with D (one generation of two days) and runs
   the three jobs, its bronze and silver partitions are copied to the days before it (dates, play times and event
-  ids shifted by whole days, and each copy's tracks given keys and ids of their own, so every copy is a distinct
-  day of distinct events and pairs: the affinity state holds ``--days`` days of pairs, as a lake whose users keep
-  finding new tracks would). Gold is then built again: ``build_gold`` of the day ``affinity_fold_days`` before D
+  ids shifted by whole days, and in each copy every user and every track replaced by another member of the same
+  dimension, rotated by an offset of the copy's own), so every copy is a distinct day of distinct events and
+  nearly distinct pairs: the affinity state holds ``--days`` days of pairs, as a lake whose users keep finding new
+  tracks would, while the dimensions keep the young lake's size (a month adds events, not a catalog 30 times as
+  large). Gold is then built again: ``build_gold`` of the day ``affinity_fold_days`` before D
   folds every history day up to it into the state, and ``build_gold`` of each later day runs as a night does. D
   on the old lake is then the costliest night that does not fold: the most days a reader merges on read.
 
@@ -28,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import functools
 import os
 import platform
 import shutil
@@ -53,7 +54,6 @@ from include.orchestration.dag_spec import JOBS
 OUT = ROOT / "bench" / "results" / "history"
 DAY = dt.date(2026, 12, 1)
 LAYERS = ("ingest_bronze", "build_silver", "build_gold")
-TRACK_KEY_STEP = 10_000_000  # each history copy's track keys: distinct from the real ones and each other's
 
 
 def size_mb(path: Path) -> float:
@@ -65,16 +65,32 @@ def sizes(lake: Path) -> dict[str, float]:
     return {name: size_mb(lake / name) for name in folders} | {"all": size_mb(lake)}
 
 
+def rotated(rows, dim, key: str, ident: str, by: int):  # type: ignore[no-untyped-def]
+    """``rows`` with each member of a dimension (``key``, ``ident``) replaced by the one ``by`` places further in
+    key order (around the end): a bijection onto the same dimension."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    indexed = dim.select(key, ident, (F.row_number().over(Window.orderBy(key)) - 1).alias("_pos"))
+    size = indexed.count()
+    moved = rows.drop(ident).join(F.broadcast(indexed.select(key, "_pos")), key).drop(key)
+    moved = moved.withColumn("_pos", (F.col("_pos") + by) % size)
+    return moved.join(F.broadcast(indexed), "_pos").drop("_pos")
+
+
 def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # type: ignore[no-untyped-def]
     """Copy the bronze and silver partitions of ``template`` to the ``days - 1`` days before it, shifted by whole
-    days (dates, play times and event ids)."""
-    from pyspark.sql import DataFrame
+    days (dates, play times and event ids). In each silver copy every user and every track is another one of the
+    same dimensions (both rotated by an offset of the copy's own), so the copies are distinct pairs while the
+    dimensions keep the young lake's size."""
     from pyspark.sql import functions as F
 
     from include.lake import delta_io
 
     bronze = delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, str(lake), template.isoformat())
     silver = delta_io.read_partition(spark, tables.SILVER_INTERACTIONS, str(lake), template.isoformat())
+    users = delta_io.read(spark, tables.SILVER_DIM_USER, str(lake))
+    tracks = delta_io.read(spark, tables.SILVER_DIM_TRACK, str(lake))
     for n in range(1, days):
         day = (template - dt.timedelta(days=n)).isoformat()
         shift = F.expr(f"INTERVAL {n} DAYS")
@@ -85,20 +101,11 @@ def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # ty
         delta_io.overwrite_partition(copied.withColumn("played_at", played), tables.BRONZE_INTERACTIONS, str(lake), day)
         moved = silver.withColumn("event_id", F.concat(F.lit(f"h{n}_"), "event_id")).withColumn("run_date", F.lit(day))
         moved = moved.withColumn("played_at", F.col("played_at") - shift)
-        moved = moved.withColumn("track_key", F.col("track_key") + n * TRACK_KEY_STEP)
-        moved = moved.withColumn("track_id", F.concat(F.lit(f"h{n}_"), "track_id"))
+        moved = rotated(moved, users, "user_key", "user_id", n * 7919)
+        moved = rotated(moved, tracks, "track_key", "track_id", n * 104729)
+        moved = moved.select(*silver.columns)
         delta_io.overwrite_partition(moved, tables.SILVER_INTERACTIONS, str(lake), day)
         print(f"  history day {day} copied", flush=True)
-    dim = delta_io.read(spark, tables.SILVER_DIM_TRACK, str(lake))
-    copies = [
-        dim.withColumn("track_key", F.col("track_key") + n * TRACK_KEY_STEP).withColumn(
-            "track_id", F.concat(F.lit(f"h{n}_"), "track_id")
-        )
-        for n in range(1, days)
-    ]
-    functools.reduce(DataFrame.unionByName, copies).write.format("delta").mode("append").save(
-        tables.SILVER_DIM_TRACK.path(str(lake))
-    )  # the copies' tracks, as build_silver would have keyed them
 
 
 @contextlib.contextmanager

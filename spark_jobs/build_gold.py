@@ -233,7 +233,8 @@ def fold(spark: SparkSession, ctx: jobs.JobContext, since: str, alpha: float) ->
         old = delta_io.read(spark, STATE, lake).join(changed, KEYS, "left_semi").select(*gold_state.STATE_COLUMNS)
         new = cached(finished(merged(old.unionByName(units(rows))), alpha))
         delta_io.merge_tagged(new, new.select(*KEYS).limit(0), STATE, lake, KEYS, ds)
-    ctx.log(f"folded {len(pending)} days ({pending[0]} to {pending[-1]}) into {STATE.sql_name}")
+    span = f" ({pending[0]} to {pending[-1]})" if pending else ""  # none: a first day without rows
+    ctx.log(f"folded {len(pending)} days{span} into {STATE.sql_name}")
 
 
 def build(spark: SparkSession, ctx: jobs.JobContext) -> None:

@@ -195,3 +195,28 @@ def test_random_days_reruns_and_backfills_keep_gold_equal_to_a_full_recomputatio
     assert any("days (" in n and "folded" in n for n in said)  # pending days were folded in ...
     assert any("rewound to its state folded as of" in n for n in said)  # ... and a rerun rewound a fold by time travel
     assert not old_docs.parent.exists()  # one site now: the earlier per-job sites are gone
+
+
+def test_a_first_day_without_rows_folds_an_empty_state_and_the_next_day_builds_on_it(spark, tmp_path):
+    """A lake's first day can hold no rows (``missing_day=empty``, or every row quarantined)."""
+    lake = str(tmp_path / "lake")
+    for table in (tables.SILVER_INTERACTIONS, tables.SILVER_QUARANTINE):
+        delta_io.overwrite_partition(spark.createDataFrame([], table.schema), table, lake, "2026-11-01")
+    for dim, name, count in ((tables.SILVER_DIM_USER, "u", USERS), (tables.SILVER_DIM_TRACK, "t", TRACKS)):
+        keys = [(f"{name}{k}", k, "2026-11-01") for k in range(1, count + 1)]
+        delta_io.merge(spark.createDataFrame(keys, dim.schema), dim, lake, [dim.columns[0]])
+    assert build_gold.main(["--run-date", "2026-11-01", "--lake", lake]) == 0
+    assert [c.day for c in gold_state.folded(spark, lake)] == ["2026-11-01"]
+    assert current(spark, lake) == []
+    [metrics] = rows(tables.GOLD_DAILY_METRICS, lake) or [None]
+    assert metrics is not None and metrics["events"] == 0
+
+    rng = random.Random(3)
+    second = silver_rows(rng, "2026-11-02", 1)
+    assert second
+    for table, day_rows in ((tables.SILVER_INTERACTIONS, second), (tables.SILVER_QUARANTINE, [])):
+        delta_io.overwrite_partition(spark.createDataFrame(day_rows, table.schema), table, lake, "2026-11-02")
+    assert build_gold.main(["--run-date", "2026-11-02", "--lake", lake]) == 0
+    want = expected_state([dict(zip(COLUMNS, r, strict=True)) for r in second], "2026-11-02")
+    assert_state(gold_state.as_of(spark, lake, "2026-11-02", ALPHA).collect(), want)
+    assert_state(current(spark, lake), want)
