@@ -6,6 +6,7 @@ One generated day D (seed 42) runs ``ingest_bronze``, ``build_silver`` and ``bui
 them (``spark-submit --remote`` to one warm Spark Connect server, warmed up first on a small day) on two lakes:
 
 - young: nothing before D;
+- one day old (``second``): the day before D only (the old lake before its history was copied);
 - old: ``--days`` days of history before D at the same size, from the same world (users, tastes, catalog). The
   history is produced, not replayed: the day before D is generated with D (one generation of two days) and runs
   the three jobs, its bronze and silver partitions are copied to the days before it (dates, play times and event
@@ -19,8 +20,9 @@ them (``spark-submit --remote`` to one warm Spark Connect server, warmed up firs
 
 The history is built on a server of its own; the measured runs get a new server, warmed up on a small day, and
 run each job on one lake and then the other, in turns (young first, then old first), so neither lake always
-goes first. Then D's ``build_gold`` runs once more on the old lake with one day fewer allowed pending: the night that
-folds. Prints each job's wall time on both lakes, the ratio of the three layers (old / young), the folding night's
+goes first; ``--repeats`` times, each from a copy of both lakes as they were before D (medians reported). Then
+D's ``build_gold`` runs once more on the old lake with one day fewer allowed pending: the night that folds.
+Prints each job's wall time on both lakes, the ratio of the three layers (old / young), the folding night's
 time, and what D added to each lake on disk, by folder. Writes throwaway lakes under ``bench/results/history/``
 (ignored).
 """
@@ -33,6 +35,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -54,6 +57,7 @@ from include.orchestration.dag_spec import JOBS
 OUT = ROOT / "bench" / "results" / "history"
 DAY = dt.date(2026, 12, 1)
 LAYERS = ("ingest_bronze", "build_silver", "build_gold")
+MEASURED = ("young", "second", "old")  # nothing before D; one day before D; --days days before D
 
 
 def size_mb(path: Path) -> float:
@@ -127,10 +131,11 @@ def main() -> int:
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--tracks", type=int, default=50_000)
     p.add_argument("--days", type=int, default=30, help="days of history in the old lake")
+    p.add_argument("--repeats", type=int, default=3, help="measured runs of D on each lake (medians reported)")
     args = p.parse_args()
 
     shutil.rmtree(OUT, ignore_errors=True)
-    lakes = {name: OUT / name for name in ("warmup", "young", "old", "generated")}
+    lakes = {name: OUT / name for name in ("warmup", *MEASURED, "generated")}
     template = DAY - dt.timedelta(days=1)  # the history's newest day; the others are copies of it, further back
     started = time.monotonic()
     generate(GenerateSpec(str(lakes["warmup"]), DAY, 1, 200, 1000, 2000))
@@ -149,6 +154,7 @@ def main() -> int:
     with warm_spark(settings, "history") as (env, url, _):
         for job in jobs:
             submit(str(lakes["old"]), JOBS.index(job), env, url, template)
+        shutil.copytree(lakes["old"], lakes["second"])  # a lake whose history is the one day before D
         from include.lake import delta_io
         from include.lake.spark import get_spark
 
@@ -166,38 +172,59 @@ def main() -> int:
         flush=True,
     )
 
-    # A new server for the measured runs, warmed up; each job on one lake, then on the other, alternately.
-    rows: dict[str, dict[str, tuple[float, float]]] = {"young": {}, "old": {}}
-    before = {name: sizes(lakes[name]) for name in ("young", "old")}
+    # A new server for the measured runs, warmed up. Each repeat starts from a copy of both lakes as they were
+    # before D and runs each job on one lake, then on the other, in turns; the table gives the medians.
+    bases = {name: OUT / f"{name}-before" for name in MEASURED}
+    for name, base in bases.items():
+        shutil.copytree(lakes[name], base)
+    runs: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in MEASURED}
+    before = {name: sizes(lakes[name]) for name in MEASURED}
     with warm_spark(settings, "measured") as (env, url, memory):
         for job in jobs:
             submit(str(lakes["warmup"]), JOBS.index(job), env, url, DAY)
-        for i, job in enumerate(jobs):
-            for name in ("young", "old") if i % 2 == 0 else ("old", "young"):
-                step = lambda job=job, name=name: submit(str(lakes[name]), JOBS.index(job), env, url, DAY)  # noqa: E731
-                rows[name][job.task_id] = timed(memory, step)
-                print(f"{name} {job.task_id}: {rows[name][job.task_id][0]:.1f}s", flush=True)
-        after = {name: sizes(lakes[name]) for name in ("young", "old")}
+        for repeat in range(args.repeats):
+            if repeat:
+                for name, base in bases.items():
+                    shutil.rmtree(lakes[name])
+                    shutil.copytree(base, lakes[name])
+            for i, job in enumerate(jobs):
+                turn = (i + repeat) % len(MEASURED)  # each lake goes first, second and last in turn
+                for name in MEASURED[turn:] + MEASURED[:turn]:
+                    step = lambda job=job, name=name: submit(str(lakes[name]), JOBS.index(job), env, url, DAY)  # noqa: E731
+                    runs[name].setdefault(job.task_id, []).append(timed(memory, step))
+                    print(f"{name} {job.task_id}: {runs[name][job.task_id][-1][0]:.1f}s", flush=True)
+        after = {name: sizes(lakes[name]) for name in MEASURED}
         # The night that folds: D's build_gold again on the old lake, one pending day over the setting.
         fold_env = {**env, "SETLIST_AFFINITY_FOLD_DAYS": str(fold_days - 1)}
         fold = lambda: submit(str(lakes["old"]), JOBS.index(jobs[-1]), fold_env, url, DAY)  # noqa: E731
         fold_seconds, fold_peak = timed(memory, fold)
         print(f"old build_gold folding {fold_days} days: {fold_seconds:.1f}s", flush=True)
+    rows = {
+        name: {job: (statistics.median(s for s, _ in r), max(p for _, p in r)) for job, r in per.items()}
+        for name, per in runs.items()
+    }
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\nmachine: {machine}; {dt.date.today()}")
     data = f"{args.events_per_day:,} events a day, {args.users:,} users, {args.tracks:,} tracks"
-    print(f"data: {data}; old lake: {args.days} days before")
-    print("| job | young lake s | old lake s | server peak MB (young / old) |\n|---|---|---|---|")
+    print(f"data: {data}; old lake: {args.days} days before; medians of {args.repeats} runs of D on each lake")
+    for name in MEASURED:
+        each = (f"{job} " + ", ".join(f"{s:.1f}" for s, _ in r) for job, r in runs[name].items())
+        print(f"{name} runs, s: " + "; ".join(each))
+    print("| job | young lake s | lake one day old s | old lake s | server peak MB (young / one day / old) |")
+    print("|---|---|---|---|---|")
     for job in jobs:
-        (y, yp), (o, op) = rows["young"][job.task_id], rows["old"][job.task_id]
-        print(f"| {job.task_id} | {y:.1f} | {o:.1f} | {yp:,.0f} / {op:,.0f} |")
-    young, old = (sum(rows[n][j.task_id][0] for j in jobs) for n in ("young", "old"))
-    print(f"| **three layers** | **{young:.1f}** | **{old:.1f}** | |\n\nold / young = {old / young:.2f}")
+        medians = " | ".join(f"{rows[name][job.task_id][0]:.1f}" for name in MEASURED)
+        peaks = " / ".join(f"{rows[name][job.task_id][1]:,.0f}" for name in MEASURED)
+        print(f"| {job.task_id} | {medians} | {peaks} |")
+    total = {name: sum(rows[name][j.task_id][0] for j in jobs) for name in MEASURED}
+    print("| **three layers** | " + " | ".join(f"**{total[name]:.1f}**" for name in MEASURED) + " | |\n")
+    old, young, second = total["old"], total["young"], total["second"]
+    print(f"old / young = {old / young:.2f}; old / one day old = {old / second:.2f}")
     print(f"the night that folds {fold_days} days (build_gold, old lake): {fold_seconds:.1f}s, {fold_peak:,.0f} MB")
     print("\n| lake | bronze MB | silver MB | gold MB | ops MB | data docs MB | whole lake MB |")
     print("|---|---|---|---|---|---|---|")
-    for name in ("young", "old"):
+    for name in MEASURED:
         grew = {k: after[name][k] - before[name][k] for k in after[name]}
         print(f"| {name}: the day added | " + " | ".join(f"{grew[k]:.1f}" for k in grew) + " |")
         print(f"| {name}: in all | " + " | ".join(f"{after[name][k]:.1f}" for k in after[name]) + " |")
