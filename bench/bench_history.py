@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/bench_history.py --events-per-day 1000000 --users 20000 --tracks 50000 --days 30
 
 One generated day D (seed 42) runs ``ingest_bronze``, ``build_silver`` and ``build_gold`` exactly as the DAG submits
-them (``spark-submit --remote`` to one warm Spark Connect server, warmed up first on a small day) on two lakes:
+them (``spark-submit --remote`` to one warm Spark Connect server, warmed up first on a small day) on three lakes:
 
 - young: nothing before D;
 - one day old (``second``): the day before D only (the old lake before its history was copied);
@@ -19,12 +19,12 @@ them (``spark-submit --remote`` to one warm Spark Connect server, warmed up firs
   on the old lake is then the costliest night that does not fold: the most days a reader merges on read.
 
 The history is built on a server of its own; the measured runs get a new server, warmed up on a small day, and
-run each job on one lake and then the other, in turns (young first, then old first), so neither lake always
-goes first; ``--repeats`` times, each from a copy of both lakes as they were before D (medians reported). Then
+run each job on each lake in turns (each lake first, second and last in turn), so no lake always goes first;
+``--repeats`` times, each from a copy of the lakes as they were before D (medians reported). Then
 D's ``build_gold`` runs once more on the old lake with one day fewer allowed pending: the night that folds.
-Prints each job's wall time on both lakes, the ratio of the three layers (old / young), the folding night's
-time, and what D added to each lake on disk, by folder. Writes throwaway lakes under ``bench/results/history/``
-(ignored).
+Prints each job's wall time on each lake, the ratios of the three layers (old / young, old / one day old), the
+folding night's time, and what D added to each lake on disk, by folder. Writes throwaway lakes under
+``bench/results/history/`` (ignored).
 """
 
 from __future__ import annotations
@@ -69,14 +69,20 @@ def sizes(lake: Path) -> dict[str, float]:
     return {name: size_mb(lake / name) for name in folders} | {"all": size_mb(lake)}
 
 
-def rotated(rows, dim, key: str, ident: str, by: int):  # type: ignore[no-untyped-def]
-    """``rows`` with each member of a dimension (``key``, ``ident``) replaced by the one ``by`` places further in
-    key order (around the end): a bijection onto the same dimension."""
+def positions(dim, key: str, ident: str):  # type: ignore[no-untyped-def]
+    """A dimension's rows with their place in key order (``_pos``, from 0), cached, and how many there are."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    indexed = dim.select(key, ident, (F.row_number().over(Window.orderBy(key)) - 1).alias("_pos"))
-    size = indexed.count()
+    indexed = dim.select(key, ident, (F.row_number().over(Window.orderBy(key)) - 1).alias("_pos")).cache()
+    return indexed, indexed.count()
+
+
+def rotated(rows, indexed, size: int, key: str, ident: str, by: int):  # type: ignore[no-untyped-def]
+    """``rows`` with each member of a dimension (``key``, ``ident``; ``indexed`` by :func:`positions`) replaced by
+    the one ``by`` places further in key order (around the end): a bijection onto the same dimension."""
+    from pyspark.sql import functions as F
+
     moved = rows.drop(ident).join(F.broadcast(indexed.select(key, "_pos")), key).drop(key)
     moved = moved.withColumn("_pos", (F.col("_pos") + by) % size)
     return moved.join(F.broadcast(indexed), "_pos").drop("_pos")
@@ -93,8 +99,8 @@ def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # ty
 
     bronze = delta_io.read_partition(spark, tables.BRONZE_INTERACTIONS, str(lake), template.isoformat())
     silver = delta_io.read_partition(spark, tables.SILVER_INTERACTIONS, str(lake), template.isoformat())
-    users = delta_io.read(spark, tables.SILVER_DIM_USER, str(lake))
-    tracks = delta_io.read(spark, tables.SILVER_DIM_TRACK, str(lake))
+    users = positions(delta_io.read(spark, tables.SILVER_DIM_USER, str(lake)), "user_key", "user_id")
+    tracks = positions(delta_io.read(spark, tables.SILVER_DIM_TRACK, str(lake)), "track_key", "track_id")
     for n in range(1, days):
         day = (template - dt.timedelta(days=n)).isoformat()
         shift = F.expr(f"INTERVAL {n} DAYS")
@@ -105,8 +111,8 @@ def copy_history(spark, lake: Path, template: dt.date, days: int) -> None:  # ty
         delta_io.overwrite_partition(copied.withColumn("played_at", played), tables.BRONZE_INTERACTIONS, str(lake), day)
         moved = silver.withColumn("event_id", F.concat(F.lit(f"h{n}_"), "event_id")).withColumn("run_date", F.lit(day))
         moved = moved.withColumn("played_at", F.col("played_at") - shift)
-        moved = rotated(moved, users, "user_key", "user_id", n * 7919)
-        moved = rotated(moved, tracks, "track_key", "track_id", n * 104729)
+        moved = rotated(moved, *users, "user_key", "user_id", n * 7919)
+        moved = rotated(moved, *tracks, "track_key", "track_id", n * 104729)
         moved = moved.select(*silver.columns)
         delta_io.overwrite_partition(moved, tables.SILVER_INTERACTIONS, str(lake), day)
         print(f"  history day {day} copied", flush=True)
@@ -172,8 +178,8 @@ def main() -> int:
         flush=True,
     )
 
-    # A new server for the measured runs, warmed up. Each repeat starts from a copy of both lakes as they were
-    # before D and runs each job on one lake, then on the other, in turns; the table gives the medians.
+    # A new server for the measured runs, warmed up. Each repeat starts from a copy of the lakes as they were
+    # before D and runs each job on each lake, in turns; the table gives the medians.
     bases = {name: OUT / f"{name}-before" for name in MEASURED}
     for name, base in bases.items():
         shutil.copytree(lakes[name], base)

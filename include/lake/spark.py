@@ -45,11 +45,10 @@ class LoopbackChannel(DefaultChannelBuilder):
     header is the same; loopback needs no TLS (gRPC's local credentials, as PySpark uses for localhost).
     """
 
-    @classmethod
-    def applies(cls, remote: str) -> bool:
-        """Whether ``remote`` is a server on loopback reached without TLS and with a token."""
-        builder = DefaultChannelBuilder(remote)
-        return builder.host == "localhost" and not builder.use_ssl and builder.token is not None
+    @property
+    def applies(self) -> bool:
+        """Whether the URL names a server on loopback reached without TLS and with a token."""
+        return self.host == "localhost" and not self.use_ssl and self.token is not None
 
     def toChannel(self) -> grpc.Channel:
         return self._secure_channel(self.endpoint, grpc.local_channel_credentials())
@@ -97,9 +96,10 @@ def get_spark(
         secret = client_token()
         if secret:
             os.environ[TOKEN_VAR] = secret
-        if LoopbackChannel.applies(remote):
+        channel = LoopbackChannel(remote)
+        if channel.applies:
             os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # as pyspark marks a Connect process itself
-            spark = cast(SparkSession, ConnectSession.builder.channelBuilder(LoopbackChannel(remote)).getOrCreate())
+            spark = cast(SparkSession, ConnectSession.builder.channelBuilder(channel).getOrCreate())
         else:
             spark = SparkSession.builder.remote(remote).getOrCreate()
         for key, value in {**session_conf(settings), **(extra or {})}.items():
